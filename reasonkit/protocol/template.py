@@ -1,0 +1,176 @@
+"""A tiny, safe template formatter for protocol prompts.
+
+Syntax (the whole language):
+    {{ path.to.value }}                    insert a value
+    {{#if path}} ... {{else}} ... {{/if}}  include a block when the value is present and non-empty
+
+A template is parsed once into a tree; values are inserted as plain text and never parsed again, so
+user text containing ``{{ ... }}``, ``{0}`` or ``${x}`` comes through verbatim. There is no
+expression evaluation, no attribute access on Python objects and no ``eval``: paths only walk
+dicts that the engine built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_TOKEN = re.compile(r"\{\{\s*(#if\s+|/if|else)?\s*([A-Za-z0-9_.]*)\s*\}\}")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+
+
+class TemplateError(ValueError):
+    """A template that cannot be parsed; `position` is a character offset."""
+
+    def __init__(self, message: str, position: int = 0):
+        super().__init__(message)
+        self.position = position
+
+
+@dataclass
+class _Text:
+    text: str
+
+
+@dataclass
+class _Var:
+    path: str
+
+
+@dataclass
+class _If:
+    path: str
+    then: list[Any] = field(default_factory=list)
+    otherwise: list[Any] = field(default_factory=list)
+
+
+class Template:
+    def __init__(self, source: str):
+        self.source = source
+        self._nodes = _parse(source)
+
+    def paths(self) -> list[str]:
+        """Every value path the template names, in order of appearance."""
+        out: list[str] = []
+        _collect(self._nodes, out)
+        return out
+
+    def render(self, values: dict[str, Any]) -> str:
+        parts: list[str] = []
+        _render(self._nodes, values, parts)
+        return "".join(parts)
+
+
+def _parse(source: str) -> list[Any]:
+    root: list[Any] = []
+    stack: list[tuple[_If, bool]] = []  # (node, in_else)
+
+    def current() -> list[Any]:
+        if not stack:
+            return root
+        node, in_else = stack[-1]
+        return node.otherwise if in_else else node.then
+
+    pos = 0
+    for m in _TOKEN.finditer(source):
+        if m.start() > pos:
+            current().append(_Text(source[pos : m.start()]))
+        pos = m.end()
+        tag, path = (m.group(1) or "").strip(), m.group(2)
+        if tag == "#if":
+            if not _PATH.match(path):
+                raise TemplateError(f"'{{{{#if}}}}' needs a value path, got {path!r}", m.start())
+            node = _If(path)
+            current().append(node)
+            stack.append((node, False))
+        elif tag == "else":
+            if not stack or stack[-1][1]:
+                raise TemplateError("'{{else}}' outside an '{{#if}}' block", m.start())
+            stack[-1] = (stack[-1][0], True)
+        elif tag == "/if":
+            if not stack:
+                raise TemplateError("'{{/if}}' without a matching '{{#if}}'", m.start())
+            stack.pop()
+        else:
+            if not _PATH.match(path):
+                raise TemplateError(f"'{{{{ {path} }}}}' is not a value path", m.start())
+            current().append(_Var(path))
+    if stack:
+        raise TemplateError(f"'{{{{#if {stack[-1][0].path}}}}}' is never closed with '{{{{/if}}}}'", len(source))
+    if pos < len(source):
+        current().append(_Text(source[pos:]))
+    # A stray "{{" that did not form a tag is most likely a typo in a protocol file.
+    for node in _walk(root):
+        if isinstance(node, _Text) and "{{" in node.text:
+            raise TemplateError("'{{' that does not start a valid tag", source.find("{{"))
+    return root
+
+
+def _walk(nodes: list[Any]):
+    for n in nodes:
+        yield n
+        if isinstance(n, _If):
+            yield from _walk(n.then)
+            yield from _walk(n.otherwise)
+
+
+def _collect(nodes: list[Any], out: list[str]) -> None:
+    for n in nodes:
+        if isinstance(n, _Var):
+            out.append(n.path)
+        elif isinstance(n, _If):
+            out.append(n.path)
+            _collect(n.then, out)
+            _collect(n.otherwise, out)
+
+
+_MISSING = object()
+
+
+def lookup(values: dict[str, Any], path: str) -> Any:
+    cur: Any = values
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return _MISSING
+    return cur
+
+
+def _present(value: Any) -> bool:
+    if value is _MISSING or value is None:
+        return False
+    if isinstance(value, str | list | dict):
+        return len(value) > 0
+    return True
+
+
+def to_text(value: Any) -> str:
+    """How a value appears inside a prompt."""
+    if value is _MISSING or value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return "\n".join(f"- {v}" for v in value)
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _render(nodes: list[Any], values: dict[str, Any], parts: list[str]) -> None:
+    for n in nodes:
+        if isinstance(n, _Text):
+            parts.append(n.text)
+        elif isinstance(n, _Var):
+            parts.append(to_text(lookup(values, n.path)))
+        else:
+            _render(n.then if _present(lookup(values, n.path)) else n.otherwise, values, parts)
+
+
+def render(source: str, values: dict[str, Any]) -> str:
+    return Template(source).render(values)

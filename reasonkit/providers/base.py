@@ -1,0 +1,180 @@
+"""The one async provider interface: messages + a JSON schema in; text, parsed object and usage out."""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, TypeVar
+
+import anyio
+
+StopReason = Literal["end", "max_tokens", "other"]
+
+
+@dataclass
+class Usage:
+    """Normalized token usage. `input` never includes cache reads or writes."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {"input": self.input, "output": self.output, "cache_read": self.cache_read, "cache_write": self.cache_write}
+
+
+@dataclass
+class LLMRequest:
+    messages: list[dict[str, str]]
+    system: str | None = None
+    schema: dict[str, Any] | None = None
+    schema_name: str = "respond"
+    temperature: float | None = None
+    max_tokens: int = 2048
+    model: str | None = None
+
+
+@dataclass
+class LLMResponse:
+    text: str
+    parsed: dict[str, Any] | None
+    stop_reason: StopReason
+    usage: Usage
+    provider: str
+    model: str
+    cost_usd: float = 0.0
+    price_known: bool = True
+    latency_ms: float = 0.0
+    attempts: int = 1
+    structured: str = "native"  # how the schema was requested: native | json_text
+
+
+ErrorKind = Literal["auth", "bad_request", "not_found", "rate_limit", "server", "timeout", "connection", "bad_response", "config", "other"]
+RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection", "bad_response"})
+
+
+class ProviderError(Exception):
+    """A provider call that failed. The message is safe to show: it never contains keys or headers."""
+
+    def __init__(self, provider: str, kind: ErrorKind, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+class NoProviderConfigured(Exception):
+    """No LLM provider could be chosen; the message says what to set."""
+
+
+class Provider(ABC):
+    name: str
+    model: str
+
+    @abstractmethod
+    async def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        return None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+T = TypeVar("T")
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    max_retries: int,
+    base_delay: float = 0.5,
+    max_delay: float = 20.0,
+    on_retry: Callable[[ProviderError, int, float], None] | None = None,
+) -> tuple[T, int]:
+    """Our single retry loop (SDK retries are off): exponential backoff with full jitter, honouring
+    Retry-After when the server sends one. Only retryable ProviderErrors are retried.
+    Returns (result, attempts)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await call(), attempt
+        except ProviderError as exc:
+            if not exc.retryable or attempt > max_retries:
+                raise
+            if exc.retry_after is not None:
+                delay = min(max_delay, exc.retry_after)
+            else:
+                delay = random.uniform(0, min(max_delay, base_delay * (2 ** (attempt - 1))))
+            if on_retry:
+                on_retry(exc, attempt, delay)
+            await anyio.sleep(delay)
+
+
+@dataclass
+class PriceTable:
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, overrides: dict[str, dict[str, float]] | None = None) -> PriceTable:
+        import tomllib
+        from importlib.resources import files
+
+        data = tomllib.loads(files("reasonkit.data").joinpath("prices.toml").read_text("utf-8"))
+        for model, p in (overrides or {}).items():
+            data[model] = {**data.get(model, {}), **p}
+        return cls(data)
+
+    def lookup(self, model: str) -> dict[str, float] | None:
+        best = None
+        for prefix in self.prices:
+            if model.startswith(prefix) and (best is None or len(prefix) > len(best)):
+                best = prefix
+        return self.prices[best] if best else None
+
+    def cost(self, model: str, usage: Usage) -> tuple[float, bool]:
+        p = self.lookup(model)
+        if p is None:
+            return 0.0, False
+        usd = (
+            usage.input * p.get("input", 0.0)
+            + usage.output * p.get("output", 0.0)
+            + usage.cache_read * p.get("cache_read", p.get("input", 0.0))
+            + usage.cache_write * p.get("cache_write", p.get("input", 0.0))
+        ) / 1_000_000
+        return usd, True

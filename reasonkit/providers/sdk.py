@@ -1,0 +1,216 @@
+"""Providers on the official SDKs: Anthropic Messages and OpenAI Chat Completions (which also covers
+OpenRouter, Ollama, vLLM and llama.cpp servers through their OpenAI-compatible base URLs).
+
+SDK retries are turned off (max_retries=0): `with_retries` in base.py is the only retry loop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import abstractmethod
+from typing import Any
+
+from reasonkit.providers.base import (
+    LLMRequest,
+    LLMResponse,
+    PriceTable,
+    Provider,
+    ProviderError,
+    StopReason,
+    Usage,
+    parse_retry_after,
+    with_retries,
+)
+
+JSON_TEXT_INSTRUCTION = (
+    "Reply with one JSON object and nothing else: no prose, no code fences. "
+    "It must validate against this JSON schema:\n<schema>\n{schema}\n</schema>"
+)
+
+
+def _status_kind(status: int) -> str:
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status in (408, 409, 425, 429):
+        return "rate_limit" if status == 429 else "server"
+    if status >= 500:
+        return "server"
+    return "bad_request"
+
+
+def classify(provider: str, exc: Exception) -> ProviderError:
+    """Turn an SDK exception into a ProviderError with a message that carries no secrets."""
+    status = getattr(exc, "status_code", None)
+    response = getattr(exc, "response", None)
+    if isinstance(status, int):
+        retry_after = None
+        if response is not None:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        detail = ""
+        body = getattr(exc, "body", None)
+        if isinstance(body, dict):
+            err = body.get("error", body)
+            if isinstance(err, dict) and isinstance(err.get("message"), str):
+                detail = err["message"][:300]
+        kind = _status_kind(status)
+        hint = {
+            "auth": " (check the API key for this provider)",
+            "not_found": " (check the model name and base URL)",
+        }.get(kind, "")
+        return ProviderError(provider, kind, f"HTTP {status}{': ' + detail if detail else ''}{hint}", status, retry_after)  # type: ignore[arg-type]
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return ProviderError(provider, "timeout", "the request timed out")
+    if "Connection" in name:
+        return ProviderError(provider, "connection", "could not connect (is the base URL right and the server up?)")
+    if "ResponseValidation" in name or isinstance(exc, json.JSONDecodeError | ValueError):
+        return ProviderError(provider, "bad_response", "the server sent a response that is not valid for its API")
+    return ProviderError(provider, "other", f"{name}")
+
+
+class _SDKProvider(Provider):
+    def __init__(self, name: str, model: str, prices: PriceTable, max_retries: int = 3, structured_output: str = "auto"):
+        self.name = name
+        self.model = model
+        self.prices = prices
+        self.max_retries = max_retries
+        self.structured_output = structured_output
+        # "auto" starts native and switches to json_text if the server rejects native schemas.
+        self._json_text = structured_output == "json_text"
+
+    @abstractmethod
+    async def _once(self, request: LLMRequest, json_text: bool) -> LLMResponse: ...
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        started = time.perf_counter()
+
+        async def attempt() -> LLMResponse:
+            try:
+                return await self._once(request, self._json_text)
+            except ProviderError as exc:
+                # A server without json_schema support answers 400; fall back to JSON in text once.
+                if exc.kind == "bad_request" and self.structured_output == "auto" and not self._json_text and request.schema:
+                    self._json_text = True
+                    return await self._once(request, True)
+                raise
+
+        resp, attempts = await with_retries(attempt, self.max_retries)
+        resp.attempts = attempts
+        resp.latency_ms = (time.perf_counter() - started) * 1000
+        resp.cost_usd, resp.price_known = self.prices.cost(resp.model, resp.usage)
+        return resp
+
+    @staticmethod
+    def _system_for(request: LLMRequest, json_text: bool) -> str | None:
+        if json_text and request.schema:
+            extra = JSON_TEXT_INSTRUCTION.format(schema=json.dumps(request.schema, indent=2))
+            return f"{request.system}\n\n{extra}" if request.system else extra
+        return request.system
+
+
+class AnthropicProvider(_SDKProvider):
+    def __init__(self, name: str, model: str, prices: PriceTable, api_key: str | None, base_url: str | None, timeout: float, **kw: Any):
+        super().__init__(name, model, prices, **kw)
+        from anthropic import AsyncAnthropic
+
+        self._client = AsyncAnthropic(api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout)
+
+    async def _once(self, request: LLMRequest, json_text: bool) -> LLMResponse:
+        import anthropic
+
+        kwargs: dict[str, Any] = {
+            "model": request.model or self.model,
+            "max_tokens": request.max_tokens,
+            "messages": request.messages,
+        }
+        system = self._system_for(request, json_text)
+        if system:
+            kwargs["system"] = system
+        # No temperature: the Messages API of SDK 2.x has no sampling-temperature parameter.
+        if request.schema and not json_text:
+            kwargs["tools"] = [
+                {
+                    "name": request.schema_name,
+                    "description": "Record your answer. Fill every field as the schema describes.",
+                    "input_schema": request.schema,
+                }
+            ]
+            kwargs["tool_choice"] = {"type": "tool", "name": request.schema_name}
+        try:
+            msg = await self._client.messages.create(**kwargs)
+        except anthropic.APIError as exc:
+            raise classify(self.name, exc) from None
+        parsed: dict[str, Any] | None = None
+        texts: list[str] = []
+        for block in msg.content:
+            if getattr(block, "type", None) == "tool_use" and isinstance(getattr(block, "input", None), dict):
+                parsed = dict(block.input)
+            elif getattr(block, "type", None) == "text":
+                texts.append(block.text)
+        text = json.dumps(parsed, ensure_ascii=False) if parsed is not None else "".join(texts)
+        u = msg.usage
+        usage = Usage(
+            input=u.input_tokens or 0,
+            output=u.output_tokens or 0,
+            cache_read=getattr(u, "cache_read_input_tokens", None) or 0,
+            cache_write=getattr(u, "cache_creation_input_tokens", None) or 0,
+        )
+        stop: StopReason = "max_tokens" if msg.stop_reason == "max_tokens" else "end"
+        return LLMResponse(text, parsed, stop, usage, self.name, msg.model or kwargs["model"], structured="json_text" if json_text else "native")
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class OpenAIProvider(_SDKProvider):
+    def __init__(self, name: str, model: str, prices: PriceTable, api_key: str | None, base_url: str | None, timeout: float, **kw: Any):
+        super().__init__(name, model, prices, **kw)
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout)
+
+    async def _once(self, request: LLMRequest, json_text: bool) -> LLMResponse:
+        import openai
+
+        messages: list[dict[str, str]] = []
+        system = self._system_for(request, json_text)
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages += request.messages
+        kwargs: dict[str, Any] = {
+            "model": request.model or self.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+        }
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.schema and not json_text:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.schema, "strict": False},
+            }
+        try:
+            resp = await self._client.chat.completions.create(**kwargs)
+        except openai.APIError as exc:
+            raise classify(self.name, exc) from None
+        if not resp.choices:
+            raise ProviderError(self.name, "bad_response", "the reply has no choices")
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        u = resp.usage
+        cached = 0
+        if u is not None and u.prompt_tokens_details is not None:
+            cached = u.prompt_tokens_details.cached_tokens or 0
+        usage = Usage(
+            input=max(0, (u.prompt_tokens if u else 0) - cached),
+            output=u.completion_tokens if u else 0,
+            cache_read=cached,
+        )
+        stop: StopReason = "max_tokens" if choice.finish_reason == "length" else "end"
+        return LLMResponse(text, None, stop, usage, self.name, resp.model or kwargs["model"], structured="json_text" if json_text else "native")
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,66 @@
+"""Human-readable renderings of a RunResult (shared by the CLI and the MCP server's text content)."""
+
+from __future__ import annotations
+
+import json
+
+from reasonkit.engine.result import RunResult
+
+
+def breakdown_lines(result: RunResult) -> list[str]:
+    lines = []
+    for f in result.confidence_breakdown:
+        sign = "" if f.signal == "weighted_mean" else ("+" if f.delta >= 0 else "")
+        lines.append(f"- {f.signal}: {sign}{f.delta:.3f} ({f.detail})")
+    return lines
+
+
+def render_markdown(result: RunResult, include_steps: bool = True) -> str:
+    status = "complete" if result.complete else f"{result.status}: {result.stop_reason or 'some steps did not finish'}"
+    verdict = "meets" if result.meets_threshold else "below"
+    out = [
+        result.answer.strip(),
+        "",
+        f"**Confidence {result.confidence:.2f}** ({verdict} the {result.min_confidence:.2f} threshold of {result.kind} `{result.name}`; {status})",
+        "",
+        *breakdown_lines(result),
+    ]
+    if include_steps:
+        out += ["", "| entry | status | confidence |", "|---|---|---|"]
+        for e in result.entries:
+            c = "" if e.confidence is None else f"{e.confidence:.2f}"
+            extra = f" ({e.skip_reason})" if e.skip_reason else ""
+            out.append(f"| {e.entry} | {e.status}{extra} | {c} |")
+    cost = f"${result.cost_usd:.4f}" if result.price_known else f"${result.cost_usd:.4f} (price unknown for some models)"
+    out += ["", f"run `{result.run_id}` · {result.tokens.input} in / {result.tokens.output} out tokens · {cost} · {result.duration_ms / 1000:.1f}s"]
+    return "\n".join(out)
+
+
+def render_text(result: RunResult) -> str:
+    status = "complete" if result.complete else f"INCOMPLETE ({result.stop_reason or 'some steps did not finish'})"
+    verdict = "meets" if result.meets_threshold else "BELOW"
+    lines = [
+        result.answer.strip(),
+        "",
+        f"Confidence: {result.confidence:.2f} ({verdict} threshold {result.min_confidence:.2f}) - {status}",
+        *breakdown_lines(result),
+        "",
+        "Entries:",
+    ]
+    for e in result.entries:
+        c = "-" if e.confidence is None else f"{e.confidence:.2f}"
+        lines.append(f"  {e.entry:<20} {e.status:<10} {c}" + (f"  ({e.skip_reason})" if e.skip_reason else ""))
+        for s in e.steps:
+            sc = "-" if s.confidence is None else f"{s.confidence:.2f}"
+            items = f" x{len(s.items)}" if s.items else ""
+            lines.append(f"    {s.step_id + items:<22} {s.status:<10} {sc}" + (f"  {s.error}" if s.error else ""))
+    lines.append(f"run {result.run_id}: {result.tokens.input} input + {result.tokens.output} output tokens, ${result.cost_usd:.4f}, {result.duration_ms / 1000:.1f}s")
+    return "\n".join(lines)
+
+
+def render_result(result: RunResult, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(result.summary(), indent=2, ensure_ascii=False)
+    if fmt == "markdown":
+        return render_markdown(result)
+    return render_text(result)
