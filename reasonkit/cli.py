@@ -261,5 +261,9 @@ def config_show(ctx, fmt):
     click.echo(json.dumps(masked_dict(s), indent=2) if fmt == "json" else to_toml(s))
 
 
+from reasonkit.cli_runs import runs as _runs  # noqa: E402
+main.add_command(_runs)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -288,12 +288,12 @@ class Engine:
         for e in res.entries:
             if e.status in ("pending", "running"):
                 e.status = "cancelled" if status == "cancelled" else "incomplete"
-            for s in e.steps:
-                if s.status in ("pending", "running"):
+            for s in [*e.steps, *(it for st in e.steps for it in st.items)]:
+                if s.status == "running":
                     s.status = "cancelled"
-                for it in s.items:
-                    if it.status in ("pending", "running"):
-                        it.status = "cancelled"
+                elif s.status == "pending":
+                    s.status = "skipped"
+                    s.error = f"not started: {status}"
 
     def _finalize_after_timeout(self, res: RunResult) -> None:
         self._close_open(res, "incomplete")

@@ -26,9 +26,9 @@ __all__ = [
 ]
 
 DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
+    "anthropic": "claude-sonnet-4-6",
     "openai": "gpt-4.1-mini",
-    "openrouter": "anthropic/claude-sonnet-4.5",
+    "openrouter": "anthropic/claude-sonnet-4.6",
 }
 OPENROUTER_BASE = "https://openrouter.ai/api/v1"
 

@@ -1,0 +1,1 @@
+"""Observability: the Prometheus metrics registry, logging setup and health checks."""

@@ -1,0 +1,168 @@
+"""Logging: loguru to stderr (never stdout: on stdio stdout carries only MCP messages), optionally a
+file; `[logging] format = "json"` writes one JSON object per line.
+
+Context fields are bound with `logger.bind(request_id=..., tool=..., profile=..., duration_ms=...,
+confidence=..., tokens=...)` and appear as top-level keys in JSON lines. The stdlib `logging` records
+of the MCP SDK, uvicorn and httpx are routed through the same sinks. Every line passes through
+`redact()`: API keys, bearer tokens and Authorization headers never reach a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from loguru import logger
+
+if TYPE_CHECKING:
+    from reasonkit.config import Settings
+
+LEVELS = {
+    "trace": "TRACE",
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warn": "WARNING",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "critical": "CRITICAL",
+    "off": "CRITICAL",
+}
+CONTEXT_KEYS = ("request_id", "tool", "profile", "run_id", "duration_ms", "confidence", "tokens", "status")
+
+_SECRET_PATTERNS = [
+    # provider keys: sk-..., sk-ant-..., sk-or-v1-...
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), "sk-***"),
+    # Authorization / api-key style headers and key=value pairs
+    (re.compile(r"(?i)\b(authorization|proxy-authorization)(\"?\s*[:=]\s*\"?)(bearer|basic)?\s*[^\s\"',;]+"), r"\1\2\3 ***"),
+    (re.compile(r"(?i)\b(x-api-key|api[_-]?key|access[_-]?token|auth[_-]?token|password|secret)(\"?\s*[:=]\s*\"?)[^\s\"',;&]+"), r"\1\2***"),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{8,}"), "Bearer ***"),
+    # credentials inside URLs: scheme://user:password@host
+    (re.compile(r"([a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^@\s/]+@", re.I), r"\1***@"),
+]
+_extra_secrets: set[str] = set()
+
+
+def add_secrets(values: list[str | None]) -> None:
+    """Register exact secret values (configured API keys, tokens) to scrub from every log line."""
+    for v in values:
+        if v and len(v) >= 6:
+            _extra_secrets.add(v)
+
+
+def redact(text: str) -> str:
+    for secret in _extra_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _level(name: str | None) -> str:
+    return LEVELS.get((name or "info").strip().lower(), "INFO")
+
+
+def _redact_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    try:
+        return json.loads(redact(json.dumps(value, default=str)))
+    except ValueError:
+        return redact(str(value))
+
+
+def _json_line(record: Any) -> str:
+    out: dict[str, Any] = {
+        "timestamp": record["time"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": record["level"].name,
+        "message": redact(record["message"]),
+        "logger": record["extra"].get("logger_name") or record["name"],
+    }
+    for key, value in record["extra"].items():
+        if key == "logger_name":
+            continue
+        out[key] = _redact_value(value)
+    if record["exception"] is not None:
+        import traceback
+
+        exc = record["exception"]
+        out["exception"] = redact("".join(traceback.format_exception(exc.type, exc.value, exc.traceback)))
+    return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class _JsonSink:
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, message: Any) -> None:
+        try:
+            self.stream.write(_json_line(message.record) + "\n")
+            self.stream.flush()
+        except (ValueError, OSError):  # stream closed during shutdown
+            pass
+
+
+def _text_format(record: Any) -> str:
+    ctx = " ".join(f"{k}={record['extra'][k]}" for k in CONTEXT_KEYS if record["extra"].get(k) not in (None, ""))
+    record["extra"]["_ctx"] = redact(ctx)
+    record["extra"]["_msg"] = redact(record["message"])
+    base = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[_msg]}"
+    if ctx:
+        base += " | {extra[_ctx]}"
+    return base + "\n{exception}"
+
+
+class InterceptHandler(logging.Handler):
+    """Route stdlib logging records into loguru (same sinks, same redaction)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not break logging
+            msg = str(record.msg)
+        logger.bind(logger_name=record.name).opt(depth=0, exception=record.exc_info).log(level, msg)
+
+
+def setup_logging(settings: Settings | None = None, *, stream: TextIO | None = None, level: str | None = None, fmt: str | None = None) -> None:
+    """Configure loguru for the process. Safe to call more than once (replaces the sinks)."""
+    lvl = _level(level or (settings.logging.level if settings else None))
+    fmt = fmt or (settings.logging.format if settings else "text")
+    out = stream or sys.stderr
+    logger.remove()
+    if fmt == "json":
+        logger.add(_JsonSink(out), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True)
+    else:
+        logger.add(out, level=lvl, format=_text_format, backtrace=False, diagnose=False, colorize=False, catch=True)
+    if settings and settings.logging.file:
+        path = settings.logging.file
+        if fmt == "json":
+            fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+            logger.add(_JsonSink(fh), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True)
+        else:
+            logger.add(path, level=lvl, format=_text_format, backtrace=False, diagnose=False, catch=True, enqueue=False)
+    if settings is not None:
+        secrets: list[str | None] = [p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()]
+        if settings.database.redis.url:
+            secrets.append(settings.database.redis.url.get_secret_value())
+        add_secrets(secrets)
+    # Library logs: warnings and errors by default, everything at debug/trace.
+    lib_level = logging.DEBUG if lvl in ("TRACE", "DEBUG") else logging.WARNING
+    handler = InterceptHandler()
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(lib_level)
+    for name in ("mcp", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpx2", "httpcore", "anthropic", "openai"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True
+        lg.setLevel(lib_level)

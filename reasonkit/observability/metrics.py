@@ -1,0 +1,173 @@
+"""Prometheus metrics in one dedicated registry (never the global default one).
+
+Names follow the deployment guide (`reasonkit_requests_total{method,profile,status}`,
+`reasonkit_request_duration_seconds`, `reasonkit_llm_tokens_total{provider,type}`,
+`reasonkit_confidence_score{profile}`) plus step, provider-call, cost, cache and breaker metrics.
+
+Label values stay low-cardinality: tool, protocol, profile and step ids come from the loaded protocol
+files; provider names from the config. Run ids, user text and errors' messages never become labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from reasonkit.engine.result import RunResult
+
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# Tool calls run for seconds to minutes; MCP housekeeping calls take milliseconds.
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 120, 300, 600)
+STEP_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class Metrics:
+    """All ReasonKit metrics, registered in `self.registry` (a fresh CollectorRegistry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "reasonkit_requests_total",
+            "MCP requests handled. method: the tool name for tools/call, else the MCP method; profile: the "
+            "profile or protocol a tool ran (empty otherwise); status: complete, incomplete, failed, "
+            "cancelled, error, running (background start) or ok.",
+            ["method", "profile", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "reasonkit_request_duration_seconds",
+            "Wall time of MCP requests (tool calls: until the result is returned).",
+            ["method"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "reasonkit_llm_tokens_total",
+            "LLM tokens used, by provider and type (input excludes cache reads and writes).",
+            ["provider", "type"],
+            registry=r,
+        )
+        self.confidence = Histogram(
+            "reasonkit_confidence_score",
+            "Final confidence of finished runs, by profile (or protocol for single-tool runs).",
+            ["profile"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.step_duration = Histogram(
+            "reasonkit_step_duration_seconds",
+            "Duration of protocol steps (all items of a for_each step together).",
+            ["protocol", "step"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.provider_call_duration = Histogram(
+            "reasonkit_provider_call_duration_seconds",
+            "Latency of one provider call, retries included.",
+            ["provider"],
+            buckets=PROVIDER_BUCKETS,
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "reasonkit_provider_errors_total",
+            "Provider calls that failed, by error type (auth, rate_limit, server, timeout, connection, ...).",
+            ["provider", "type"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "reasonkit_inflight_requests",
+            "Tool runs in progress (foreground calls and background runs).",
+            registry=r,
+        )
+        self.cost = Counter(
+            "reasonkit_cost_usd_total",
+            "Estimated LLM cost in USD from the price table.",
+            ["provider"],
+            registry=r,
+        )
+        # Used by the provider layer's cache and circuit breaker.
+        self.cache_hits = Counter("reasonkit_cache_hits_total", "LLM response cache hits.", ["layer"], registry=r)
+        self.cache_misses = Counter("reasonkit_cache_misses_total", "LLM response cache misses.", ["layer"], registry=r)
+        self.breaker_state = Gauge(
+            "reasonkit_circuit_breaker_state",
+            "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.",
+            ["provider"],
+            registry=r,
+        )
+
+    # ------------------------------------------------------------------ recording helpers
+    @contextmanager
+    def track_inflight(self) -> Iterator[None]:
+        self.inflight.inc()
+        try:
+            yield
+        finally:
+            self.inflight.dec()
+
+    def observe_request(self, method: str, profile: str, status: str, seconds: float) -> None:
+        self.requests.labels(method=method, profile=profile, status=status).inc()
+        self.request_duration.labels(method=method).observe(max(0.0, seconds))
+
+    def observe_provider_call(
+        self,
+        provider: str,
+        seconds: float,
+        usage: dict[str, int] | None = None,
+        cost_usd: float = 0.0,
+        error_type: str | None = None,
+    ) -> None:
+        self.provider_call_duration.labels(provider=provider).observe(max(0.0, seconds))
+        if error_type is not None:
+            self.provider_errors.labels(provider=provider, type=error_type).inc()
+        for t in TOKEN_TYPES:
+            n = (usage or {}).get(t, 0)
+            if n:
+                self.tokens.labels(provider=provider, type=t).inc(n)
+        if cost_usd > 0:
+            self.cost.labels(provider=provider).inc(cost_usd)
+
+    def observe_run(self, result: RunResult) -> None:
+        """What a finished run adds: its confidence and its step durations. (Requests are counted by
+        the caller, provider calls by the metered provider, so nothing is counted twice.)"""
+        if result.status in ("complete", "incomplete"):
+            self.confidence.labels(profile=result.name).observe(min(1.0, max(0.0, result.confidence)))
+        for step in result.all_steps():
+            if step.status in ("ok", "degraded", "failed") and step.duration_ms > 0:
+                self.step_duration.labels(protocol=step.protocol, step=step.step_id).observe(step.duration_ms / 1000)
+
+    def set_breaker_state(self, provider: str, state: str) -> None:
+        self.breaker_state.labels(provider=provider).set(BREAKER_STATES.get(state, 0))
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition of this registry and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.t0
+
+
+_default: Metrics | None = None
+
+
+def default_metrics() -> Metrics:
+    """The process-wide Metrics (one registry per process, shared by the main and side ports)."""
+    global _default
+    if _default is None:
+        _default = Metrics()
+    return _default

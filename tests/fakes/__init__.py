@@ -1,0 +1,1 @@
+"""Test doubles for ReasonKit (no real network, no real providers)."""
