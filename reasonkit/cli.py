@@ -262,7 +262,16 @@ def config_show(ctx, fmt):
 
 
 from reasonkit.cli_runs import runs as _runs  # noqa: E402
+
 main.add_command(_runs)
+
+
+@config.command("reference")
+def config_reference():
+    """Print the configuration reference (Markdown) generated from the settings model."""
+    from reasonkit.config import reference_markdown
+
+    click.echo(reference_markdown(), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

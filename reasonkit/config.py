@@ -233,7 +233,7 @@ def find_config_file(explicit: str | Path | None, environ: dict[str, str]) -> Pa
 
 def _describe(err: ValidationError, origin: str) -> str:
     lines = []
-    env_by_key = {}
+    env_by_key: dict[str, str] = {}
     for name, key in ENV_VARS.items():
         env_by_key.setdefault(key, name)
     for e in err.errors():
@@ -366,3 +366,68 @@ def default_config_text() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md's generated part), from the model itself."""
+    env_for: dict[str, list[str]] = {}
+    for name, key in ENV_VARS.items():
+        env_for.setdefault(key, []).append(name)
+    out: list[str] = []
+
+    def fmt_default(f: Any) -> str:
+        d = f.get_default(call_default_factory=True)
+        if d is None or (isinstance(d, dict | list) and not d):
+            return ""
+        if isinstance(d, str):
+            return f'`"{d}"`'
+        if isinstance(d, bool):
+            return f"`{str(d).lower()}`"
+        return f"`{d}`"
+
+    def type_name(ann: Any) -> str:
+        import typing
+
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is typing.Literal:
+            return " / ".join(f"`{a}`" for a in args)
+        if args and origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            return " or ".join(type_name(a) for a in args if a is not type(None)) + " (optional)"
+        if origin in (list, dict):
+            return f"{origin.__name__} of {', '.join(type_name(a) for a in args)}"
+        return getattr(ann, "__name__", str(ann)).replace("SecretStr", "secret string")
+
+    def emit(model: type[BaseModel], prefix: str) -> None:
+        rows, subs = [], []
+        for name, f in model.model_fields.items():
+            if name == "source_file":
+                continue
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                subs.append((name, ann))
+                continue
+            key = f"{prefix}.{name}" if prefix else name
+            envs = ", ".join(f"`{e}`" for e in env_for.get(key, []))
+            rows.append(f"| `{name}` | {type_name(ann)} | {fmt_default(f)} | {envs} | {f.description or ''} |")
+        if rows:
+            out.append(f"### `[{prefix}]`" if prefix else "### top level")
+            out.append("")
+            out.append("| key | type | default | environment | meaning |")
+            out.append("|---|---|---|---|---|")
+            out.extend(rows)
+            out.append("")
+        for name, sub in subs:
+            emit(sub, f"{prefix}.{name}" if prefix else name)
+
+    emit(Settings, "")
+    out.append("### `[llm.providers.<name>]`")
+    out.append("")
+    out.append("| key | type | default | meaning |")
+    out.append("|---|---|---|---|")
+    for name, f in ProviderSettings.model_fields.items():
+        out.append(f"| `{name}` | {type_name(f.annotation)} | {fmt_default(f)} | {f.description or ''} |")
+    out.append("")
+    out.append("Provider keys and base URLs from the environment: " + ", ".join(
+        f"`{n}` -> `{k}`" for n, k in ENV_VARS.items() if k.startswith("llm.providers.")
+    ) + ".")
+    return "\n".join(out) + "\n"

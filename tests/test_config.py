@@ -56,3 +56,14 @@ def test_cli_config_show_and_init(tmp_path):
     assert init.returncode == 0 and path.exists()
     again = subprocess.run([sys.executable, "-m", "reasonkit.cli", "config", "init", str(path)], capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_docs_configuration_reference_is_generated_from_the_model():
+    from pathlib import Path
+
+    from reasonkit.config import reference_markdown
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    start = doc.index("<!-- BEGIN GENERATED: rk config reference -->\n") + len("<!-- BEGIN GENERATED: rk config reference -->\n")
+    end = doc.index("<!-- END GENERATED -->")
+    assert doc[start:end] == reference_markdown(), "docs/configuration.md is stale: regenerate with `rk config reference`"

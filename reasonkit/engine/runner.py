@@ -21,11 +21,17 @@ from typing import Any
 import anyio
 
 from reasonkit.engine import confidence as conf
-from reasonkit.engine.parsing import coerce_numbers, drop_invalid_fields, extract_object, read_confidence, schema_errors
+from reasonkit.engine.parsing import (
+    coerce_numbers,
+    drop_invalid_fields,
+    extract_object,
+    read_confidence,
+    schema_errors,
+)
 from reasonkit.engine.result import CallTrace, EntryResult, Factor, RunResult, StepTrace, Tokens
-from reasonkit.protocol.template import Template, to_text
 from reasonkit.protocol.loader import Registry, effective_deps
 from reasonkit.protocol.models import PROFILE_INPUTS, ChainEntry, InputSpec, Profile, Protocol, Step
+from reasonkit.protocol.template import Template, to_text
 from reasonkit.providers.base import LLMRequest, Provider, ProviderError
 
 ENGINE_SYSTEM = (
@@ -682,6 +688,8 @@ class Engine:
             removed = drop_invalid_fields(obj, step.output)
             degraded = True
             notes.append("output still invalid after repair: " + "; ".join(problems[:3]) + (f"; dropped fields: {', '.join(removed)}" if removed else ""))
+        if obj is None:  # no problems but no object cannot happen; keeps the type checker honest
+            return {"ok": False, "error": "no usable output", "notes": notes, "raw": first_text}
         mc, cnote = read_confidence(obj)
         if cnote:
             notes.append(cnote)

@@ -65,7 +65,7 @@ def classify(provider: str, exc: Exception) -> ProviderError:
     if "Timeout" in name:
         return ProviderError(provider, "timeout", "the request timed out")
     if "Connection" in name:
-        return ProviderError(provider, "connection", "could not connect (is the base URL right and the server up?)")
+        return ProviderError(provider, "connection", "the connection failed or was reset (is the base URL right and the server up?)")
     if "ResponseValidation" in name or isinstance(exc, json.JSONDecodeError | ValueError):
         return ProviderError(provider, "bad_response", "the server sent a response that is not valid for its API")
     return ProviderError(provider, "other", f"{name}")
@@ -141,17 +141,19 @@ class AnthropicProvider(_SDKProvider):
             kwargs["tool_choice"] = {"type": "tool", "name": request.schema_name}
         try:
             msg = await self._client.messages.create(**kwargs)
-        except anthropic.APIError as exc:
+        except (anthropic.APIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
             raise classify(self.name, exc) from None
         parsed: dict[str, Any] | None = None
         texts: list[str] = []
-        for block in msg.content:
+        for block in msg.content or []:
             if getattr(block, "type", None) == "tool_use" and isinstance(getattr(block, "input", None), dict):
                 parsed = dict(block.input)
             elif getattr(block, "type", None) == "text":
                 texts.append(block.text)
         text = json.dumps(parsed, ensure_ascii=False) if parsed is not None else "".join(texts)
         u = msg.usage
+        if u is None:
+            raise ProviderError(self.name, "bad_response", "the reply has no usage block")
         usage = Usage(
             input=u.input_tokens or 0,
             output=u.output_tokens or 0,
@@ -194,9 +196,9 @@ class OpenAIProvider(_SDKProvider):
             }
         try:
             resp = await self._client.chat.completions.create(**kwargs)
-        except openai.APIError as exc:
+        except (openai.APIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
             raise classify(self.name, exc) from None
-        if not resp.choices:
+        if not resp.choices or resp.choices[0].message is None:
             raise ProviderError(self.name, "bad_response", "the reply has no choices")
         choice = resp.choices[0]
         text = choice.message.content or ""

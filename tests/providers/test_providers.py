@@ -3,7 +3,15 @@
 import pytest
 
 from reasonkit.config import load_settings
-from reasonkit.providers import LLMRequest, NoProviderConfigured, PriceTable, ProviderError, Usage, build_provider, choose_provider_name
+from reasonkit.providers import (
+    LLMRequest,
+    NoProviderConfigured,
+    PriceTable,
+    ProviderError,
+    Usage,
+    build_provider,
+    choose_provider_name,
+)
 from tests.fakes.fake_llm import Reply
 
 pytestmark = pytest.mark.anyio
@@ -110,3 +118,22 @@ def test_price_table_prefix_and_override():
     assert t.cost("gpt-4o-mini-2024-07-18", Usage(input=1_000_000))[0] == pytest.approx(0.15)
     assert t.cost("my-model", Usage(input=1_000_000, output=1_000_000))[0] == pytest.approx(3.0)
     assert t.cost("unknown-model", Usage(input=10)) == (0.0, False)
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+async def test_malformed_body_and_dropped_connection_are_clear_errors(fake_llm, api):
+    env = {"LLM_DEFAULT_PROVIDER": api, "OPENAI_BASE_URL": fake_llm.openai_base_url, "ANTHROPIC_BASE_URL": fake_llm.anthropic_base_url}
+    settings = load_settings(environ=env)
+    settings.llm.providers[api].max_retries = 1
+    p = build_provider(settings)
+    fake_llm.push(Reply(raw_body=b"{not json"), Reply(raw_body=b"{not json"), Reply(drop_connection=True), Reply(drop_connection=True))
+    try:
+        with pytest.raises(ProviderError) as bad:
+            await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], schema=SCHEMA))
+        with pytest.raises(ProviderError) as dropped:
+            await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], schema=SCHEMA))
+    finally:
+        await p.aclose()
+    assert bad.value.kind == "bad_response" and "not valid" in str(bad.value)
+    assert dropped.value.kind == "connection" and "connection failed" in str(dropped.value)
+    assert len(fake_llm.requests) == 4  # each retried once
