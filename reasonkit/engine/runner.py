@@ -173,6 +173,25 @@ class _RunState:
         return self.exhausted
 
 
+def _items_field(step: Step) -> str | None:
+    if step.items_field:
+        return step.items_field
+    props = step.output.get("properties", {})
+    return next((k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "array"), None)
+
+
+def _relaxed_schema(step: Step) -> dict[str, Any]:
+    """The step's schema without minItems/maxItems on its items field: item counts are the engine's
+    job (trim to max_items, penalise fewer than min_items), so a list with 13 perspectives instead of
+    12 must not be thrown away as invalid."""
+    schema = step.output
+    field = _items_field(step)
+    if field and isinstance(schema.get("properties", {}).get(field), dict):
+        prop = {k: v for k, v in schema["properties"][field].items() if k not in ("minItems", "maxItems")}
+        schema = {**schema, "properties": {**schema["properties"], field: prop}}
+    return schema
+
+
 class Engine:
     """Runs protocols and profiles from a Registry against one Provider."""
 
@@ -649,8 +668,9 @@ class Engine:
         if obj is None:
             return None, ["no JSON object could be read from the reply"], notes
         obj = dict(obj)
-        notes += coerce_numbers(obj, step.output)
-        problems = schema_errors(obj, step.output)
+        schema = _relaxed_schema(step)
+        notes += coerce_numbers(obj, schema)
+        problems = schema_errors(obj, schema)
         if resp.stop_reason == "max_tokens":
             notes.append("reply hit max_tokens")
         return obj, problems, notes
@@ -685,7 +705,7 @@ class Engine:
         if problems:
             if obj is None:
                 return {"ok": False, "error": "no usable output: " + "; ".join(problems[:3]), "notes": notes, "raw": first_text}
-            removed = drop_invalid_fields(obj, step.output)
+            removed = drop_invalid_fields(obj, _relaxed_schema(step))
             degraded = True
             notes.append("output still invalid after repair: " + "; ".join(problems[:3]) + (f"; dropped fields: {', '.join(removed)}" if removed else ""))
         if obj is None:  # no problems but no object cannot happen; keeps the type checker honest
@@ -694,7 +714,7 @@ class Engine:
         if cnote:
             notes.append(cnote)
         # Item bounds: too many items are trimmed (noted); too few lower the confidence.
-        items_field = step.items_field or next((k for k, v in step.output.get("properties", {}).items() if isinstance(v, dict) and v.get("type") == "array"), None)
+        items_field = _items_field(step)
         n_items = None
         if items_field and isinstance(obj.get(items_field), list):
             if step.max_items is not None and len(obj[items_field]) > step.max_items:

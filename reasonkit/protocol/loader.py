@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reasonkit.protocol.template import Template, TemplateError
 from reasonkit.protocol.models import PROFILE_INPUTS, Profile, Protocol
+from reasonkit.protocol.template import Template, TemplateError
 
 PROFILES_FILE = "profiles.toml"
 
@@ -232,6 +232,9 @@ def check_protocol(p: Protocol, file: str) -> list[Problem]:
         where = f"confidence.signals[{j}]"
         if sig.step not in by_id:
             problems.append(Problem(file, f"{where}.step", f"names unknown step '{sig.step}'"))
+            continue
+        if by_id[sig.step].for_each:
+            problems.append(Problem(file, f"{where}.step", f"step '{sig.step}' is a for_each step; signals read single outputs (use the step that synthesizes the items)"))
             continue
         fs = by_id[sig.step].output.get("properties", {}).get(sig.field)
         if fs is None:
@@ -452,5 +455,8 @@ def validate_paths(paths: list[Path]) -> tuple[Registry, list[Problem]]:
         profiles, probs = load_profiles(f)
         problems += probs
         for prof in profiles:
-            problems += check_profile(prof, reg.protocols, str(f))
+            probs = check_profile(prof, reg.protocols, str(f))
+            problems += probs
+            if not probs:
+                reg.profiles[prof.id] = prof
     return reg, problems

@@ -2,7 +2,7 @@
 
 Syntax (the whole language):
     {{ path.to.value }}                    insert a value
-    {{#if path}} ... {{else}} ... {{/if}}  include a block when the value is present and non-empty
+    {{#if path}} ... {{else}} ... {{/if}}  include a block when the value is present, non-empty and not false
 
 A template is parsed once into a tree; values are inserted as plain text and never parsed again, so
 user text containing ``{{ ... }}``, ``{0}`` or ``${x}`` comes through verbatim. There is no
@@ -140,7 +140,7 @@ def lookup(values: dict[str, Any], path: str) -> Any:
 
 
 def _present(value: Any) -> bool:
-    if value is _MISSING or value is None:
+    if value is _MISSING or value is None or value is False:
         return False
     if isinstance(value, str | list | dict):
         return len(value) > 0

@@ -1,6 +1,12 @@
 import pytest
 
-from reasonkit.engine.parsing import coerce_numbers, drop_invalid_fields, extract_object, read_confidence, schema_errors
+from reasonkit.engine.parsing import (
+    coerce_numbers,
+    drop_invalid_fields,
+    extract_object,
+    read_confidence,
+    schema_errors,
+)
 
 SCHEMA = {
     "type": "object",

@@ -266,3 +266,16 @@ async def test_profile_condition_runs_entry_when_unsure(make_engine, fake_llm):
     assert "FANOUT SAID" in linear2_prompt
     # the profile breakdown names each entry that ran
     assert "fanout" in r.confidence_breakdown[0].detail
+
+
+async def test_item_count_outside_schema_bounds_is_trimmed_not_dropped(make_engine, fake_llm, proto_dir):
+    # the schema says 3..5 items; 7 come back: the list is kept, trimmed to max_items, no repair call
+    text = (proto_dir / "fanout.toml").read_text().replace(
+        'items = { type = "array", items = { type = "string" } }', 'items = { type = "array", minItems = 3, maxItems = 5, items = { type = "string" } }'
+    )
+    (proto_dir / "fanout.toml").write_text(text)
+    fake_llm.default = by_prompt({"LIST": {"items": [f"p{i}" for i in range(7)], "confidence": 0.9}})
+    r = await make_engine().run_protocol("fanout", {"query": "q"})
+    listed = next(s for s in r.all_steps() if s.step_id == "list")
+    assert listed.status == "ok" and len(listed.output["items"]) == 5
+    assert [c.purpose for c in listed.calls] == ["main"]
