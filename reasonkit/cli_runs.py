@@ -71,7 +71,9 @@ def _resolve(ctx: click.Context, run_id: str):
         _err(f"no run '{run_id}' in {store.path} (see `rk runs list`)")
     if len(ids) > 1:
         more = "" if len(ids) < 10 else ", ..."
-        _err(f"run id prefix '{run_id}' is ambiguous: it matches {', '.join(ids)}{more}; give more characters")
+        _err(
+            f"run id prefix '{run_id}' is ambiguous: it matches {', '.join(ids)}{more}; give more characters"
+        )
     return store, ids[0]
 
 
@@ -113,7 +115,12 @@ def _data_dir_option(f):
     """`--data-dir` is accepted on the group (`rk runs --data-dir D list`) and on each command
     (`rk runs list --data-dir D`)."""
     return click.option(
-        "--data-dir", type=click.Path(file_okay=False, path_type=Path), expose_value=False, is_eager=True, callback=_set_data_dir, help=_DATA_DIR_HELP
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        is_eager=True,
+        callback=_set_data_dir,
+        help=_DATA_DIR_HELP,
     )(f)
 
 
@@ -127,7 +134,14 @@ def runs(ctx: click.Context) -> None:
 
 @runs.command("list")
 @_data_dir_option
-@click.option("--limit", "-n", type=click.IntRange(1, None), default=50, show_default=True, help="How many runs (newest first).")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, None),
+    default=50,
+    show_default=True,
+    help="How many runs (newest first).",
+)
 @click.option("--status", type=click.Choice(_STATUSES), help="Only runs with this status.")
 @click.option("--name", help="Only runs of this tool or profile (or kind: protocol, profile).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -146,12 +160,17 @@ def runs_list(ctx: click.Context, limit: int, status: str | None, name: str | No
         return
     if not rows:
         where = _db_path(ctx)
-        click.echo("no runs" + (" match" if store is not None and (status or name) else f" recorded yet in {where}"), err=True)
+        click.echo(
+            "no runs" + (" match" if store is not None and (status or name) else f" recorded yet in {where}"),
+            err=True,
+        )
         return
     click.echo(f"{'RUN ID':<16}  {'STARTED':<19}  {'TOOL / PROFILE':<24}  {'STATUS':<11}  CONF")
     for r in rows:
         what = f"{r['name']} ({r['kind']})" if r["kind"] == "profile" else r["name"]
-        click.echo(f"{r['run_id']:<16}  {_local(r['started_at']):<19}  {what:<24}  {r['status']:<11}  {_conf(r['confidence'])}")
+        click.echo(
+            f"{r['run_id']:<16}  {_local(r['started_at']):<19}  {what:<24}  {r['status']:<11}  {_conf(r['confidence'])}"
+        )
 
 
 def _breakdown(factors: list[dict[str, Any]], indent: str) -> list[str]:
@@ -165,7 +184,12 @@ def _breakdown(factors: list[dict[str, Any]], indent: str) -> list[str]:
 
 
 def _step_line(s: dict[str, Any], indent: str, label: str) -> list[str]:
-    parts = [f"{indent}{label}", s.get("status", "?"), f"conf {_conf(s.get('confidence'))}", _secs(s.get("duration_ms"))]
+    parts = [
+        f"{indent}{label}",
+        s.get("status", "?"),
+        f"conf {_conf(s.get('confidence'))}",
+        _secs(s.get("duration_ms")),
+    ]
     lines = ["  ".join(parts)]
     if s.get("error"):
         lines.append(f"{indent}    error: {s['error']}")
@@ -196,7 +220,9 @@ def render_tree(t: dict[str, Any]) -> str:
     lines.append("")
     lines.append("entries")
     for e in t.get("entries") or []:
-        label = e["entry"] if e.get("entry") == e.get("protocol") else f"{e.get('entry')} ({e.get('protocol')})"
+        label = (
+            e["entry"] if e.get("entry") == e.get("protocol") else f"{e.get('entry')} ({e.get('protocol')})"
+        )
         head = f"  {label}  {e.get('status')}  conf {_conf(e.get('confidence'))}"
         if e.get("status") not in ("skipped", "pending"):
             head += f"  meets threshold: {'yes' if e.get('meets_threshold') else 'no'}  {_secs(e.get('duration_ms'))}"
@@ -242,7 +268,12 @@ def runs_show(ctx: click.Context, run_id: str) -> None:
 @runs.command("export")
 @_data_dir_option
 @click.argument("run_id")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (atomically) instead of stdout.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (atomically) instead of stdout.",
+)
 @click.pass_context
 def runs_export(ctx: click.Context, run_id: str, output: Path | None) -> None:
     """The full trace JSON of a run (prompts, raw responses, outputs, usage).
@@ -273,7 +304,11 @@ def runs_export(ctx: click.Context, run_id: str, output: Path | None) -> None:
 
 @runs.command("prune")
 @_data_dir_option
-@click.option("--older-than-days", type=click.FloatRange(0, None), help="Delete finished runs started more than D days ago.")
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(0, None),
+    help="Delete finished runs started more than D days ago.",
+)
 @click.option("--keep", type=click.IntRange(0, None), help="Keep only the newest N finished runs.")
 @click.pass_context
 def runs_prune(ctx: click.Context, older_than_days: float | None, keep: int | None) -> None:

@@ -7,9 +7,10 @@ Design:
   commits but never corrupts the file), `busy_timeout`, and write transactions opened with
   `BEGIN IMMEDIATE` plus a bounded retry on "database is locked", so several processes (server
   workers, `rk think`, `rk runs prune`) can write the same file at once.
-- One connection per thread (sqlite3 objects are not thread-safe), reopened after a fork. The
-  connections stay open for the life of the store: closing the last connection of a WAL database
-  checkpoints and deletes the WAL, which would make every write pay for a checkpoint.
+- A small pool of connections: an operation takes one for its thread alone and gives it back
+  (sqlite3 objects must not be used by two threads at once; worker threads come and go). Idle
+  connections stay open: closing the last connection of a WAL database checkpoints and deletes the
+  WAL, which would make every write pay for a checkpoint. After a fork the child opens its own.
 - Crash recovery: `start()` records the owner (hostname, pid, process start time). A row still
   `running` whose owner process is gone (or whose pid now belongs to another process) is marked
   `interrupted` by `mark_interrupted()`, which the server calls at start-up.
@@ -17,6 +18,7 @@ Design:
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import json
 import logging
@@ -43,6 +45,10 @@ STATUSES = ("running", "complete", "incomplete", "cancelled", "failed", "interru
 FINAL_STATUSES = frozenset(STATUSES) - {"running"}
 
 _T = TypeVar("_T")
+
+# Connections inherited from a parent process across fork(). Closing (or garbage-collecting) them in
+# the child could disturb the parent's locks and WAL, so they are kept referenced and never used.
+_FORK_LEFTOVERS: list[sqlite3.Connection] = []
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -214,14 +220,20 @@ class RunStore:
     foreign_stale_secs: float = 6 * 3600
     #: Attempts for a write that keeps hitting "database is locked" after busy_timeout.
     write_attempts: int = 8
+    #: Idle connections kept open. Each operation takes one for its thread and gives it back, so
+    #: threads never share a connection and short-lived worker threads do not leak any. (Keeping one
+    #: open also spares every write the checkpoint SQLite runs when a WAL database's last connection
+    #: closes.)
+    pool_size: int = 4
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         self.path = Path(path).expanduser()
+        self.busy_timeout_ms = busy_timeout_ms
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        self._generation = 0
+        self._idle: list[sqlite3.Connection] = []  # open connections no thread is using
+        self._pid = os.getpid()  # the process the pooled connections belong to
+        self._generation = 0  # bumped by close(): connections from before are closed on release
         self._owner = _owner()
         self._init_schema()
 
@@ -240,12 +252,14 @@ class RunStore:
 
     # ----------------------------------------------------------------- connections
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False only so that
-        # close() may close every thread's connection; each connection is used by its own thread.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False because a
+        # pooled connection moves between threads (never used by two at once).
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
@@ -253,43 +267,58 @@ class RunStore:
             raise StoreError(f"{self.path} cannot be opened as a ReasonKit run database: {exc}") from exc
         return conn
 
-    def _conn(self) -> sqlite3.Connection:
-        loc = self._local
-        conn = getattr(loc, "conn", None)
-        if conn is not None and loc.pid == os.getpid() and loc.generation == self._generation:
-            return conn
-        if conn is not None and loc.pid != os.getpid():
-            # Inherited across fork: never touch the parent's connection (not even to close it).
-            conn = None
-        conn = self._connect()
+    def _acquire(self) -> tuple[sqlite3.Connection, int]:
+        """A connection for the calling thread's exclusive use until _release()."""
         with self._lock:
-            self._conns.append(conn)
-        loc.conn, loc.pid, loc.generation = conn, os.getpid(), self._generation
-        return conn
+            if self._pid != os.getpid():
+                # Inherited across fork: the parent's connections are never used, closed or even
+                # garbage-collected here (that could disturb the parent's locks and WAL).
+                _FORK_LEFTOVERS.extend(self._idle)
+                self._idle, self._pid = [], os.getpid()
+            gen = self._generation
+            if self._idle:
+                return self._idle.pop(), gen
+        return self._connect(), gen
+
+    def _release(self, conn: sqlite3.Connection, gen: int) -> None:
+        with self._lock:
+            keep = gen == self._generation and self._pid == os.getpid() and not conn.in_transaction
+            if keep and len(self._idle) < self.pool_size:
+                self._idle.append(conn)
+                return
+        try:
+            conn.close()
+        except sqlite3.Error:  # pragma: no cover
+            pass
 
     def close(self) -> None:
-        """Close every thread's connection. The store reopens lazily if it is used again."""
+        """Close the open connections (one still in use is closed when its operation ends). The store
+        reopens lazily if it is used again."""
         with self._lock:
-            conns, self._conns = self._conns, []
+            idle = self._idle if self._pid == os.getpid() else []
+            self._idle = []
             self._generation += 1
-        for c in conns:
+        for c in idle:
             try:
                 c.close()
             except sqlite3.Error:  # pragma: no cover
                 pass
 
     def _retry(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run fn with a connection; retry (with backoff) while the database stays locked."""
         delay = 0.02
         for attempt in range(self.write_attempts):
-            conn = self._conn()
+            conn, gen = self._acquire()
             try:
                 return fn(conn)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or attempt == self.write_attempts - 1:
                     raise
                 log.debug("run store busy (%s), retrying", exc)
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
+            finally:
+                self._release(conn, gen)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
@@ -299,11 +328,14 @@ class RunStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:  # pragma: no cover - the original error matters more
+                    pass
             raise
-        conn.execute("COMMIT")
 
     def _init_schema(self) -> None:
         def init(conn: sqlite3.Connection) -> None:
@@ -351,7 +383,9 @@ class RunStore:
         row = _row_from_trace(trace, time.time())
         row["status"] = "running"
         host, pid, start = self._owner if self._owner[1] == os.getpid() else _owner()
-        row.update(owner_host=host, owner_pid=pid, owner_start=start, trace=json.dumps(trace, ensure_ascii=False))
+        row.update(
+            owner_host=host, owner_pid=pid, owner_start=start, trace=json.dumps(trace, ensure_ascii=False)
+        )
         cols = list(row)
         sql = (
             f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
@@ -389,7 +423,9 @@ class RunStore:
         me = os.getpid()
 
         def op(conn: sqlite3.Connection) -> int:
-            rows = conn.execute("SELECT run_id, owner_host, owner_pid, owner_start, updated_at FROM runs WHERE status = 'running'").fetchall()
+            rows = conn.execute(
+                "SELECT run_id, owner_host, owner_pid, owner_start, updated_at FROM runs WHERE status = 'running'"
+            ).fetchall()
             now = time.time()
             dead = []
             for r in rows:
@@ -407,7 +443,10 @@ class RunStore:
             n = 0
             with self._write(conn):
                 for run_id in dead:
-                    cur = conn.execute("SELECT trace, owner_host, owner_pid FROM runs WHERE run_id = ? AND status = 'running'", (run_id,)).fetchone()
+                    cur = conn.execute(
+                        "SELECT trace, owner_host, owner_pid FROM runs WHERE run_id = ? AND status = 'running'",
+                        (run_id,),
+                    ).fetchone()
                     if cur is None:  # finished or marked meanwhile
                         continue
                     reason = f"interrupted: the process that ran it ({cur['owner_host']} pid {cur['owner_pid']}) ended before the run finished"
@@ -430,7 +469,9 @@ class RunStore:
 
         n = self._retry(op)
         if n:
-            log.warning("run store: %d run(s) left running by a process that ended were marked interrupted", n)
+            log.warning(
+                "run store: %d run(s) left running by a process that ended were marked interrupted", n
+            )
         return n
 
     def prune(self, max_age_days: float | None = None, max_count: int | None = None) -> int:
@@ -448,7 +489,9 @@ class RunStore:
             with self._write(conn):
                 if max_age_days is not None:
                     cutoff = time.time() - max_age_days * 86400
-                    n += conn.execute("DELETE FROM runs WHERE status != 'running' AND started_at < ?", (cutoff,)).rowcount
+                    n += conn.execute(
+                        "DELETE FROM runs WHERE status != 'running' AND started_at < ?", (cutoff,)
+                    ).rowcount
                 if max_count is not None:
                     n += conn.execute(
                         "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs WHERE status != 'running' "
@@ -460,24 +503,35 @@ class RunStore:
         n = self._retry(op)
         if n:
             try:
-                self._conn().execute("PRAGMA incremental_vacuum")
+                self._retry(
+                    lambda c: c.executescript("PRAGMA incremental_vacuum;")
+                )  # execute() frees one page only
             except sqlite3.OperationalError as exc:  # best effort: the space is reused anyway
                 log.debug("incremental_vacuum skipped: %s", exc)
         return n
 
     # ----------------------------------------------------------------- reads
     def get(self, run_id: str) -> dict[str, Any] | None:
-        row = self._retry(lambda c: c.execute("SELECT trace FROM runs WHERE run_id = ?", (run_id,)).fetchone())
+        row = self._retry(
+            lambda c: c.execute("SELECT trace FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        )
         if row is None or row["trace"] is None:
             return None
         return json.loads(row["trace"])
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
-        row = self._retry(lambda c: c.execute(f"SELECT {', '.join(_ROW_FIELDS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone())
+        row = self._retry(
+            lambda c: c.execute(
+                f"SELECT {', '.join(_ROW_FIELDS)} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        )
         return None if row is None else _summary_from_row(row)
 
-    def list(self, limit: int = 50, status: str | None = None, kind_or_name: str | None = None) -> list[dict[str, Any]]:
-        where, args = [], []
+    def list(
+        self, limit: int = 50, status: str | None = None, kind_or_name: str | None = None
+    ) -> list[dict[str, Any]]:
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if status:
             where.append("status = ?")
             args.append(status)
@@ -497,16 +551,19 @@ class RunStore:
             out.append(d)
         return out
 
-    def resolve(self, prefix: str, limit: int = 10) -> list[str]:
+    def resolve(self, prefix: str, limit: int = 10) -> builtins.list[str]:
         """Run ids equal to `prefix`, else those starting with it (at most `limit`)."""
         if not prefix:
             return []
-        exact = self._retry(lambda c: c.execute("SELECT run_id FROM runs WHERE run_id = ?", (prefix,)).fetchone())
+        exact = self._retry(
+            lambda c: c.execute("SELECT run_id FROM runs WHERE run_id = ?", (prefix,)).fetchone()
+        )
         if exact is not None:
             return [exact["run_id"]]
         rows = self._retry(
             lambda c: c.execute(
-                "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY started_at DESC LIMIT ?", (len(prefix), prefix, limit)
+                "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY started_at DESC LIMIT ?",
+                (len(prefix), prefix, limit),
             ).fetchall()
         )
         return [r["run_id"] for r in rows]
@@ -539,6 +596,7 @@ class RunRecorder:
         self.forward = forward
         self.saves = 0  # writes actually made (for tests and metrics)
         self.errors = 0
+        self.run_started = False  # the engine announced the run (inputs were valid)
         self._requested = 0
         self._saved = 0
         self._started = False
@@ -549,6 +607,8 @@ class RunRecorder:
 
     async def on_event(self, event: Any) -> None:
         etype = getattr(event, "type", None)
+        if etype == "run_started":
+            self.run_started = True
         if not self._finished and (etype == "run_started" or etype in SAVE_EVENTS):
             await self._record(start=etype == "run_started" and not self._started)
         if self.forward is not None:
@@ -572,7 +632,9 @@ class RunRecorder:
                 written = await anyio.to_thread.run_sync(self._write_snapshot, start, trace)
             except Exception as exc:  # noqa: BLE001 - recording must never break the run
                 self.errors += 1
-                log.warning("run %s: could not save to the run store %s: %s", self.result.run_id, self.store.path, exc)
+                log.warning(
+                    "run %s: could not save to the run store %s: %s", self.result.run_id, self.store.path, exc
+                )
                 return
             self._started = self._started or start
             self._saved = gen
@@ -587,14 +649,24 @@ class RunRecorder:
 
     def finish(self, result: RunResult | None = None) -> None:
         """The final save (synchronous). Also after cancellation (status is then "cancelled"). A result
-        still marked "running" here means the engine raised: it is stored as "failed"."""
+        still marked "running" here means the engine raised: it is stored as "failed". A run the engine
+        never started (it rejected the inputs: no run_started event, status still "running") is not
+        stored, unless the caller had already recorded it with store.start()."""
         res = result if result is not None else self.result
         self._finished = True
+        if not self.run_started and res.status == "running":
+            try:
+                if self.store.summary(res.run_id) is None:
+                    return  # the engine rejected the inputs before starting: nothing to record
+            except Exception:  # noqa: BLE001 - fall through to the save, which reports the problem
+                pass
         trace = res.trace()
         if trace.get("status") == "running":
             trace["status"] = "failed"
             trace["complete"] = False
-            trace["stop_reason"] = trace.get("stop_reason") or "the run ended without a final status (internal error)"
+            trace["stop_reason"] = (
+                trace.get("stop_reason") or "the run ended without a final status (internal error)"
+            )
             if trace.get("finished_at") is None:
                 trace["finished_at"] = time.time()
         try:

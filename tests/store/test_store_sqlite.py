@@ -1,0 +1,347 @@
+"""RunStore in one process: round trip, listing, pruning, schema, crash bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from reasonkit.config import load_settings
+from reasonkit.engine.result import RunResult
+from reasonkit.store import RunStore, StoreError
+
+from ._helpers import make_result, must
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = RunStore(tmp_path / "data" / "runs.db")
+    yield s
+    s.close()
+
+
+def test_creates_parent_dirs_wal_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "runs.db"
+    with RunStore(path) as s:
+        assert s.path == path and path.exists()
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    finally:
+        raw.close()
+    # reopening an existing database keeps it
+    with RunStore(path) as s:
+        assert s.count() == 0
+
+
+def test_round_trip_full_trace(store: RunStore) -> None:
+    res = make_result(n_steps=12, entries=2)
+    store.start(res)
+    store.save(res)
+    got = store.get(res.run_id)
+    assert got == res.trace()
+    # the saved trace is a complete RunResult again
+    again = RunResult.model_validate(got)
+    assert again.all_steps()[0].items[0].prompt == res.all_steps()[0].items[0].prompt
+    assert again.inputs["query"].startswith("Is it true that {{ inputs.query }}")
+    summ = must(store.summary(res.run_id))
+    assert summ is not None and "trace" not in summ
+    assert summ["status"] == "complete" and summ["complete"] is True and summ["meets_threshold"] is True
+    assert summ["kind"] == "profile" and summ["name"] == "paranoid"
+    assert summ["confidence"] == pytest.approx(0.83)
+    assert summ["tokens"] == {
+        "input": res.tokens.input,
+        "output": res.tokens.output,
+        "cache_read": 0,
+        "cache_write": 0,
+    }
+    assert summ["tokens_total"] == res.tokens.total
+    assert summ["cost_usd"] == pytest.approx(res.cost_usd)
+    assert summ["duration_ms"] == pytest.approx(12500.0)
+    assert summ["inputs"] == res.inputs
+    assert summ["provider"] == "anthropic" and summ["model"] == "claude-test"
+    assert summ["owner_pid"] == os.getpid() and summ["owner_host"] == socket.gethostname()
+    assert summ["answer"] == res.answer
+    assert store.get("nope") is None and store.summary("nope") is None
+
+
+def test_start_then_saves_update_in_place(store: RunStore) -> None:
+    res = make_result(status="running", n_steps=3, entries=1)
+    res.entries[0].steps[0].status = "running"
+    store.start(res)
+    s = must(store.summary(res.run_id))
+    assert s is not None and s["status"] == "running" and s["finished_at"] is None
+    started = s["started_at"]
+    res.entries[0].steps[0].status = "ok"
+    res.status, res.complete, res.confidence, res.finished_at = "incomplete", False, 0.42, time.time()
+    res.stop_reason = "token budget of 10 reached"
+    store.save(res)
+    s = must(store.summary(res.run_id))
+    assert s is not None
+    assert (s["status"], s["confidence"], s["stop_reason"]) == (
+        "incomplete",
+        0.42,
+        "token budget of 10 reached",
+    )
+    assert s["started_at"] == started and s["finished_at"] is not None
+    assert must(store.get(res.run_id))["entries"][0]["steps"][0]["status"] == "ok"
+    assert store.count() == 1
+
+
+def test_list_newest_first_and_filters(store: RunStore) -> None:
+    now = time.time()
+    runs = [
+        make_result(
+            "r1",
+            kind="protocol",
+            name="gigathink",
+            status="complete",
+            started_at=now - 300,
+            n_steps=3,
+            entries=1,
+        ),
+        make_result(
+            "r2",
+            kind="profile",
+            name="balanced",
+            status="incomplete",
+            started_at=now - 200,
+            n_steps=3,
+            entries=1,
+        ),
+        make_result(
+            "r3",
+            kind="protocol",
+            name="laserlogic",
+            status="failed",
+            started_at=now - 100,
+            n_steps=3,
+            entries=1,
+        ),
+        make_result(
+            "r4",
+            kind="protocol",
+            name="gigathink",
+            status="running",
+            started_at=now - 50,
+            n_steps=3,
+            entries=1,
+        ),
+    ]
+    for r in runs:
+        store.save(r)
+    rows = store.list()
+    assert [r["run_id"] for r in rows] == ["r4", "r3", "r2", "r1"]
+    assert set(rows[0]) >= {
+        "run_id",
+        "started_at",
+        "kind",
+        "name",
+        "status",
+        "confidence",
+        "duration_ms",
+        "cost_usd",
+        "tokens_total",
+    }
+    assert isinstance(rows[0]["started_at"], float)
+    assert [r["run_id"] for r in store.list(limit=2)] == ["r4", "r3"]
+    assert [r["run_id"] for r in store.list(status="failed")] == ["r3"]
+    assert [r["run_id"] for r in store.list(kind_or_name="gigathink")] == ["r4", "r1"]
+    assert [r["run_id"] for r in store.list(kind_or_name="profile")] == ["r2"]
+    assert [r["run_id"] for r in store.list(status="complete", kind_or_name="gigathink")] == ["r1"]
+    assert store.list(status="interrupted") == []
+
+
+def test_prune_by_age_and_count_never_running(store: RunStore) -> None:
+    now = time.time()
+    day = 86400
+    store.save(make_result("old1", started_at=now - 40 * day, n_steps=2, entries=1))
+    store.save(make_result("old2", started_at=now - 31 * day, status="failed", n_steps=2, entries=1))
+    store.save(make_result("oldrun", started_at=now - 50 * day, status="running", n_steps=2, entries=1))
+    for i in range(5):
+        store.save(make_result(f"new{i}", started_at=now - (5 - i) * 60, n_steps=2, entries=1))
+    assert store.prune() == 0
+    assert store.prune(max_age_days=30) == 2
+    assert {r["run_id"] for r in store.list(limit=100)} == {"oldrun", "new0", "new1", "new2", "new3", "new4"}
+    assert store.prune(max_count=2) == 3
+    assert [r["run_id"] for r in store.list(limit=100)] == ["new4", "new3", "oldrun"]
+    assert store.prune(max_age_days=0, max_count=0) == 2
+    assert [r["run_id"] for r in store.list()] == ["oldrun"]  # a running run is never deleted
+    with pytest.raises(ValueError):
+        store.prune(max_count=-1)
+    assert store.integrity_check() == "ok"
+    raw = sqlite3.connect(store.path)
+    try:  # freed pages went back to the file system (incremental auto_vacuum)
+        assert raw.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    finally:
+        raw.close()
+
+
+def test_resolve_prefix(store: RunStore) -> None:
+    for rid in ("abc111", "abc222", "abd333", "abc"):
+        store.save(make_result(rid, n_steps=1, entries=1))
+    assert store.resolve("abc") == ["abc"]  # an exact id wins over a prefix
+    assert sorted(store.resolve("abc1")) == ["abc111"]
+    assert sorted(store.resolve("ab")) == ["abc", "abc111", "abc222", "abd333"]
+    assert store.resolve("zz") == [] and store.resolve("") == []
+    assert store.resolve("a%") == [] and store.resolve("ab_") == []  # no LIKE wildcards
+
+
+def test_for_settings_uses_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(environ={"REASONKIT_DATA_DIR": str(tmp_path / "dd")})
+    with RunStore.for_settings(settings) as s:
+        assert s.path == tmp_path / "dd" / "runs.db"
+        assert s.path.exists()
+
+
+def test_newer_schema_and_garbage_file_are_clear_errors(tmp_path: Path) -> None:
+    p = tmp_path / "runs.db"
+    RunStore(p).close()
+    raw = sqlite3.connect(p)
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+    with pytest.raises(StoreError, match="newer ReasonKit"):
+        RunStore(p)
+    bad = tmp_path / "bad" / "runs.db"
+    bad.parent.mkdir()
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot be"):
+        RunStore(bad)
+
+
+def test_threads_share_one_store(store: RunStore) -> None:
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(15):
+                r = make_result(f"t{t}-{i}", n_steps=3, entries=1)
+                store.start(r)
+                store.save(r)
+                assert store.get(r.run_id) is not None
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert store.count() == 120
+    assert store.integrity_check() == "ok"
+    assert len(store._idle) <= store.pool_size  # threads that ended left no connection behind
+    store.close()
+    assert store._idle == []
+    assert store.count() == 120  # reopens lazily after close()
+
+
+def test_short_lived_threads_do_not_leak_connections(store: RunStore) -> None:
+    import gc
+
+    before = sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection))
+    for i in range(30):
+        th = threading.Thread(target=store.save, args=(make_result(f"short-{i}", n_steps=1, entries=1),))
+        th.start()
+        th.join()
+    gc.collect()
+    after = sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection))
+    assert after - before <= store.pool_size
+    assert store.count() == 30
+
+
+# ------------------------------------------------------------------ mark_interrupted (same process)
+def _set_owner(path: Path, run_id: str, **cols: object) -> None:
+    raw = sqlite3.connect(path)
+    try:
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        raw.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", [*cols.values(), run_id])
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def test_mark_interrupted_leaves_live_owners_alone(store: RunStore) -> None:
+    mine = make_result("mine", status="running", n_steps=2, entries=1)
+    store.start(mine)
+    assert store.mark_interrupted() == 0
+    assert must(store.summary("mine"))["status"] == "running"
+
+
+def test_mark_interrupted_dead_reused_and_foreign_owners(store: RunStore) -> None:
+    for rid in ("dead", "reused", "foreign_fresh", "foreign_stale", "done"):
+        store.start(make_result(rid, status="running", n_steps=2, entries=1))
+    store.save(make_result("done", status="complete", n_steps=2, entries=1))
+    # a pid that cannot exist
+    _set_owner(store.path, "dead", owner_pid=2**22 + 12345)
+    # our own pid, but a different process start time: the pid was reused by us after a crash
+    _set_owner(store.path, "reused", owner_start="1")
+    _set_owner(store.path, "foreign_fresh", owner_host="some-other-host", owner_pid=1)
+    _set_owner(
+        store.path,
+        "foreign_stale",
+        owner_host="some-other-host",
+        owner_pid=1,
+        updated_at=time.time() - 7 * 3600,
+    )
+    assert store.mark_interrupted() == 3
+    st = {r["run_id"]: r["status"] for r in store.list()}
+    assert st == {
+        "dead": "interrupted",
+        "reused": "interrupted",
+        "foreign_stale": "interrupted",
+        "foreign_fresh": "running",
+        "done": "complete",
+    }
+    t = must(store.get("dead"))
+    assert t["status"] == "interrupted" and t["complete"] is False
+    assert "ended before the run finished" in t["stop_reason"]
+    assert must(store.summary("dead"))["stop_reason"] == t["stop_reason"]
+    assert store.mark_interrupted() == 0
+
+
+def test_trace_json_is_plain_sqlite(store: RunStore) -> None:
+    """The trace column is plain JSON text: sqlite3's own JSON functions can query it."""
+    store.save(make_result("j1", n_steps=2, entries=1))
+    raw = sqlite3.connect(store.path)
+    try:
+        (name,) = raw.execute("SELECT json_extract(trace, '$.name') FROM runs WHERE run_id = 'j1'").fetchone()
+        (text,) = raw.execute("SELECT trace FROM runs WHERE run_id = 'j1'").fetchone()
+    finally:
+        raw.close()
+    assert name == "paranoid" and json.loads(text)["run_id"] == "j1"
+
+
+def test_locked_database_is_retried_then_reported(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    s = RunStore(path, busy_timeout_ms=30)
+    try:
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock ...
+        release = threading.Timer(0.4, lambda: holder.execute("COMMIT"))
+        release.start()
+        t0 = time.monotonic()
+        s.save(make_result("waited", n_steps=2, entries=1))  # ... longer than busy_timeout: retried
+        assert time.monotonic() - t0 >= 0.3
+        release.join()
+        assert must(s.summary("waited"))["status"] == "complete"
+        # a lock that outlasts every retry is a clear error for the caller (the recorder logs it)
+        s.write_attempts = 2
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            s.save(make_result("gave-up", n_steps=2, entries=1))
+        holder.execute("COMMIT")
+        holder.close()
+        assert s.summary("gave-up") is None
+        s.save(make_result("gave-up", n_steps=2, entries=1))  # the connection is usable again
+        assert s.count() == 2
+    finally:
+        s.close()
