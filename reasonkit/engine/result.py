@@ -25,11 +25,12 @@ class Tokens(BaseModel):
     cache_write: int = 0
 
     def add(self, other: dict[str, int] | Tokens) -> None:
-        d = other if isinstance(other, dict) else other.model_dump()
-        self.input += d.get("input", 0)
-        self.output += d.get("output", 0)
-        self.cache_read += d.get("cache_read", 0)
-        self.cache_write += d.get("cache_write", 0)
+        if isinstance(other, dict):
+            other = Tokens(**other)
+        self.input += other.input
+        self.output += other.output
+        self.cache_read += other.cache_read
+        self.cache_write += other.cache_write
 
     @property
     def total(self) -> int:
@@ -48,6 +49,10 @@ class CallTrace(BaseModel):
     model: str = ""
     attempts: int = 0
     error: str | None = None
+    cached: bool = False  # served from the response cache (no tokens, no cost)
+    cache_layer: str | None = None  # memory | redis
+    # providers skipped or given up on before `provider` answered: [{provider, reason, detail}]
+    fallbacks: list[dict[str, str]] = Field(default_factory=list)
 
 
 class StepTrace(BaseModel):

@@ -12,6 +12,7 @@ dicts that the engine built.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -172,5 +173,11 @@ def _render(nodes: list[Any], values: dict[str, Any], parts: list[str]) -> None:
             _render(n.then if _present(lookup(values, n.path)) else n.otherwise, values, parts)
 
 
+@functools.lru_cache(maxsize=1024)
+def compiled(source: str) -> Template:
+    """A parsed template, cached by its source text (prompts are rendered for every item and run)."""
+    return Template(source)
+
+
 def render(source: str, values: dict[str, Any]) -> str:
-    return Template(source).render(values)
+    return compiled(source).render(values)
