@@ -42,7 +42,14 @@ def run_with_progress(settings, registry, provider, protocol: str | None, profil
     live = None
     if not quiet and sys.stderr.isatty():
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
         task = live.add_task(f"{profile or protocol}", total=None)
@@ -61,16 +68,39 @@ def run_with_progress(settings, registry, provider, protocol: str | None, profil
         if line:
             print(line, file=sys.stderr, flush=True)
 
+    store = recorder = None
+    result = engine.new_result("protocol" if protocol else "profile", protocol or profile or "", inputs)
+    callback: Any = on_event
+    if settings.storage.save_runs:
+        from reasonkit.store import RunRecorder, RunStore, StoreError
+
+        try:
+            store = RunStore.for_settings(settings)
+            store.mark_interrupted()
+            if settings.storage.retention_days or settings.storage.max_runs:
+                store.prune(settings.storage.retention_days, settings.storage.max_runs)
+            recorder = RunRecorder(store, result, forward=on_event)
+            callback = recorder.on_event
+        except (StoreError, OSError) as exc:
+            print(f"rk: warning: runs will not be saved: {exc}", file=sys.stderr)
+            store = recorder = None
+
     async def go() -> RunResult:
         try:
             if protocol:
-                return await engine.run_protocol(protocol, inputs, budget=budget, on_event=on_event)
+                return await engine.run_protocol(protocol, inputs, budget=budget, on_event=callback, result=result)
             assert profile is not None
-            return await engine.run_profile(profile, inputs, budget=budget, on_event=on_event)
+            return await engine.run_profile(profile, inputs, budget=budget, on_event=callback, result=result)
         finally:
+            if recorder is not None:
+                recorder.finish(result)
             await provider.aclose()
 
-    if live is not None:
-        with live:
-            return anyio.run(go)
-    return anyio.run(go)
+    try:
+        if live is not None:
+            with live:
+                return anyio.run(go)
+        return anyio.run(go)
+    finally:
+        if store is not None:
+            store.close()

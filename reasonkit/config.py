@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -47,15 +47,44 @@ class ProviderSettings(_Section):
     structured_output: Literal["auto", "native", "json_text"] = Field(
         "auto", description="`native`: json_schema / forced tool; `json_text`: ask for JSON in text (servers without schema support)."
     )
-    timeout_secs: float = Field(120.0, gt=0, description="Per-call timeout.")
+    timeout_secs: float = Field(
+        120.0, gt=0, description="Per-attempt timeout: the whole reply must arrive within it (a slow trickle counts too); a timeout is retried."
+    )
     max_retries: int = Field(3, ge=0, le=10, description="Retries for 429, 5xx, timeouts and connection errors.")
+    retry_base_delay_secs: float = Field(
+        0.5, ge=0, description="First retry backoff; it doubles per retry, with full jitter. A `Retry-After` from the server is used instead."
+    )
+    retry_max_delay_secs: float = Field(
+        20.0, ge=0, description="Longest wait before a retry. A `Retry-After` longer than this is not waited for: the provider fails at once and the fallback chain moves on."
+    )
+    breaker_threshold: int = Field(
+        3, ge=0, description="Consecutive failed calls (after their retries; only 429, 5xx, timeouts, connection and malformed replies count) that open this provider's circuit breaker. 0 turns the breaker off."
+    )
+    breaker_cooldown_secs: float = Field(
+        60.0, gt=0, description="How long an open breaker refuses calls before letting one trial call through (half-open)."
+    )
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="Client-side rate limit for this provider; overrides `[llm.rate_limiting] requests_per_minute`."
+    )
 
 
 class RateLimitSettings(_Section):
-    requests_per_minute: int | None = Field(None, ge=1, description="Client-side request rate per provider.")
-    max_concurrent: int = Field(8, ge=1, le=256, description="LLM calls in flight at once, per run.")
-    strategy: Literal["queue", "drop", "fallback"] = Field("queue", description="What to do when the limit is hit.")
+    requests_per_minute: int | None = Field(None, ge=1, description="Client-side request rate per provider (each provider has its own budget); unset: no limit.")
+    burst: int = Field(1, ge=1, description="Calls a provider may start back to back before `requests_per_minute` pacing applies.")
+    strategy: Literal["queue", "drop", "fallback"] = Field(
+        "queue",
+        description="When the limit is hit: `queue` waits for a slot (at most `queue_size` calls wait; beyond that a call fails), `drop` fails at once, `fallback` goes to the next provider of `fallback_provider` (fails when there is none).",
+    )
     queue_size: int = Field(100, ge=0, description="Waiting calls allowed with strategy `queue`.")
+
+
+class CacheSettings(_Section):
+    ttl_secs: float = Field(3600.0, gt=0, description="How long a cached reply is served (memory and Redis).")
+    max_entries: int = Field(1000, ge=0, description="Replies kept in the in-memory LRU cache (per process); 0: no memory layer.")
+    cache_nondeterministic: bool = Field(
+        False,
+        description="Also cache requests with temperature > 0 (or no temperature). Off by default: such replies are samples, and repeated samples (agreement checks) would all get the same answer.",
+    )
 
 
 class LLMSettings(_Section):
@@ -63,16 +92,31 @@ class LLMSettings(_Section):
     default_model: str | None = Field(None, description="Model id; each provider has a sensible default.")
     temperature: float = Field(0.3, ge=0.0, le=2.0, description="Default sampling temperature.")
     max_tokens: int = Field(2048, ge=16, description="Default max output tokens per step.")
-    fallback_provider: list[str] = Field(default_factory=list, description="Providers to try, in order, when the default fails.")
+    fallback_provider: list[str] = Field(
+        default_factory=list,
+        description="Providers to try, in order, when the default one's breaker is open, it exhausted its retries, or (strategy `fallback`) its rate limit is reached. A single name is accepted too.",
+    )
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     rate_limiting: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+
+    @field_validator("fallback_provider", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        # `fallback_provider = "openai"` and LLM_FALLBACK_PROVIDER="openai,openrouter" are accepted too.
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Price overrides: model -> {input, output, cache_read, cache_write} in USD per million tokens."
     )
 
 
 class RedisSettings(_Section):
-    url: SecretStr | None = Field(None, description="redis://host:6379/0 (may carry a password).")
+    url: SecretStr | None = Field(None, description="redis://host:6379/0 (may carry a password). With `features.cache` on, the response cache is shared through it.")
+    timeout_secs: float = Field(0.5, gt=0, description="Connect and command timeout of the cache's Redis calls; a slower Redis counts as down.")
+    retry_secs: float = Field(5.0, gt=0, description="After a Redis error the cache uses memory only for this long, then tries Redis again.")
+    key_prefix: str = Field("reasonkit:cache:", description="Prefix of the cache's Redis keys.")
 
 
 class DatabaseSettings(_Section):
@@ -81,7 +125,7 @@ class DatabaseSettings(_Section):
 
 class FeatureSettings(_Section):
     metrics: bool = Field(True, description="Serve /metrics.")
-    cache: bool = Field(True, description="Response cache.")
+    cache: bool = Field(True, description="Response cache: in memory, plus Redis when `REDIS_URL` is set (see `[llm.cache]`).")
     sampling: bool = Field(False, description="Allow the MCP client's model (sampling) as a provider.")
 
 
@@ -95,6 +139,9 @@ class SecuritySettings(_Section):
 
 class StorageSettings(_Section):
     data_dir: str | None = Field(None, description="Where runs are stored; default: a per-user data directory.")
+    save_runs: bool = Field(True, description="Save every run (CLI and MCP) with its full trace in the run store.")
+    retention_days: float | None = Field(None, gt=0, description="Delete stored runs older than this at start-up.")
+    max_runs: int | None = Field(None, ge=1, description="Keep at most this many stored runs (oldest deleted at start-up).")
 
 
 class ProtocolSettings(_Section):
@@ -103,7 +150,7 @@ class ProtocolSettings(_Section):
 
 class EngineSettings(_Section):
     default_profile: str = Field("balanced", description="Profile used by `rk think` without --profile.")
-    max_concurrency: int = Field(8, ge=1, le=256, description="Steps and for_each items running at once.")
+    max_concurrency: int = Field(16, ge=1, le=256, description="LLM calls (steps, for_each items, samples) in flight at once per run; 16 lets GigaThink explore its 10-12 perspectives in one wave.")
     budget_secs: float | None = Field(None, gt=0, description="Default time budget of a run.")
     budget_tokens: int | None = Field(None, ge=1, description="Default token budget of a run.")
     budget_usd: float | None = Field(None, gt=0, description="Default cost budget of a run.")
@@ -141,6 +188,7 @@ ENV_VARS: dict[str, str] = {
     "OPENAI_BASE_URL": "llm.providers.openai.api_base",
     "LLM_DEFAULT_PROVIDER": "llm.default_provider",
     "LLM_DEFAULT_MODEL": "llm.default_model",
+    "LLM_FALLBACK_PROVIDER": "llm.fallback_provider",
     "LLM_TEMPERATURE": "llm.temperature",
     "LLM_MAX_TOKENS": "llm.max_tokens",
     "SERVER_HOST": "server.host",

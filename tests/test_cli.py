@@ -45,10 +45,14 @@ def test_think_profile_json_and_trace(fake_llm, tmp_path, profile):
     fake_llm.default = schema_filler
     r = run_rk(
         "think", "--profile", profile, "--format", "json", "--save-trace", str(tmp_path / "traces"), "Should we rewrite it in Rust? {{ inputs.x }}",
-        env_extra={"OPENAI_BASE_URL": fake_llm.openai_base_url, "HOME": str(tmp_path)},
+        env_extra={"OPENAI_BASE_URL": fake_llm.openai_base_url, "HOME": str(tmp_path), "REASONKIT_DATA_DIR": str(tmp_path / "data")},
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
+    # the run is in the run store too
+    runs = run_rk("runs", "list", "--format", "json", env_extra={"HOME": str(tmp_path), "REASONKIT_DATA_DIR": str(tmp_path / "data")})
+    stored = {row["run_id"]: row for row in json.loads(runs.stdout)}
+    assert stored[out["run_id"]]["status"] == "complete" and stored[out["run_id"]]["name"] == profile
     for key in ("run_id", "profile", "answer", "confidence", "meets_threshold", "complete", "confidence_breakdown", "steps", "tokens", "cost_usd", "duration_ms"):
         assert key in out
     assert out["profile"] == profile and out["complete"] is True

@@ -31,7 +31,7 @@ from reasonkit.engine.parsing import (
 from reasonkit.engine.result import CallTrace, EntryResult, Factor, RunResult, StepTrace, Tokens
 from reasonkit.protocol.loader import Registry, effective_deps
 from reasonkit.protocol.models import PROFILE_INPUTS, ChainEntry, InputSpec, Profile, Protocol, Step
-from reasonkit.protocol.template import Template, to_text
+from reasonkit.protocol.template import compiled, to_text
 from reasonkit.providers.base import LLMRequest, Provider, ProviderError
 
 ENGINE_SYSTEM = (
@@ -200,7 +200,7 @@ class Engine:
         registry: Registry,
         provider: Provider,
         *,
-        max_concurrency: int = 8,
+        max_concurrency: int = 16,
         temperature: float | None = 0.3,
         max_tokens: int = 2048,
     ):
@@ -364,7 +364,7 @@ class Engine:
                 return order[:i]
             refs = set()
             for tmpl in entry.inputs.values():
-                for path in Template(tmpl).paths():
+                for path in compiled(tmpl).paths():
                     parts = path.split(".")
                     if parts[0] == "results" and len(parts) > 1:
                         refs.add(parts[1])
@@ -435,7 +435,7 @@ class Engine:
             mapping["context"] = "{{ inputs.context }}"
         out: dict[str, Any] = {}
         for name, tmpl in mapping.items():
-            text = Template(tmpl).render(values).strip()
+            text = compiled(tmpl).render(values).strip()
             if text:
                 out[name] = text
         # A required input that rendered empty (it named a skipped entry) falls back to the query.
@@ -494,10 +494,8 @@ class Engine:
                     outputs[step.id] = tr.output
             finally:
                 done_events[step.id].set()
-                er.tokens = Tokens()
-                for t in er.steps:
-                    er.tokens.add(t.tokens)
-                er.cost_usd = sum(t.cost_usd for t in er.steps)
+                er.tokens.add(tr.tokens)
+                er.cost_usd += tr.cost_usd
 
         async with anyio.create_task_group() as tg:
             for s in proto.steps:
@@ -648,6 +646,7 @@ class Engine:
         call.price_known = resp.price_known
         call.duration_ms = (time.monotonic() - t0) * 1000
         call.provider, call.model, call.attempts = resp.provider, resp.model, resp.attempts
+        call.cached, call.cache_layer, call.fallbacks = resp.cached, resp.cache_layer, list(resp.fallbacks)
         tr.calls.append(call)
         tr.tokens.add(call.tokens)
         tr.cost_usd += resp.cost_usd
@@ -729,8 +728,8 @@ class Engine:
         tr.status = "running"
         t0 = time.monotonic()
         try:
-            prompt = Template(step.prompt).render(values)
-            system = ENGINE_SYSTEM + ("\n\n" + Template(step.system).render(values) if step.system else "")
+            prompt = compiled(step.prompt).render(values)
+            system = ENGINE_SYSTEM + ("\n\n" + compiled(step.system).render(values) if step.system else "")
             tr.prompt, tr.system = prompt, system
             samples: list[dict[str, Any]] = [{}] * step.samples
 

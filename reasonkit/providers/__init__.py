@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from reasonkit.config import Settings
 from reasonkit.providers.base import (
     LLMRequest,
@@ -12,6 +14,9 @@ from reasonkit.providers.base import (
     ProviderError,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from reasonkit.observability.metrics import Metrics
 
 __all__ = [
     "LLMRequest",
@@ -64,22 +69,27 @@ def choose_provider_name(settings: Settings, explicit: str | None = None) -> str
     raise NoProviderConfigured(SETUP_HELP)
 
 
-def build_provider(settings: Settings, name: str | None = None, model: str | None = None) -> Provider:
+def _build_one(settings: Settings, name: str, model: str | None, *, fallback: bool, metrics: Metrics) -> Provider:
+    from reasonkit.providers.resilience import retry_hook
     from reasonkit.providers.sdk import AnthropicProvider, OpenAIProvider
 
-    name = choose_provider_name(settings, name)
     ps = settings.llm.providers.get(name)
     kind = (ps.kind if ps and ps.kind else None) or ("anthropic" if name == "anthropic" else "openai" if name in ("openai", "openrouter") else None)
+    role = f"fallback provider '{name}' (from [llm] fallback_provider)" if fallback else f"provider '{name}'"
     if kind is None:
         known = ", ".join(sorted({"anthropic", "openai", "openrouter", *settings.llm.providers}))
         raise NoProviderConfigured(
-            f"unknown provider '{name}' (known: {known}). Add [llm.providers.{name}] with kind = \"openai\" or \"anthropic\" and api_base."
+            f"unknown {role} (known: {known}). Add [llm.providers.{name}] with kind = \"openai\" or \"anthropic\" and api_base."
         )
     if ps is None or not _configured(settings, name):
-        raise NoProviderConfigured(f"provider '{name}' is selected but has no API key or base URL.\n" + SETUP_HELP)
-    chosen_model = model or (ps.model if ps.model else None) or settings.llm.default_model or DEFAULT_MODELS.get(name)
+        what = "is selected but" if not fallback else "is listed but"
+        raise NoProviderConfigured(f"{role} {what} has no API key or base URL.\n" + SETUP_HELP)
+    # LLM_DEFAULT_MODEL names a model of the default provider; a fallback uses its own model.
+    default_model = None if fallback else settings.llm.default_model
+    chosen_model = model or (ps.model if ps.model else None) or default_model or DEFAULT_MODELS.get(name)
     if not chosen_model:
-        raise NoProviderConfigured(f"no model set for provider '{name}': set LLM_DEFAULT_MODEL or [llm.providers.{name}] model")
+        hint = "" if fallback else "LLM_DEFAULT_MODEL or "
+        raise NoProviderConfigured(f"no model set for {role}: set {hint}[llm.providers.{name}] model")
     base = ps.api_base or (OPENROUTER_BASE if name == "openrouter" else None)
     key = ps.api_key.get_secret_value() if ps.api_key else None
     prices = PriceTable.load(settings.llm.prices)
@@ -93,4 +103,43 @@ def build_provider(settings: Settings, name: str | None = None, model: str | Non
         timeout=ps.timeout_secs,
         max_retries=ps.max_retries,
         structured_output=ps.structured_output,
+        retry_base_delay=ps.retry_base_delay_secs,
+        retry_max_delay=ps.retry_max_delay_secs,
+        on_retry=retry_hook(metrics, name),
     )
+
+
+def build_provider(settings: Settings, name: str | None = None, model: str | None = None, *, metrics: Metrics | None = None) -> Provider:
+    """The provider the engine uses: the chosen provider and `[llm] fallback_provider` (in order),
+    each behind its circuit breaker and client-side rate limit, with the response cache in front
+    (see providers/resilience.py). `metrics` defaults to the process-wide registry."""
+    from reasonkit.observability.metrics import default_metrics
+    from reasonkit.providers.cache import ResponseCache
+    from reasonkit.providers.resilience import (
+        CircuitBreaker,
+        ClientRateLimiter,
+        Leg,
+        ResilientProvider,
+        breaker_hook,
+    )
+
+    metrics = metrics or default_metrics()
+    primary = choose_provider_name(settings, name)
+    names = [primary] + [n for n in dict.fromkeys(settings.llm.fallback_provider) if n != primary]
+    rl = settings.llm.rate_limiting
+    legs: list[Leg] = []
+    for i, n in enumerate(names):
+        prov = _build_one(settings, n, model if i == 0 else None, fallback=i > 0, metrics=metrics)
+        ps = settings.llm.providers[n]
+        breaker = (
+            CircuitBreaker(n, ps.breaker_threshold, ps.breaker_cooldown_secs, on_change=breaker_hook(metrics))
+            if ps.breaker_threshold > 0
+            else None
+        )
+        rpm = ps.requests_per_minute or rl.requests_per_minute
+        limiter = ClientRateLimiter(n, rpm, rl.strategy, rl.queue_size, rl.burst, metrics) if rpm else None
+        legs.append(Leg(prov, breaker, limiter))
+    secrets: list[str | None] = [p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()]
+    if settings.database.redis.url:
+        secrets.append(settings.database.redis.url.get_secret_value())
+    return ResilientProvider(legs, cache=ResponseCache.from_settings(settings, metrics), metrics=metrics, secrets=secrets)

@@ -64,9 +64,29 @@ class LLMResponse:
     latency_ms: float = 0.0
     attempts: int = 1
     structured: str = "native"  # how the schema was requested: native | json_text
+    # Set by the resilience layer (providers/resilience.py, providers/cache.py):
+    cached: bool = False  # served from the response cache: no tokens used, no cost
+    cache_layer: str | None = None  # memory | redis, when cached
+    # Providers skipped or given up on before this one answered, in order:
+    # [{"provider": "anthropic", "reason": "circuit_open" | "rate_limited" | <error kind>, "detail": "..."}]
+    fallbacks: list[dict[str, str]] = field(default_factory=list)
 
 
-ErrorKind = Literal["auth", "bad_request", "not_found", "rate_limit", "server", "timeout", "connection", "bad_response", "config", "other"]
+ErrorKind = Literal[
+    "auth",
+    "bad_request",
+    "not_found",
+    "rate_limit",
+    "server",
+    "timeout",
+    "connection",
+    "bad_response",
+    "config",
+    "other",
+    # raised by the resilience layer without calling the provider:
+    "circuit_open",  # the provider's circuit breaker is open
+    "client_rate_limit",  # our own client-side rate limit refused the call (drop / full queue)
+]
 RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection", "bad_response"})
 
 
@@ -77,8 +97,12 @@ class ProviderError(Exception):
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.kind = kind
+        self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.attempts = 1  # set by with_retries when it gives up
+        # set by the resilience layer: providers skipped or given up on before this error
+        self.fallbacks: list[dict[str, str]] = []
 
     @property
     def retryable(self) -> bool:
@@ -128,17 +152,31 @@ async def with_retries(
 ) -> tuple[T, int]:
     """Our single retry loop (SDK retries are off): exponential backoff with full jitter, honouring
     Retry-After when the server sends one. Only retryable ProviderErrors are retried.
-    Returns (result, attempts)."""
+    A Retry-After longer than `max_delay` is not waited for: the error is raised at once (so a
+    fallback provider can answer instead), its message saying how long the server asked to wait.
+    Returns (result, attempts); the raised error carries `attempts`."""
     attempt = 0
     while True:
         attempt += 1
         try:
             return await call(), attempt
         except ProviderError as exc:
+            exc.attempts = attempt
             if not exc.retryable or attempt > max_retries:
                 raise
+            if exc.retry_after is not None and exc.retry_after > max_delay:
+                err = ProviderError(
+                    exc.provider,
+                    exc.kind,
+                    f"{exc.message} (the server asked to wait {exc.retry_after:g}s, longer than the "
+                    f"{max_delay:g}s retry cap, so it was not retried)",
+                    exc.status,
+                    exc.retry_after,
+                )
+                err.attempts = attempt
+                raise err from None
             if exc.retry_after is not None:
-                delay = min(max_delay, exc.retry_after)
+                delay = exc.retry_after
             else:
                 delay = random.uniform(0, min(max_delay, base_delay * (2 ** (attempt - 1))))
             if on_retry:

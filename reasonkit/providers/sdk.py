@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
+
+import anyio
 
 from reasonkit.providers.base import (
     LLMRequest,
@@ -72,32 +75,60 @@ def classify(provider: str, exc: Exception) -> ProviderError:
 
 
 class _SDKProvider(Provider):
-    def __init__(self, name: str, model: str, prices: PriceTable, max_retries: int = 3, structured_output: str = "auto"):
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        prices: PriceTable,
+        max_retries: int = 3,
+        structured_output: str = "auto",
+        timeout: float | None = None,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 20.0,
+        on_retry: Callable[[ProviderError, int, float], None] | None = None,
+    ):
         self.name = name
         self.model = model
         self.prices = prices
         self.max_retries = max_retries
         self.structured_output = structured_output
+        # Whole-attempt deadline. The SDK's own timeout bounds each network read, so a reply that
+        # trickles in slowly (a byte now and then) would never trip it; this one does.
+        self.timeout = timeout
+        self.retry_base_delay = retry_base_delay
+        self.retry_max_delay = retry_max_delay
+        self.on_retry = on_retry  # (error, attempt, delay) before each retry: metrics hook
         # "auto" starts native and switches to json_text if the server rejects native schemas.
         self._json_text = structured_output == "json_text"
 
     @abstractmethod
     async def _once(self, request: LLMRequest, json_text: bool) -> LLMResponse: ...
 
+    async def _timed(self, request: LLMRequest, json_text: bool) -> LLMResponse:
+        if self.timeout is None:
+            return await self._once(request, json_text)
+        try:
+            with anyio.fail_after(self.timeout):
+                return await self._once(request, json_text)
+        except TimeoutError:
+            raise ProviderError(self.name, "timeout", f"no complete reply within {self.timeout:g}s (timeout_secs)") from None
+
     async def complete(self, request: LLMRequest) -> LLMResponse:
         started = time.perf_counter()
 
         async def attempt() -> LLMResponse:
             try:
-                return await self._once(request, self._json_text)
+                return await self._timed(request, self._json_text)
             except ProviderError as exc:
                 # A server without json_schema support answers 400; fall back to JSON in text once.
                 if exc.kind == "bad_request" and self.structured_output == "auto" and not self._json_text and request.schema:
                     self._json_text = True
-                    return await self._once(request, True)
+                    return await self._timed(request, True)
                 raise
 
-        resp, attempts = await with_retries(attempt, self.max_retries)
+        resp, attempts = await with_retries(
+            attempt, self.max_retries, base_delay=self.retry_base_delay, max_delay=self.retry_max_delay, on_retry=self.on_retry
+        )
         resp.attempts = attempts
         resp.latency_ms = (time.perf_counter() - started) * 1000
         resp.cost_usd, resp.price_known = self.prices.cost(resp.model, resp.usage)
@@ -113,7 +144,7 @@ class _SDKProvider(Provider):
 
 class AnthropicProvider(_SDKProvider):
     def __init__(self, name: str, model: str, prices: PriceTable, api_key: str | None, base_url: str | None, timeout: float, **kw: Any):
-        super().__init__(name, model, prices, **kw)
+        super().__init__(name, model, prices, timeout=timeout, **kw)
         from anthropic import AsyncAnthropic
 
         self._client = AsyncAnthropic(api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout)
@@ -169,7 +200,7 @@ class AnthropicProvider(_SDKProvider):
 
 class OpenAIProvider(_SDKProvider):
     def __init__(self, name: str, model: str, prices: PriceTable, api_key: str | None, base_url: str | None, timeout: float, **kw: Any):
-        super().__init__(name, model, prices, **kw)
+        super().__init__(name, model, prices, timeout=timeout, **kw)
         from openai import AsyncOpenAI
 
         self._client = AsyncOpenAI(api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout)
