@@ -261,11 +261,6 @@ def config_show(ctx, fmt):
     click.echo(json.dumps(masked_dict(s), indent=2) if fmt == "json" else to_toml(s))
 
 
-from reasonkit.cli_runs import runs as _runs  # noqa: E402
-
-main.add_command(_runs)
-
-
 @config.command("reference")
 def config_reference():
     """Print the configuration reference (Markdown) generated from the settings model."""
@@ -273,6 +268,15 @@ def config_reference():
 
     click.echo(reference_markdown(), nl=False)
 
+
+# Commands defined in their own modules (each imports its heavy dependencies lazily).
+from reasonkit.cli_runs import runs as _runs  # noqa: E402
+from reasonkit.cli_server import mcp_config as _mcp_config  # noqa: E402
+from reasonkit.cli_server import serve_mcp as _serve_mcp  # noqa: E402
+
+main.add_command(_runs)
+main.add_command(_serve_mcp)
+main.add_command(_mcp_config)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

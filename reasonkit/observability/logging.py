@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
@@ -157,9 +157,8 @@ def setup_logging(settings: Settings | None = None, *, stream: TextIO | None = N
         add_secrets(secrets)
     # Library logs: warnings and errors by default, everything at debug/trace.
     lib_level = logging.DEBUG if lvl in ("TRACE", "DEBUG") else logging.WARNING
-    handler = InterceptHandler()
     root = logging.getLogger()
-    root.handlers = [handler]
+    root.handlers = [h for h in root.handlers if not isinstance(h, InterceptHandler)] + [InterceptHandler()]
     root.setLevel(lib_level)
     for name in ("mcp", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpx2", "httpcore", "anthropic", "openai"):
         lg = logging.getLogger(name)

@@ -105,6 +105,42 @@ class Metrics:
             registry=r,
         )
 
+        # ---- Added by the providers layer (reasonkit/providers/resilience.py and cache.py) ----------
+        # Retries, fallbacks and client-side rate limiting happen inside one provider call, so the
+        # call-level metrics above (provider_errors, provider_call_duration) cannot show them.
+        self.provider_retries = Counter(
+            "reasonkit_provider_retries_total",
+            "Provider attempts that failed and were retried by our retry loop, by provider and error type.",
+            ["provider", "type"],
+            registry=r,
+        )
+        self.provider_fallbacks = Counter(
+            "reasonkit_provider_fallbacks_total",
+            "Calls that left a provider for the next one in the fallback chain, by reason: circuit_open, "
+            "rate_limited, or the error type that exhausted the provider's retries.",
+            ["provider", "reason"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "reasonkit_rate_limited_total",
+            "Calls that met the client-side rate limit, by outcome: queued (waited for a slot), dropped, "
+            "queue_full, fallback.",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.cache_errors = Counter(
+            "reasonkit_cache_errors_total",
+            "Errors of a response-cache layer (Redis unreachable or too slow); the call goes on without it.",
+            ["layer"],
+            registry=r,
+        )
+        self.cache_backend_up = Gauge(
+            "reasonkit_cache_backend_up",
+            "1 while the shared cache backend (Redis) is reachable, 0 while the cache runs on memory only.",
+            ["layer"],
+            registry=r,
+        )
+
     # ------------------------------------------------------------------ recording helpers
     @contextmanager
     def track_inflight(self) -> Iterator[None]:

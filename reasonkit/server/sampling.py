@@ -19,7 +19,7 @@ from typing import Any
 
 import mcp_types as types
 
-from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError, Usage
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError, StopReason, Usage
 
 SAMPLING = "sampling"
 
@@ -78,7 +78,7 @@ class SamplingProvider(Provider):
         text = content.text if isinstance(content, types.TextContent) else ""
         if not text:
             raise ProviderError(SAMPLING, "bad_response", f"the client's model returned no text ({type(content).__name__})")
-        stop = "max_tokens" if result.stop_reason == "maxTokens" else "end"
+        stop: StopReason = "max_tokens" if result.stop_reason == "maxTokens" else "end"
         return LLMResponse(
             text=text,
             parsed=None,

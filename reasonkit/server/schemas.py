@@ -69,7 +69,7 @@ def think_input_schema(profiles: dict[str, Profile], default_profile: str | None
         "type": "string",
         "enum": ids,
         "description": "Which chain of ThinkTools to run: "
-        + "; ".join(f"`{p}`: {profiles[p].description} (min confidence {profiles[p].min_confidence:.2f})" for p in ids),
+        + "; ".join(f"`{p}`: {profiles[p].description.strip().rstrip('.')} (min confidence {profiles[p].min_confidence:.2f})" for p in ids),
     }
     if default_profile in profiles:
         profile_prop["default"] = default_profile

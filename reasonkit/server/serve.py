@@ -1,0 +1,218 @@
+"""Run the server: stdio or streamable HTTP, an optional side port for metrics and health, and a
+graceful shutdown.
+
+SIGTERM / SIGINT: readiness turns 503 at once, in-flight tool runs get `[server] shutdown_grace_secs`
+to finish, then the server stops (runs still going are cancelled and saved as cancelled) and the
+process exits 0. A second signal stops at once.
+
+stdio: nothing but MCP messages is ever written to stdout. Logs go to stderr; while serving, the
+SDK's `stdio_server` also points fd 1 at stderr so stray prints from any library cannot corrupt
+the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+from loguru import logger
+
+from reasonkit.server.app import ReasonKitServer
+
+# After a stop in stdio mode, the thread reading stdin may stay blocked until the client writes or
+# closes the pipe: leave once the runs are saved, at most this long after the stop.
+STDIO_EXIT_WATCHDOG_SECS = 10.0
+
+
+class ServeError(RuntimeError):
+    """The server cannot start (for example its port is taken); the message says what to change."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Listen on host:port before anything else starts, so a taken port is a clear error."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = " (another process uses it: choose another port)" if exc.errno in (errno.EADDRINUSE,) else ""
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def _uvicorn_server(app: Any, host: str, port: int) -> Any:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # ReasonKit handles SIGTERM/SIGINT itself (drain first, then exit 0); uvicorn's own
+            # handlers would stop at once and re-raise the signal after shutdown (exit 143).
+            yield
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        ws="none",
+        server_header=False,
+        timeout_graceful_shutdown=3,
+        timeout_keep_alive=5,
+    )
+    return _Server(config)
+
+
+async def _watch_signals(core: ReasonKitServer, stop: Callable[[bool], None]) -> None:
+    grace = core.settings.server.shutdown_grace_secs
+    async with anyio.create_task_group() as tg:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for sig in signals:
+                name = signal.Signals(sig).name
+                if core.status.draining:
+                    logger.warning("received {} again: stopping now", name)
+                    stop(True)
+                    return
+                core.status.draining = True
+                logger.info("received {}: readiness is now 503; {} run(s) in flight get up to {:g}s to finish", name, core.status.inflight, grace)
+
+                async def drain() -> None:
+                    idle = await core.status.wait_idle(grace)
+                    if not idle:
+                        logger.warning("{} run(s) still going after {:g}s: cancelling them (saved as cancelled)", core.status.inflight, grace)
+                    stop(False)
+
+                tg.start_soon(drain)
+
+
+def _side_server(core: ReasonKitServer, main_port: int | None) -> tuple[Any, socket.socket] | None:
+    s = core.settings
+    port = s.server.metrics_port
+    if not port or not s.features.metrics or port == main_port:
+        return None
+    from reasonkit.server.http import build_side_app
+
+    sock = bind(s.server.host, port)
+    logger.info("metrics and health on http://{}:{}/metrics", s.server.host, port)
+    return _uvicorn_server(build_side_app(core), s.server.host, port), sock
+
+
+def serve_http(core: ReasonKitServer, host: str, port: int) -> None:
+    from reasonkit.server.http import build_http_app
+
+    main_sock = bind(host, port)
+    side_pair = _side_server(core, port)
+    main = _uvicorn_server(build_http_app(core, host), host, port)
+    side = side_pair[0] if side_pair else None
+
+    def stop(force: bool) -> None:
+        for srv in (main, side):
+            if srv is not None:
+                srv.should_exit = True
+                if force:
+                    srv.force_exit = True
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, core, stop)
+            side_done = _start_side(tg, side_pair)
+            mode = "stateless" if core.settings.server.stateless_http else "stateful"
+            logger.info("ReasonKit MCP server on http://{}:{}/mcp ({} streamable HTTP; {} tools)", host, port, mode, len(core.tools))
+            await main.serve(sockets=[main_sock])
+            await _stop_side(side, side_done)
+            tg.cancel_scope.cancel()
+
+    anyio.run(run)
+
+
+def serve_stdio(core: ReasonKitServer) -> None:
+    from mcp.server.stdio import stdio_server
+
+    side_pair = _side_server(core, None)
+    side = side_pair[0] if side_pair else None
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+
+            def stop(force: bool) -> None:
+                if side is not None:
+                    side.should_exit = True
+                    side.force_exit = force
+                _start_watchdog(core, STDIO_EXIT_WATCHDOG_SECS if not force else 1.0)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(_watch_signals, core, stop)
+            side_done = _start_side(tg, side_pair)
+            logger.info("ReasonKit MCP server on stdio ({} tools)", len(core.tools))
+            async with stdio_server() as (read, write):
+                core.status.ready = True
+                try:
+                    await core.server.run(read, write, core.server.create_initialization_options())
+                finally:
+                    core.status.ready = False
+            logger.info("stdin closed: stopping")
+            await _stop_side(side, side_done)
+            tg.cancel_scope.cancel()
+
+    anyio.run(run)
+
+
+def _start_side(tg: Any, side: tuple[Any, socket.socket] | None) -> anyio.Event:
+    done = anyio.Event()
+    if side is None:
+        done.set()
+        return done
+    server, sock = side
+
+    async def run() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            done.set()
+
+    tg.start_soon(run)
+    return done
+
+
+async def _stop_side(side: Any | None, done: anyio.Event) -> None:
+    if side is not None:
+        side.should_exit = True
+        with anyio.move_on_after(5):
+            await done.wait()
+
+
+def _start_watchdog(core: ReasonKitServer, max_secs: float) -> None:
+    """The SDK reads stdin in a worker thread that a cancellation cannot interrupt, so after a
+    signal the process could wait for the client to write or close the pipe. Once every run has
+    been cancelled and saved (or after `max_secs`), leave."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + max_secs
+        while time.monotonic() < deadline and (core.status.inflight > 0 or core.live):
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the normal shutdown finish if it can
+        logger.info("stopped (stdin still open)")
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="reasonkit-exit-watchdog", daemon=True).start()
