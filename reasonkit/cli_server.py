@@ -37,35 +37,56 @@ KEY_PLACEHOLDERS = {
 def serve_mcp(ctx: click.Context, port, host, http_mode, metrics_port, stateless, provider, model, deadline, log_level) -> None:
     """Run the MCP server: stdio by default (for Claude Desktop, Claude Code), or streamable HTTP
     at /mcp with --port (Cursor, VS Code, hosted setups). Logs go to stderr."""
-    from reasonkit.cli import EXIT_FAILED, _fail, _settings
+    from reasonkit.cli import EXIT_FAILED, EXIT_USAGE, _fail, _settings
 
-    settings = _settings(
-        ctx,
-        {
-            "server.port": port,
-            "server.host": host,
-            "server.metrics_port": metrics_port,
-            "server.stateless_http": stateless,
-            "server.tool_deadline_secs": deadline,
-            "llm.default_provider": provider,
-            "llm.default_model": model,
-            "logging.level": log_level,
-        },
-    )
+    overrides = {
+        "server.port": port,
+        "server.host": host,
+        "server.metrics_port": metrics_port,
+        "server.stateless_http": stateless,
+        "server.tool_deadline_secs": deadline,
+        "llm.default_provider": provider,
+        "llm.default_model": model,
+        "logging.level": log_level,
+    }
+    settings = _settings(ctx, overrides)
     from reasonkit.observability.logging import setup_logging
 
     setup_logging(settings)
+    from reasonkit.server.security import SecurityError, SecurityPolicy, secret_values
+
+    http = port is not None or http_mode
+    bind_host = settings.server.host
+    policy = None
+    try:
+        if http:
+            # Tokens, Host/Origin, limits; refuse a non-loopback bind without tokens (exit 2).
+            policy = SecurityPolicy.from_settings(settings, bind_host)
+            policy.check_bind(bind_host, settings.server.port, settings)
+        else:
+            from reasonkit.observability.logging import add_secrets
+
+            add_secrets(secret_values(settings, []))
+    except SecurityError as exc:
+        _fail(str(exc), EXIT_USAGE)
     from reasonkit.server.app import build_server
 
     try:
         core = build_server(settings)
     except Exception as exc:  # store or registry trouble: say what, on stderr
         _fail(f"cannot start the MCP server: {exc}", EXIT_FAILED)
+    from reasonkit.config import load_settings
     from reasonkit.server.serve import ServeError, serve_http, serve_stdio
 
+    config_path = ctx.obj.get("config") if ctx.obj else None
+    core.settings_loader = lambda: load_settings(config_path, overrides)  # SIGHUP re-reads file + environment
+    core.bind_host = bind_host
     try:
-        if port is not None or http_mode:
-            serve_http(core, settings.server.host, settings.server.port)
+        if http:
+            assert policy is not None
+            core.security = policy
+            policy.startup_notes(bind_host)
+            serve_http(core, bind_host, settings.server.port)
         else:
             serve_stdio(core)
     except ServeError as exc:

@@ -130,11 +130,36 @@ class FeatureSettings(_Section):
 
 
 class SecuritySettings(_Section):
-    auth_tokens_file: str | None = Field(None, description="File with one bearer token per line.")
-    allowed_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the HTTP endpoint.")
-    allow_unauthenticated_remote: bool = Field(False, description="Allow a non-loopback bind without tokens.")
-    max_request_size_mb: float = Field(4.0, gt=0, description="Largest accepted HTTP request body.")
-    rate_limit_per_minute: int | None = Field(None, ge=1, description="Requests per minute per client (HTTP).")
+    auth_tokens_file: str | None = Field(
+        None,
+        description="File with the bearer tokens HTTP clients must send (`Authorization: Bearer <token>`), one per line; blank lines and lines starting with `#` are ignored. Combined with `REASONKIT_AUTH_TOKENS` (comma-separated). Re-read on SIGHUP.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (`https://app.example.com`, `http://host:*` for any port, `*` for any) allowed to call the HTTP server. Requests without an `Origin` header (non-browser clients) are always allowed; loopback binds also allow local origins. Comma-separated in the environment.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="`Host` header values the HTTP server answers to (DNS-rebinding protection): `name`, `name:port`, `name:*` or `*.domain`. Loopback binds always allow localhost and loopback addresses (127.0.0.0/8, [::1]). On other binds an empty list accepts any Host (a warning is logged); when set, IP-address hosts are accepted too. Comma-separated in the environment.",
+    )
+    allow_unauthenticated_remote: bool = Field(
+        False, description="Allow serving HTTP on a non-loopback address without bearer tokens (e.g. behind an authenticating proxy). Off: `rk serve-mcp` refuses to start."
+    )
+    public_metrics: bool = Field(
+        False,
+        description="Serve `/metrics` and `/health` on the main HTTP port without a bearer token when tokens are configured. The side port (`--metrics-port`) and the probes `/health/live`, `/health/ready` never ask for one.",
+    )
+    max_request_size_mb: float = Field(4.0, gt=0, description="Largest accepted HTTP request body in MiB; larger requests get 413.")
+    rate_limit_per_minute: int | None = Field(
+        None, ge=1, description="HTTP requests per minute per client on the main port (per bearer token, else per client IP); over it: 429 with `Retry-After`. Unset: no limit."
+    )
+
+    @field_validator("allowed_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
 
 
 class StorageSettings(_Section):
@@ -203,6 +228,10 @@ ENV_VARS: dict[str, str] = {
     "LOG_LEVEL": "logging.level",
     "LOG_FORMAT": "logging.format",
     "RUST_LOG": "logging.level",
+    "REASONKIT_AUTH_TOKENS_FILE": "security.auth_tokens_file",
+    "REASONKIT_ALLOW_UNAUTHENTICATED": "security.allow_unauthenticated_remote",
+    "REASONKIT_ALLOWED_HOSTS": "security.allowed_hosts",
+    "REASONKIT_ALLOWED_ORIGINS": "security.allowed_origins",
 }
 # Read directly (not settings keys): REASONKIT_CONFIG (which file), REASONKIT_AUTH_TOKENS (secrets).
 OTHER_ENV_VARS = ("REASONKIT_CONFIG", "REASONKIT_AUTH_TOKENS")

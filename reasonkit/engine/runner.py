@@ -128,8 +128,8 @@ def coerce_inputs(specs: dict[str, InputSpec], given: dict[str, Any], what: str)
             if spec.type == "string":
                 v = v if isinstance(v, str) else to_text(v)
             elif spec.type == "integer":
-                if isinstance(v, bool):
-                    raise ValueError
+                if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                    raise ValueError  # 2.5 is not an integer; int() would silently truncate it
                 v = int(v) if not isinstance(v, str) else int(v.strip())
             elif spec.type == "number":
                 if isinstance(v, bool):

@@ -140,6 +140,20 @@ class Metrics:
             ["layer"],
             registry=r,
         )
+        self.http_rejected = Counter(
+            "reasonkit_http_rejected_total",
+            "HTTP requests refused before reaching the MCP server, by reason: unauthorized (no token), "
+            "invalid_token, invalid_host, invalid_origin, too_large, rate_limited.",
+            ["reason"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "reasonkit_config_reloads_total",
+            "SIGHUP reloads of settings and protocols, by outcome: ok, partial (some protocol files were "
+            "skipped), failed (the previous settings and protocols stay in effect).",
+            ["outcome"],
+            registry=r,
+        )
 
     # ------------------------------------------------------------------ recording helpers
     @contextmanager

@@ -18,7 +18,8 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +30,14 @@ import mcp_types as types
 from anyio.abc import TaskGroup
 from loguru import logger
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from reasonkit import __version__
-from reasonkit.config import Settings
+from reasonkit.config import ConfigError, Settings
 from reasonkit.engine import Budget, Engine, Event, InputError, RunResult
 from reasonkit.engine.runner import coerce_inputs
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
@@ -63,6 +67,25 @@ INSTRUCTIONS = (
 )
 
 ProviderFactory = Any  # Callable[[Settings], Provider]
+# Settings that a SIGHUP reload cannot change in a running process (they take effect at the next start).
+RESTART_ONLY = (
+    "server.host",
+    "server.port",
+    "server.workers",
+    "server.metrics_port",
+    "server.stateless_http",
+    "storage.data_dir",
+    "storage.save_runs",
+)
+
+
+class _Server(Server[Any]):
+    """The SDK server, advertising `listChanged` for tools, prompts and resources to handshake-era
+    clients (a SIGHUP reload changes them). 2026-07-28 clients learn it from `subscriptions/listen`."""
+
+    def create_initialization_options(self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any) -> Any:
+        notify = notification_options or NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+        return super().create_initialization_options(notify, *args, **kwargs)
 
 
 # ----------------------------------------------------------------------------- shared state
@@ -139,6 +162,14 @@ class Runtime:
         self.core = core
         self.tg = tg
         self._provider: Provider | None = None
+        self._retired: list[Provider] = []
+
+    def retire_provider(self) -> None:
+        """After a reload: the next call builds a provider from the new settings; the old one keeps
+        serving the calls that hold it and is closed at shutdown."""
+        if self._provider is not None:
+            self._retired.append(self._provider)
+            self._provider = None
 
     def configured_provider(self) -> Provider:
         if self._provider is None:
@@ -167,13 +198,14 @@ class Runtime:
             return ProviderChoice(None, error=f"cannot set up the LLM provider: {type(exc).__name__}: {exc}")
 
     async def aclose(self) -> None:
-        if self._provider is not None:
-            with anyio.CancelScope(shield=True):
+        self.retire_provider()
+        providers, self._retired = self._retired, []
+        with anyio.CancelScope(shield=True):
+            for provider in providers:
                 try:
-                    await self._provider.aclose()
+                    await provider.aclose()
                 except Exception as exc:  # noqa: BLE001
                     logger.debug("provider close failed: {}", exc)
-            self._provider = None
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -233,8 +265,8 @@ class ReasonKitServer:
         from reasonkit.providers import build_provider
 
         self.settings = settings
-        self.registry = registry if registry is not None else load_registry([Path(d) for d in settings.protocols.dirs])
-        for problem in self.registry.problems:
+        registry = registry if registry is not None else load_registry([Path(d) for d in settings.protocols.dirs])
+        for problem in registry.problems:
             logger.warning("skipped invalid protocol data: {}", problem)
         self.metrics: Metrics = metrics or default_metrics()
         # The default provider records its breaker, retry and cache metrics in the same registry.
@@ -247,15 +279,22 @@ class ReasonKitServer:
         self.status = status or ServerStatus()
         self.live: dict[str, LiveRun] = {}
         self.deadline = settings.server.tool_deadline_secs
-        self.protocols = {pid: p for pid, p in sorted(self.registry.protocols.items()) if pid not in (schemas.THINK_TOOL, schemas.RUN_RESULT_TOOL)}
-        for pid in set(self.registry.protocols) - set(self.protocols):
-            logger.warning("protocol id '{}' is reserved for a built-in tool; it is not exposed as a tool", pid)
-        self.tools = self._build_tools()
+        self._install_registry(registry)
+        # Lifecycle: HTTP inbound security (set by `rk serve-mcp` in HTTP mode), the settings source
+        # for SIGHUP reloads, change notifications for connected clients.
+        self.security: Any = None  # reasonkit.server.security.SecurityPolicy in HTTP mode
+        self.bind_host: str = settings.server.host
+        self.settings_loader: Callable[[], Settings] | None = None
+        self.runtime: Runtime | None = None
+        self.bus = InMemorySubscriptionBus()
+        self.listen = ListenHandler(self.bus)
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._reload_lock = anyio.Lock()
         n = self.store.mark_interrupted()
         if n:
             logger.warning("{} run(s) from a previous server process were marked interrupted", n)
 
-        server: Server[Runtime] = Server(
+        server: Server[Runtime] = _Server(
             "reasonkit",
             version=__version__,
             title="ReasonKit",
@@ -270,6 +309,7 @@ class ReasonKitServer:
             on_read_resource=self._read_resource,
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
+            on_subscriptions_listen=self.listen,
         )
         server.middleware.append(self._metrics_middleware)
         self.server = server
@@ -279,12 +319,119 @@ class ReasonKitServer:
     async def _lifespan(self, _server: Server[Runtime]) -> AsyncIterator[Runtime]:
         async with anyio.create_task_group() as tg:
             rt = Runtime(self, tg)
+            self.runtime = rt
             try:
                 yield rt
             finally:
                 # Background runs still going when the server stops are cancelled and saved as such.
+                self.listen.close()
                 tg.cancel_scope.cancel()
                 await rt.aclose()
+                self.runtime = None
+
+    # ------------------------------------------------------------------ registry and reload
+    def _install_registry(self, registry: Registry) -> None:
+        self.registry = registry
+        self.protocols = {pid: p for pid, p in sorted(registry.protocols.items()) if pid not in (schemas.THINK_TOOL, schemas.RUN_RESULT_TOOL)}
+        for pid in set(registry.protocols) - set(self.protocols):
+            logger.warning("protocol id '{}' is reserved for a built-in tool; it is not exposed as a tool", pid)
+        self.tools = self._build_tools()
+
+    def _load_for_reload(self) -> tuple[Settings, Registry, Any]:
+        """(new settings, new registry, new security policy); raises on a bad config or token file."""
+        from reasonkit.observability.logging import add_secrets
+        from reasonkit.server.security import SecurityPolicy, secret_values
+
+        settings = self.settings_loader() if self.settings_loader is not None else self.settings
+        add_secrets(secret_values(settings, []))  # new API keys are redacted from the logs too
+        registry = load_registry([Path(d) for d in settings.protocols.dirs])
+        policy = None
+        if self.security is not None:
+            policy = SecurityPolicy.from_settings(settings, self.bind_host)
+        return settings, registry, policy
+
+    async def reload(self) -> bool:
+        """SIGHUP: re-read the settings, token file and protocol directories, and switch to them
+        without dropping connections: calls in flight finish with what they started with, the next
+        ones use the new set. A config that cannot be loaded leaves everything as it was; a protocol
+        file that is now broken is reported and its previous version stays. True when applied."""
+        from reasonkit.server.security import SecurityError
+
+        async with self._reload_lock:
+            logger.info("reloading settings and protocols")
+            try:
+                settings, registry, policy = await anyio.to_thread.run_sync(self._load_for_reload)
+            except (ConfigError, SecurityError, OSError) as exc:
+                self.metrics.reloads.labels(outcome="failed").inc()
+                logger.error("reload failed; the previous settings and protocols stay in effect: {}", exc)
+                return False
+            kept = self._keep_previous(registry)
+            for problem in registry.problems:
+                logger.warning("skipped invalid protocol data: {}", problem)
+            old = self.settings
+            for key in RESTART_ONLY:
+                section, name = key.split(".")
+                before, after = getattr(getattr(old, section), name), getattr(getattr(settings, section), name)
+                if before != after:
+                    logger.warning("{} changed ({!r} -> {!r}): it takes effect after a restart", key, before, after)
+            if settings.logging != old.logging:
+                from reasonkit.observability.logging import setup_logging
+
+                setup_logging(settings)
+            provider_changed = (settings.llm, settings.features, settings.database) != (old.llm, old.features, old.database)
+            before_tools = [t.model_dump() for t in self.tools]
+            before_protocols = set(self.protocols)
+            self.settings = settings
+            self.deadline = settings.server.tool_deadline_secs
+            self._install_registry(registry)
+            if policy is not None:
+                self.security = policy
+            if provider_changed and self.runtime is not None:
+                self.runtime.retire_provider()
+            outcome = "partial" if registry.problems else "ok"
+            self.metrics.reloads.labels(outcome=outcome).inc()
+            added, removed = sorted(set(self.protocols) - before_protocols), sorted(before_protocols - set(self.protocols))
+            logger.info(
+                "reloaded: {} tools{}{}{}{}",
+                len(self.tools),
+                f"; added {', '.join(added)}" if added else "",
+                f"; removed {', '.join(removed)}" if removed else "",
+                f"; kept the previous version of {', '.join(kept)}" if kept else "",
+                f"; {len(registry.problems)} problem(s) in protocol files" if registry.problems else "",
+            )
+            if [t.model_dump() for t in self.tools] != before_tools:
+                await self._notify_changed()
+            return True
+
+    def _keep_previous(self, registry: Registry) -> list[str]:
+        """Protocols and profiles whose file is broken now keep their previously loaded version."""
+        bad = {_resolved(p.file) for p in registry.problems}
+        kept = []
+        for pid, proto in self.registry.protocols.items():
+            if proto.source and _resolved(proto.source) in bad:
+                registry.protocols[pid] = proto
+                kept.append(pid)
+        for pid, prof in self.registry.profiles.items():
+            if prof.source and _resolved(prof.source) in bad and pid not in registry.profiles:
+                registry.profiles[pid] = prof
+                kept.append(f"profile {pid}")
+        return kept
+
+    async def _notify_changed(self) -> None:
+        """Tell connected clients the tools, prompts and resources changed: 2026-07-28 clients through
+        their `subscriptions/listen` streams, handshake-era sessions (stdio, stateful HTTP) with
+        `notifications/*/list_changed`. Stateless handshake-era HTTP has no channel for it."""
+        for event in (ToolsListChanged(), PromptsListChanged(), ResourcesListChanged()):
+            await self.bus.publish(event)
+        for conn in list(self._connections):
+            try:
+                with anyio.move_on_after(2):
+                    await conn.send_tool_list_changed()
+                    await conn.send_prompt_list_changed()
+                    await conn.send_resource_list_changed()
+            except Exception as exc:  # noqa: BLE001 - a connection that went away
+                logger.debug("list_changed notification not delivered: {}", exc)
+                self._connections.discard(conn)
 
     # ------------------------------------------------------------------ tools
     def _build_tools(self) -> list[types.Tool]:
@@ -678,6 +825,13 @@ class ReasonKitServer:
 
     # ------------------------------------------------------------------ metrics for non-tool requests
     async def _metrics_middleware(self, ctx: ServerRequestContext[Any], call_next: Any) -> Any:
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            # For list_changed notifications after a reload: the SDK's `ServerSession` is a per-request
+            # proxy; the connection behind it (no public accessor in SDK 2.3) lives as long as the
+            # client's connection, and is held weakly here.
+            conn = getattr(ctx.session, "_connection", None)
+            if conn is not None and hasattr(conn, "send_tool_list_changed"):
+                self._connections.add(conn)
         if ctx.request_id is None or ctx.method == "tools/call":
             return await call_next(ctx)
         sw = Stopwatch()
@@ -688,6 +842,13 @@ class ReasonKitServer:
             return result
         finally:
             self.metrics.observe_request(ctx.method, "", status, sw.seconds)
+
+
+def _resolved(path: str) -> str:
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (OSError, RuntimeError):
+        return path
 
 
 def build_server(

@@ -1,38 +1,51 @@
 """HTTP apps: streamable HTTP MCP at `/mcp` plus `/metrics`, `/health`, `/health/live`,
-`/health/ready`; and the side app (`--metrics-port`) with only the last four."""
+`/health/ready`; and the side app (`--metrics-port`) with only the last four. Both sit behind
+`SecurityMiddleware`; the side port never asks for a token and has no rate limit."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from reasonkit import __version__
 from reasonkit.observability.health import HealthChecker
+from reasonkit.server.security import SecurityMiddleware, SecurityPolicy, is_loopback
 
 if TYPE_CHECKING:
     from reasonkit.server.app import ReasonKitServer
 
+# The SDK's own body limit sits behind ours; ours answers first (with a JSON error, and with the
+# limit a SIGHUP can change), so the SDK's only needs to be out of the way.
+SDK_BODY_LIMIT = 1 << 40
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def health_routes(core: ReasonKitServer) -> list[Route]:
-    checker = HealthChecker(core.settings, __version__)
-    metrics_on = core.settings.features.metrics
+    checkers: dict[int, HealthChecker] = {}
+
+    def checker() -> HealthChecker:
+        # Settings can be swapped by a SIGHUP reload: one checker (with its short cache) per settings object.
+        key = id(core.settings)
+        if key not in checkers:
+            checkers.clear()
+            checkers[key] = HealthChecker(core.settings, __version__)
+        return checkers[key]
 
     async def metrics(request: Request) -> Response:
-        if not metrics_on:
+        if not core.settings.features.metrics:
             return PlainTextResponse("metrics are disabled (ENABLE_METRICS=false / [features] metrics = false)\n", status_code=404)
         body, content_type = core.metrics.render()
         return Response(body, headers={"content-type": content_type})
 
     async def health(request: Request) -> Response:
-        body = await checker.check()
+        body = await checker().check()
         body["ready"] = core.status.ready and not core.status.draining
         return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200, headers={"cache-control": "no-store"})
 
@@ -55,35 +68,44 @@ def health_routes(core: ReasonKitServer) -> list[Route]:
     ]
 
 
-def transport_security(host: str, allowed_origins: list[str]) -> Any:
-    """Host/Origin checks against DNS rebinding for loopback binds (as the SDK does by default),
-    with `[security] allowed_origins` added to the allowed origins."""
-    from mcp.server.transport_security import TransportSecuritySettings
+def main_policy(core: ReasonKitServer, host: str) -> SecurityPolicy:
+    """The policy of the main port: the one `rk serve-mcp` built (and reloads), else from settings."""
+    if core.security is None:
+        core.bind_host = host
+        core.security = SecurityPolicy.from_settings(core.settings, host)
+    policy: SecurityPolicy = core.security
+    return policy
 
-    if host in LOOPBACK_HOSTS:
-        return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *allowed_origins],
-        )
-    # Non-loopback binds answer to the deployment's own names (service, ingress), which the server
-    # cannot know: the SDK's Host check stays off there; authentication and Origin policy for
-    # remote binds belong to the inbound-security layer in front of /mcp.
-    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+def side_policy(core: ReasonKitServer) -> SecurityPolicy:
+    """The side port: no tokens, no rate limit; Host/Origin checks as on the main port (on a
+    non-loopback bind, Host is checked only when `[security] allowed_hosts` is set)."""
+    s = core.settings.security
+    return SecurityPolicy(
+        loopback=is_loopback(core.settings.server.host),
+        allowed_hosts=tuple(s.allowed_hosts),
+        allowed_origins=tuple(s.allowed_origins),
+        max_body=max(1, int(s.max_request_size_mb * 1024 * 1024)),
+    )
 
 
 def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
     """Streamable HTTP MCP at /mcp (stateless per `[server] stateless_http`; both protocol eras: the
     SDK routes 2026-07-28 requests by their MCP-Protocol-Version header, handshake clients to the
-    2025 path) plus the health and metrics routes."""
+    2025 path) plus the health and metrics routes, behind `SecurityMiddleware` (tokens, Host/Origin,
+    body size, rate limit: see reasonkit/server/security.py)."""
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+    from mcp.server.transport_security import TransportSecuritySettings
 
     s = core.settings
+    main_policy(core, host)
     manager = StreamableHTTPSessionManager(
         app=core.server,
         stateless=s.server.stateless_http,
-        security_settings=transport_security(host, s.security.allowed_origins),
-        max_request_body_size=int(s.security.max_request_size_mb * 1024 * 1024),
+        # Host/Origin and the body limit are enforced by SecurityMiddleware for every path (with
+        # settings a SIGHUP can change); the SDK's copies of these checks stay out of the way.
+        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        max_request_body_size=SDK_BODY_LIMIT,
     )
 
     @asynccontextmanager
@@ -96,8 +118,10 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
                 core.status.ready = False
 
     routes = [Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)), *health_routes(core)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    guard = Middleware(SecurityMiddleware, policy=lambda: core.security, metrics=core.metrics)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
 
 
 def build_side_app(core: ReasonKitServer) -> Starlette:
-    return Starlette(routes=health_routes(core))
+    guard = Middleware(SecurityMiddleware, policy=lambda: side_policy(core), metrics=core.metrics, side=True)
+    return Starlette(routes=health_routes(core), middleware=[guard])

@@ -5,6 +5,9 @@ SIGTERM / SIGINT: readiness turns 503 at once, in-flight tool runs get `[server]
 to finish, then the server stops (runs still going are cancelled and saved as cancelled) and the
 process exits 0. A second signal stops at once.
 
+SIGHUP: `ReasonKitServer.reload()` re-reads the settings, the token file and the protocol
+directories and switches to them; connections and calls in flight are not touched.
+
 stdio: nothing but MCP messages is ever written to stdout. Logs go to stderr; while serving, the
 SDK's `stdio_server` also points fd 1 at stderr so stray prints from any library cannot corrupt
 the stream.
@@ -82,20 +85,31 @@ def _uvicorn_server(app: Any, host: str, port: int) -> Any:
     return _Server(config)
 
 
+RELOAD_SIGNALS = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
+
+
 async def _watch_signals(core: ReasonKitServer, stop: Callable[[bool], None]) -> None:
-    grace = core.settings.server.shutdown_grace_secs
     async with anyio.create_task_group() as tg:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *RELOAD_SIGNALS) as signals:
             async for sig in signals:
                 name = signal.Signals(sig).name
+                if sig in RELOAD_SIGNALS:
+                    if core.status.draining:
+                        logger.info("received {} while shutting down: ignored", name)
+                    else:
+                        logger.info("received {}: reloading settings and protocols", name)
+                        tg.start_soon(core.reload)
+                    continue
                 if core.status.draining:
                     logger.warning("received {} again: stopping now", name)
                     stop(True)
                     return
                 core.status.draining = True
+                grace = core.settings.server.shutdown_grace_secs
                 logger.info("received {}: readiness is now 503; {} run(s) in flight get up to {:g}s to finish", name, core.status.inflight, grace)
+                core.listen.close()  # end subscriptions/listen streams gracefully: they would hold the shutdown
 
-                async def drain() -> None:
+                async def drain(grace: float = grace) -> None:
                     idle = await core.status.wait_idle(grace)
                     if not idle:
                         logger.warning("{} run(s) still going after {:g}s: cancelling them (saved as cancelled)", core.status.inflight, grace)

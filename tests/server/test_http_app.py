@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reasonkit.server.http import build_side_app, transport_security
+from reasonkit.server.http import build_side_app
 from tests.server.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -47,11 +47,3 @@ async def test_health_is_503_without_a_provider(make_server):
     core = make_server(provider=None)
     r = await get(build_side_app(core), "/health")
     assert r.status_code == 503 and r.json()["status"] == "unhealthy"
-
-
-def test_transport_security_for_loopback_and_remote_binds():
-    local = transport_security("127.0.0.1", ["https://app.example"])
-    assert local.enable_dns_rebinding_protection and "127.0.0.1:*" in local.allowed_hosts
-    assert "https://app.example" in local.allowed_origins
-    remote = transport_security("0.0.0.0", [])
-    assert remote.enable_dns_rebinding_protection is False
