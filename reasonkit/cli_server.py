@@ -53,6 +53,14 @@ def serve_mcp(ctx: click.Context, port, host, http_mode, metrics_port, stateless
     from reasonkit.observability.logging import setup_logging
 
     setup_logging(settings)
+    if settings.server.workers != 1:
+        from loguru import logger
+
+        logger.warning(
+            "server.workers / SERVER_WORKERS = {} is ignored: one `rk serve-mcp` is one process; "
+            "scale with replicas or several instances behind a load balancer (docs/deployment.md)",
+            settings.server.workers,
+        )
     from reasonkit.server.security import SecurityError, SecurityPolicy, secret_values
 
     http = port is not None or http_mode

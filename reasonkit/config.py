@@ -26,7 +26,9 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface for `rk serve-mcp --port` (HTTP mode).")
     port: int = Field(9100, ge=1, le=65535, description="Port of the streamable HTTP MCP endpoint.")
-    workers: int = Field(1, ge=1, le=64, description="Server worker processes (HTTP mode).")
+    workers: int = Field(
+        1, ge=1, le=64, description="Accepted for compatibility with the deployment guide and ignored (a warning is logged): one `rk serve-mcp` is one process; scale with replicas."
+    )
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Side HTTP port for /metrics and /health.")
     tool_deadline_secs: float = Field(50.0, gt=0, description="Default deadline of one MCP tool call; a partial result is returned when it passes.")
     shutdown_grace_secs: float = Field(20.0, ge=0, description="How long in-flight calls may finish after SIGTERM.")
