@@ -117,31 +117,52 @@ def parse_importtime(stderr: str) -> list[dict[str, Any]]:
     return rows
 
 
-def import_times(module: str = "reasonkit.cli", runs: int = 5, top: int = 5, *, python: str | None = None) -> dict[str, Any]:
-    """`python -X importtime -c "import <module>"`, `runs` times; the modules that import pulls in
-    (those a bare `python -c pass` does not load), ranked by median cumulative time."""
+def import_times(
+    module: str = "reasonkit.cli",
+    runs: int = 5,
+    top: int = 5,
+    *,
+    python: str | None = None,
+    code: str | None = None,
+    label: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`python -X importtime -c "import <module>"` (or `-c CODE`), `runs` times; the modules that
+    pulls in (those a bare `python -c pass` does not load), ranked by median cumulative time. With
+    `code`, the total is the sum of the top-level imports' cumulative times."""
     python = python or sys.executable
-    env = _env()
+    env = env or _env()
     base = subprocess.run([python, "-X", "importtime", "-c", "pass"], capture_output=True, text=True, env=env)
     startup = {r["module"] for r in parse_importtime(base.stderr)}
     per: dict[str, dict[str, Any]] = {}
     total: list[int] = []
+    roots: list[str] = []
     for _ in range(runs):
-        proc = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [python, "-X", "importtime", "-c", code or f"import {module}"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+        )
         if proc.returncode != 0:
-            return {"error": f"import {module} failed: {proc.stderr.strip().splitlines()[-1:]}"}
+            return {"error": f"{label or 'import ' + module} failed: {proc.stderr.strip().splitlines()[-1:]}"}
+        run_total = 0
         for row in parse_importtime(proc.stderr):
             if row["module"] in startup:
                 continue
-            if row["module"] == module:
+            if code is not None and row["depth"] == 0:
+                run_total += row["cumulative_us"]
+                if row["module"] not in roots:
+                    roots.append(row["module"])
+            if code is None and row["module"] == module:
                 total.append(row["cumulative_us"])
                 continue
             d = per.setdefault(row["module"], {"module": row["module"], "cum": [], "self": [], "depth": row["depth"], "parent": row["parent"]})
             d["cum"].append(row["cumulative_us"])
             d["self"].append(row["self_us"])
+        if code is not None:
+            total.append(run_total)
     ranked = sorted(per.values(), key=lambda d: -median(d["cum"]))
     return {
-        "module": module,
+        "module": label or module,
+        "top_level_modules": roots,
         "runs": runs,
         "total_ms": median(total) / 1000 if total else None,
         "modules_loaded": len(per) + 1,
@@ -155,4 +176,67 @@ def import_times(module: str = "reasonkit.cli", runs: int = 5, top: int = 5, *, 
             }
             for d in ranked[:top]
         ],
+        "top_self": [
+            {"module": d["module"], "self_ms": median(d["self"]) / 1000, "imported_by": d["parent"]}
+            for d in sorted(per.values(), key=lambda d: -median(d["self"]))[:top]
+        ],
+        "by_package": [
+            {"package": pkg, "self_ms": ms}
+            for pkg, ms in sorted(_by_package(per).items(), key=lambda kv: -kv[1])
+        ][:top],
+        "package_self_ms": _by_package(per),
+    }
+
+
+def _by_package(per: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Median self time summed per top-level package (reasonkit by subpackage): whose code runs."""
+    out: dict[str, float] = {}
+    for d in per.values():
+        parts = d["module"].split(".")
+        pkg = ".".join(parts[:2]) if parts[0] == "reasonkit" and len(parts) > 1 else parts[0]
+        out[pkg] = out.get(pkg, 0.0) + median(d["self"]) / 1000
+    return out
+
+
+# What `rk serve-mcp` (stdio) imports, measured by running it: the console script's entry point with
+# stdin at end of file, so the server starts, reads EOF and exits.
+SERVE_MCP_CODE = "import sys; sys.argv = ['rk', 'serve-mcp']; from reasonkit._entry import main; main()"
+
+
+def serve_mcp_import_times(runs: int = 3, top: int = 8, *, python: str | None = None) -> dict[str, Any]:
+    """`python -X importtime` over a whole `rk serve-mcp` start (stdio, stdin closed at once)."""
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="rk-bench-import-")
+    env = {**_env(), "HOME": home, "REASONKIT_DATA_DIR": os.path.join(home, "data")}
+    for k in [k for k in env if k.startswith(("REASONKIT_CONFIG", "OPENAI_", "ANTHROPIC_", "LLM_"))]:
+        env.pop(k)
+    return import_times(runs=runs, top=top, python=python, code=SERVE_MCP_CODE, label="rk serve-mcp", env=env)
+
+
+def bench_import_ratio(modules: list[str], rounds: int = 10, warmup: int = 2, *, python: str | None = None) -> dict[str, Any]:
+    """Wall time of `python -c "import <modules>"` against `python -c pass`, alternated; per-round ratios."""
+    python = python or sys.executable
+    env = _env()
+    code = "import " + ", ".join(modules)
+    cmds = {"imports": [python, "-c", code], "python": [python, "-c", "pass"]}
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    try:
+        for _ in range(warmup):
+            for cmd in cmds.values():
+                _time_once(cmd, env)
+        for r in range(rounds):
+            for name in (["imports", "python"] if r % 2 == 0 else ["python", "imports"]):
+                times[name].append(_time_once(cmds[name], env))
+    except subprocess.CalledProcessError as exc:
+        return {"error": f"{' '.join(exc.cmd)[:200]} exited with status {exc.returncode}"}
+    ratios = [a / b for a, b in zip(times["imports"], times["python"], strict=True)]
+    return {
+        "modules": modules,
+        "rounds": rounds,
+        "imports_p50_ms": median(times["imports"]) * 1000,
+        "python_p50_ms": median(times["python"]) * 1000,
+        "ratio_of_medians": median(times["imports"]) / median(times["python"]),
+        "round_ratios": ratios,
+        "ratio_p50": median(ratios),
     }

@@ -1,14 +1,18 @@
-"""The benchmark suite: settings (full / quick) and one function that runs the selected sections."""
+"""The benchmark suite: settings (full / quick) and one function that runs the selected sections.
+
+Sections, as in issue 6: provider (1, vs LiteLLM), mcp (2, vs the sequential-thinking server),
+overhead / critical-path / memory (3, the engine), load (4, the HTTP server), startup (5)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SECTIONS = ("overhead", "critical-path", "startup")
+SECTIONS = ("provider", "mcp", "overhead", "critical-path", "memory", "load", "startup")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,30 @@ class Settings:
     startup_rounds: int
     startup_warmup: int
     importtime_runs: int
+    # 1. provider layer
+    provider_latencies: tuple[float, ...] = (0.0, 0.05)
+    provider_rounds: int = 5
+    provider_calls: int = 30
+    provider_warmup: int = 10
+    provider_concurrency: int = 50
+    provider_conc_calls: int = 300
+    fake_cost_calls: int = 50
+    # 2. MCP stdio
+    mcp_rounds: int = 10
+    mcp_warm: int = 200
+    mcp_raw_rounds: int = 3
+    # 3. memory
+    memory_concurrencies: tuple[int, ...] = (1, 10, 100)
+    # 4. server under load
+    load_calls: int = 200
+    load_rounds: int = 3
+    load_alone: int = 20
+    load_fail_every: int = 10
+    load_diagnostics: bool = True
+    # 5. start-up
+    serve_import_rounds: int = 10
+    stdio_start_rounds: int = 5  # only when section 2 is not run
+    server_profiles: bool = True
 
     @classmethod
     def full(cls) -> Settings:
@@ -39,10 +67,10 @@ class Settings:
             cp_rounds=5,
             cp_profiles=None,
             cp_protocols=None,
-            concurrencies=(64, 8),
+            concurrencies=(64, 16),
             startup_rounds=20,
             startup_warmup=3,
-            importtime_runs=5,
+            importtime_runs=3,
         )
 
     @classmethod
@@ -57,15 +85,52 @@ class Settings:
             cp_rounds=1,
             cp_profiles=("balanced",),
             cp_protocols=(),
-            concurrencies=(64, 8),
+            concurrencies=(64, 16),
             startup_rounds=4,
             startup_warmup=1,
             importtime_runs=1,
+            provider_latencies=(0.0, 0.01),
+            provider_rounds=1,
+            provider_calls=5,
+            provider_warmup=2,
+            provider_concurrency=10,
+            provider_conc_calls=40,
+            fake_cost_calls=20,
+            mcp_rounds=1,
+            mcp_warm=10,
+            mcp_raw_rounds=1,
+            memory_concurrencies=(1, 3),
+            load_calls=10,
+            load_rounds=1,
+            load_alone=3,
+            load_diagnostics=False,
+            serve_import_rounds=2,
+            stdio_start_rounds=1,
+            server_profiles=False,
         )
 
 
 def _stderr(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("mcp", "openai", "pydantic", "litellm", "matplotlib"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def run_suite(
@@ -74,20 +139,59 @@ def run_suite(
     *,
     profiler: str = "auto",
     command: str = "python -m bench",
+    install: bool = True,
     progress: Callable[[str], None] = _stderr,
 ) -> dict[str, Any]:
     """Run the selected sections and return every result as one JSON-serialisable dict."""
-    from bench.engine_bench import bench_critical_path, bench_overhead, hotspot_microbench, profile_overhead
     from bench.report import machine_info
-    from bench.startup_bench import bench_startup, import_times
+    from bench.startup_bench import find_rk
     from reasonkit.protocol.loader import load_registry
 
     t0 = time.perf_counter()
-    res: dict[str, Any] = {"machine": machine_info(), "setting": settings.name, "settings": asdict(settings), "command": command, "sections": list(sections)}
+    res: dict[str, Any] = {
+        "machine": machine_info(),
+        "setting": settings.name,
+        "settings": asdict(settings),
+        "command": command,
+        "sections": list(sections),
+        "environment": _versions(),
+    }
     registry = load_registry()
     if registry.problems:
         raise SystemExit("bench: the built-in protocols do not load: " + "; ".join(str(p) for p in registry.problems))
+    rk = find_rk(sys.executable)
+
+    if "provider" in sections:
+        from bench.provider_bench import bench_provider, fake_server_cost
+
+        progress("provider: ReasonKit vs LiteLLM on the fake OpenAI server")
+        res["provider"] = bench_provider(
+            latencies=settings.provider_latencies,
+            rounds=settings.provider_rounds,
+            calls=settings.provider_calls,
+            warmup=settings.provider_warmup,
+            concurrency=settings.provider_concurrency,
+            conc_calls=settings.provider_conc_calls,
+            progress=progress,
+        )
+        progress("provider: the fake servers' own cost")
+        res["fake_server_cost"] = fake_server_cost(n=settings.fake_cost_calls, rounds=3 if settings.name == "full" else 1)
+    if "mcp" in sections:
+        from bench.env import node_peer
+        from bench.mcp_bench import bench_mcp, tools_list_profile
+
+        if rk is None:
+            res["mcp"] = {"error": "no `rk` executable found"}
+        else:
+            node = node_peer(progress, install=install)
+            if "error" in node:
+                progress(f"mcp: the Node peer is not available ({node['error']}); measuring ReasonKit alone")
+            progress("mcp: stdio spawn to tools/list and warm round trips")
+            res["mcp"] = bench_mcp(rk, node, rounds=settings.mcp_rounds, warm=settings.mcp_warm, raw_rounds=settings.mcp_raw_rounds, progress=progress, profile=settings.server_profiles)
+            res["mcp"]["tools_list"] = tools_list_profile(rk, calls=2000 if settings.name == "full" else 50)
     if "overhead" in sections:
+        from bench.engine_bench import bench_overhead, hotspot_microbench, profile_overhead
+
         progress("overhead: zero-latency provider, every protocol")
         res["overhead"] = bench_overhead(
             registry, rounds=settings.overhead_rounds, runs=settings.overhead_runs, warmup=settings.overhead_warmup, progress=progress
@@ -98,6 +202,8 @@ def run_suite(
         progress("overhead: direct timings of the hot spots")
         res["hotspots"] = hotspot_microbench(registry)
     if "critical-path" in sections:
+        from bench.engine_bench import bench_critical_path
+
         progress(f"critical path: {settings.latency_s * 1000:g} ms per call")
         res["critical_path"] = bench_critical_path(
             registry,
@@ -108,9 +214,50 @@ def run_suite(
             concurrencies=settings.concurrencies,
             progress=progress,
         )
+    if "memory" in sections:
+        from bench.engine_bench import bench_memory
+
+        progress("memory: concurrent runs")
+        res["memory"] = bench_memory(registry, concurrencies=settings.memory_concurrencies, latency=max(settings.latency_s, 0.01), progress=progress)
+    if "load" in sections:
+        from bench.load_bench import bench_load
+
+        if rk is None:
+            res["load"] = {"error": "no `rk` executable found"}
+        else:
+            progress(f"load: rk serve-mcp --port, {settings.load_calls} concurrent tool calls")
+            res["load"] = bench_load(
+                rk,
+                calls=settings.load_calls,
+                rounds=settings.load_rounds,
+                latency=0.05,
+                fail_every=settings.load_fail_every,
+                alone=settings.load_alone,
+                profile=settings.server_profiles,
+                diagnostics=settings.load_diagnostics,
+                progress=progress,
+            )
     if "startup" in sections:
+        from bench.startup_bench import (
+            bench_import_ratio,
+            bench_startup,
+            import_times,
+            serve_mcp_import_times,
+        )
+
         progress("startup: rk --version vs python -c pass")
         res["startup"] = bench_startup(settings.startup_rounds, settings.startup_warmup, progress=progress)
         res["importtime"] = import_times("reasonkit.cli", runs=settings.importtime_runs)
+        progress("startup: what rk serve-mcp imports")
+        it = serve_mcp_import_times(runs=settings.importtime_runs)
+        res["serve_importtime"] = it
+        if "error" not in it:
+            res["serve_import"] = bench_import_ratio(it["top_level_modules"], rounds=settings.serve_import_rounds)
+        if "mcp" not in sections and rk is not None:
+            from bench.mcp_bench import bench_mcp
+
+            progress("startup: rk serve-mcp stdio spawn to tools/list")
+            res["stdio_start"] = bench_mcp(rk, None, rounds=settings.stdio_start_rounds, warm=5, raw_rounds=1, profile=False)
+    res["load_avg_at_end"] = _load_avg()
     res["elapsed_s"] = time.perf_counter() - t0
     return res

@@ -1,5 +1,9 @@
 """Smoke test of the benchmark harness (bench/): it runs on a tiny setting and returns well-formed
-results. Deliberately no assertions on speed: timings depend on the machine."""
+results. Deliberately no assertions on speed: timings depend on the machine.
+
+Nothing here installs anything: the LiteLLM comparison runs only where LiteLLM is importable (it lives
+in .bench-venv/, not in the product's environment), the Node peer only where bench/.node/ already
+exists, the chart only where matplotlib is importable."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 import pytest
 
 from bench import engine_bench, startup_bench
+from bench.env import node_peer
 from bench.report import machine_info, render_markdown
 from reasonkit.protocol.loader import load_registry
 
@@ -111,24 +116,195 @@ def test_parse_importtime_parents():
     assert [(r["module"], r["depth"], r["parent"]) for r in rows] == [("leaf", 2, "mid"), ("mid", 1, "top"), ("top", 0, None)]
 
 
-def test_report_renders_all_sections(registry, tmp_path):
+
+# ------------------------------------------------------------------------------------------------ helpers
+def test_fake_openai_server_latency_faults_and_stats():
+    import anyio
+
+    from bench.procs import FakeOpenAI
+    from bench.rawhttp import RawClient
+
+    with FakeOpenAI(latency=0.0, content='{"answer": "x", "confidence": 0.5}') as fake:
+        fake.configure(fail_every=2)
+
+        async def main() -> list[int]:
+            client = RawClient("127.0.0.1", fake.port)
+            statuses = []
+            for _ in range(4):
+                r = await client.post("/v1/chat/completions", b'{"model": "m", "messages": []}', {"content-type": "application/json"})
+                statuses.append(r.status)
+                if r.status == 200:
+                    body = json.loads(r.body)
+                    assert json.loads(body["choices"][0]["message"]["content"]) == {"answer": "x", "confidence": 0.5}
+                    assert body["usage"]["prompt_tokens"] > 0
+            await client.aclose()
+            return statuses
+
+        assert anyio.run(main) == [200, 500, 200, 500]
+        st = fake.stats()
+        assert st["requests"] == 4 and st["failed"] == 2
+        fake.reset()
+        assert fake.stats()["requests"] == 0
+
+
+def test_spy_fold_raw():
+    from bench.spy import fold_raw
+
+    text = (
+        "main (reasonkit/_entry.py:17);_run_once (asyncio/base_events.py:1922);_once (reasonkit/providers/sdk.py:229);create (openai/x.py:1) 3\n"
+        "main (reasonkit/_entry.py:17);_run_once (asyncio/base_events.py:1922);select (selectors.py:468) 1\n"
+    )
+    prof = fold_raw(text)
+    assert prof["samples"] == 4
+    assert {a["name"] for a in prof["areas"]} == {"openai", "stdlib selectors"}
+    callers = {c["name"]: c["pct"] for c in prof["by_reasonkit_caller"]}
+    assert callers["_once (reasonkit/providers/sdk.py)"] == 75.0
+    assert any(k.startswith("no ReasonKit frame") for k in callers)
+
+
+def test_env_helpers_install_nothing():
+    from bench import env
+
+    assert isinstance(env.in_bench_venv(), bool)
+    peer = node_peer(lambda _m: None, install=False)
+    assert ("error" in peer) or ({"node", "server_js", "node_version"} <= set(peer))
+
+
+# ------------------------------------------------------------------------------------------------ sections
+@pytest.fixture(scope="module")
+def rk() -> str:
+    import sys
+
+    found = startup_bench.find_rk(sys.executable)
+    assert found, "no rk console script next to this interpreter"
+    return found
+
+
+@pytest.fixture(scope="module")
+def provider_result():
+    pytest.importorskip("litellm", reason="LiteLLM lives in .bench-venv/ only")
+    from bench.provider_bench import bench_provider
+
+    return bench_provider(latencies=(0.0,), rounds=1, calls=2, warmup=1, concurrency=2, conc_calls=4)
+
+
+def test_provider_structure(provider_result):
+    res = provider_result
+    assert "error" not in res, res.get("error")
+    assert {r["arm"] for r in res["rows"]} == {"reasonkit", "litellm", "openai_sdk", "raw_http"}
+    assert res["info"]["reasonkit_cache"] is False and res["info"]["reasonkit_breaker"] is True
+    (ratio,) = res["ratios"]
+    for key in ("added_ratio", "layer_ratio", "cpu_ratio", "conc_time_ratio"):
+        assert isinstance(ratio[key], float), key
+    assert all(_positive(r["conc_throughput"]) for r in res["rows"])
+
+
+def test_fake_server_cost_structure():
+    from bench.provider_bench import fake_server_cost
+
+    res = fake_server_cost(n=3, rounds=1)
+    assert _positive(res["fake_openai_ms"]) and _positive(res["fakellm_ms"])
+
+
+@pytest.fixture(scope="module")
+def mcp_result(rk):
+    from bench.mcp_bench import bench_mcp
+
+    peer = node_peer(lambda _m: None, install=False)
+    return bench_mcp(rk, None if "error" in peer else peer, rounds=1, warm=2, raw_rounds=1, profile=False)
+
+
+def test_mcp_structure(mcp_result):
+    res = mcp_result
+    rk_s = res["servers"]["reasonkit"]
+    assert rk_s["tools"] >= 7 and rk_s["protocol_version"] == "2025-11-25"
+    for key in ("spawn_p50_ms", "rt_p50_ms", "raw_list_p50_ms", "raw_rt_p50_ms"):
+        assert _positive(rk_s[key]), key
+    assert rk_s["list_bytes"] > 1000 and isinstance(res["stdio_start_met"], bool)
+    if "sequential_thinking" in res["servers"]:
+        assert res["servers"]["sequential_thinking"]["tools"] == 1
+        assert _positive(res["ratios"]["spawn"]) and isinstance(res["met"]["roundtrip"], bool)
+
+
+def test_tools_list_profile_structure():
+    from bench.mcp_bench import tools_list_profile
+
+    res = tools_list_profile("rk", calls=3)
+    assert res["tools"] >= 7 and res["bytes"] > 1000
+    assert all(_positive(res[k]) for k in ("build_us", "serialise_us", "client_parse_us"))
+
+
+def test_memory_structure(registry):
+    res = engine_bench.bench_memory(registry, [("protocol", PROTOCOL)], concurrencies=(1, 2), latency=0.001)
+    assert [r["concurrent_runs"] for r in res["rows"]] == [1, 2]
+    for r in res["rows"]:
+        assert r["statuses"] == {"complete": r["concurrent_runs"]} and r["calls_per_run"] == 3
+        assert _positive(r["peak_kb_per_run"])
+
+
+@pytest.fixture(scope="module")
+def load_result(rk):
+    from bench.load_bench import bench_load
+
+    return bench_load(rk, calls=4, rounds=1, latency=0.005, fail_every=2, alone=1, profile=False, diagnostics=False)
+
+
+def test_load_structure(load_result):
+    res = load_result
+    assert res["sdk_client_check"]["ok"] and res["sdk_client_check"]["has_bench_one"]
+    assert res["exit_status"] == 0
+    for arm in ("uncached", "cached", "faults"):
+        d = res[arm]
+        assert d["n"] == 4 and d["answered"] + d["errors"] == 4, (arm, d["error_kinds"])
+        assert len(d["rounds"]) == 1 and isinstance(d["overhead_p99_ms"], float)
+    assert res["uncached"]["errors"] == 0 and res["cached"]["errors"] == 0
+    assert res["uncached"]["provider_requests"] == 4 and res["cached"]["provider_requests"] == 0  # cached: no LLM call
+    assert res["faults"]["injected_500s"] >= 1
+    assert set(res["met"]) == {"errors", "p99", "rss", "cached"}
+
+
+def test_serve_mcp_import_times_and_ratio():
+    it = startup_bench.serve_mcp_import_times(runs=1, top=3)
+    assert "error" not in it, it.get("error")
+    assert _positive(it["total_ms"]) and "reasonkit.server.app" in it["top_level_modules"]
+    assert it["by_package"] and it["top_self"]
+    ratio = startup_bench.bench_import_ratio(["json"], rounds=1, warmup=0)
+    assert _positive(ratio["ratio_of_medians"]) and len(ratio["round_ratios"]) == 1
+
+
+def test_report_renders_all_sections(registry, tmp_path, mcp_result, load_result):
     res: dict[str, Any] = {
         "machine": machine_info(),
         "setting": "smoke",
         "command": "pytest",
         "elapsed_s": 1.0,
+        "mcp": mcp_result,
         "overhead": engine_bench.bench_overhead(registry, [PROTOCOL], rounds=1, runs=2, warmup=0),
         "profile": engine_bench.profile_overhead(registry, [PROTOCOL], runs=1, profiler="cprofile"),
         "hotspots": engine_bench.hotspot_microbench(registry, [PROTOCOL], min_time=0.001, runs=1),
         "critical_path": engine_bench.bench_critical_path(
             registry, profiles=["balanced"], protocols=[], latency=0.001, rounds=1, concurrencies=(64,)
         ),
+        "memory": engine_bench.bench_memory(registry, [("protocol", PROTOCOL)], concurrencies=(1,), latency=0.001),
+        "load": load_result,
         "startup": startup_bench.bench_startup(rounds=1, warmup=0),
         "importtime": startup_bench.import_times(runs=1),
+        "serve_importtime": startup_bench.serve_mcp_import_times(runs=1),
+        "provider": {"error": "not run in this test"},
     }
     json.dumps(res, default=str)  # the --json output must be serialisable
-    md = render_markdown(res)
-    for heading in ("## Machine", "## Summary", "## 1. ", "### Where the time goes", "## 2. ", "## 3. ", "## How to reproduce"):
-        assert heading in md
-    assert "profile `balanced`" in md
+    md = render_markdown(res, chart="benchmarks.png")
+    for heading in ("## Machine", "## Summary", "## 1. ", "## 2. ", "## 3. Engine", "### 3a. ", "#### Where the time goes", "### 3b. ",
+                    "### 3c. ", "## 4. ", "## 5. ", "### 5a. ", "### 5b. ", "### 5c. ", "## How to reproduce"):
+        assert heading in md, heading
+    assert "profile `balanced`" in md and "![Benchmark chart" in md
     assert res["machine"]["cores_logical"] >= 1 and res["machine"]["python"]
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    from bench.chart import render_chart
+
+    assert render_chart(res, tmp_path / "chart.png") is None
+    assert (tmp_path / "chart.png").stat().st_size > 1000
