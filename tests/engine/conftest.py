@@ -11,20 +11,7 @@ from reasonkit.config import load_settings
 from reasonkit.engine import Engine
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers import build_provider
-
-OBJ = '{{ type = "object", required = [{req}], properties = {{ {props} }} }}'
-
-
-def schema(**props: str) -> str:
-    """schema(answer='string') -> an inline TOML JSON-schema table that also has `confidence`."""
-    all_props = {**props, "confidence": "number"}
-    body = ", ".join(
-        f'{k} = {{ type = "array", items = {{ type = "string" }} }}' if v == "array" else f'{k} = {{ type = "{v}" }}'
-        for k, v in all_props.items()
-    )
-    req = ", ".join(f'"{k}"' for k in all_props)
-    return OBJ.format(req=req, props=body)
-
+from tests.fakes.schemas import schema
 
 LINEAR = f'''
 id = "linear"

@@ -17,17 +17,7 @@ from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
 from reasonkit.server.app import ReasonKitServer
 from tests.fakes.fake_llm import Reply, schema_filler
-
-OUT = '{{ type = "object", required = [{req}], properties = {{ {props} }} }}'
-
-
-def out(**props: str) -> str:
-    allp = {**props, "confidence": "number"}
-    body = ", ".join(
-        f'{k} = {{ type = "array", items = {{ type = "string" }} }}' if v == "array" else f'{k} = {{ type = "{v}" }}' for k, v in allp.items()
-    )
-    return OUT.format(req=", ".join(f'"{k}"' for k in allp), props=body)
-
+from tests.fakes.schemas import schema as out
 
 TINY = f'''
 id = "tiny"
