@@ -14,9 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-
-class ConfigError(ValueError):
-    """A settings problem the user can fix; the message names the file/variable and the key."""
+from reasonkit.errors import ConfigError  # noqa: F401 - re-exported
 
 
 class _Section(BaseModel):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
 StepStatus = Literal["pending", "running", "ok", "degraded", "failed", "skipped", "cancelled"]
-RunStatus = Literal["running", "complete", "incomplete", "cancelled", "failed"]
+# Every status a run can have. The engine sets the first five; "interrupted" is set by the run store
+# for a run whose owning process died before it finished.
+RunStatus = Literal["running", "complete", "incomplete", "cancelled", "failed", "interrupted"]
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+FINISHED_STATUSES: tuple[str, ...] = tuple(s for s in RUN_STATUSES if s != "running")
 
 
 class Factor(BaseModel):

@@ -29,6 +29,7 @@ from reasonkit.engine.parsing import (
     schema_errors,
 )
 from reasonkit.engine.result import CallTrace, EntryResult, Factor, RunResult, StepTrace, Tokens
+from reasonkit.errors import InputError  # noqa: F401 - re-exported
 from reasonkit.protocol.loader import Registry, effective_deps
 from reasonkit.protocol.models import PROFILE_INPUTS, ChainEntry, InputSpec, Profile, Protocol, Step
 from reasonkit.protocol.template import compiled, to_text
@@ -74,8 +75,6 @@ class Budget:
         return {"seconds": self.seconds, "tokens": self.tokens, "usd": self.usd}
 
 
-class InputError(ValueError):
-    """Bad tool input: names the input and what is wrong with it."""
 
 
 def parse_budget(specs: list[str] | str | None) -> Budget:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reasonkit.errors import UnknownProtocolError  # noqa: F401 - re-exported
 from reasonkit.protocol.models import PROFILE_INPUTS, Profile, Protocol
 from reasonkit.protocol.template import Template, TemplateError
 
@@ -371,13 +372,13 @@ class Registry:
         try:
             return self.protocols[pid]
         except KeyError:
-            raise KeyError(f"unknown protocol '{pid}' (loaded: {', '.join(sorted(self.protocols)) or 'none'})") from None
+            raise UnknownProtocolError(f"unknown protocol '{pid}' (loaded: {', '.join(sorted(self.protocols)) or 'none'})") from None
 
     def profile(self, pid: str) -> Profile:
         try:
             return self.profiles[pid]
         except KeyError:
-            raise KeyError(f"unknown profile '{pid}' (loaded: {', '.join(sorted(self.profiles)) or 'none'})") from None
+            raise UnknownProtocolError(f"unknown profile '{pid}' (loaded: {', '.join(sorted(self.profiles)) or 'none'})") from None
 
 
 def _files(directory: Path) -> list[Path]:

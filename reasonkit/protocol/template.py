@@ -18,16 +18,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasonkit.errors import TemplateError  # noqa: F401 - re-exported
+
 _TOKEN = re.compile(r"\{\{\s*(#if\s+|/if|else)?\s*([A-Za-z0-9_.]*)\s*\}\}")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
-class TemplateError(ValueError):
-    """A template that cannot be parsed; `position` is a character offset."""
-
-    def __init__(self, message: str, position: int = 0):
-        super().__init__(message)
-        self.position = position
 
 
 @dataclass

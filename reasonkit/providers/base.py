@@ -12,6 +12,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
+from reasonkit.errors import RETRYABLE, ErrorKind, NoProviderConfigured, ProviderError  # noqa: F401 - re-exported
+
 StopReason = Literal["end", "max_tokens", "other"]
 
 
@@ -70,47 +72,6 @@ class LLMResponse:
     # Providers skipped or given up on before this one answered, in order:
     # [{"provider": "anthropic", "reason": "circuit_open" | "rate_limited" | <error kind>, "detail": "..."}]
     fallbacks: list[dict[str, str]] = field(default_factory=list)
-
-
-ErrorKind = Literal[
-    "auth",
-    "bad_request",
-    "not_found",
-    "rate_limit",
-    "server",
-    "timeout",
-    "connection",
-    "bad_response",
-    "config",
-    "other",
-    # raised by the resilience layer without calling the provider:
-    "circuit_open",  # the provider's circuit breaker is open
-    "client_rate_limit",  # our own client-side rate limit refused the call (drop / full queue)
-]
-RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection", "bad_response"})
-
-
-class ProviderError(Exception):
-    """A provider call that failed. The message is safe to show: it never contains keys or headers."""
-
-    def __init__(self, provider: str, kind: ErrorKind, message: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(f"{provider}: {message}")
-        self.provider = provider
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
-        self.attempts = 1  # set by with_retries when it gives up
-        # set by the resilience layer: providers skipped or given up on before this error
-        self.fallbacks: list[dict[str, str]] = []
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in RETRYABLE
-
-
-class NoProviderConfigured(Exception):
-    """No LLM provider could be chosen; the message says what to set."""
 
 
 class Provider(ABC):

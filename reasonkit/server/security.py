@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 from loguru import logger
 from starlette.datastructures import Headers
 
+from reasonkit.errors import SecurityError  # noqa: F401 - re-exported
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,8 +64,6 @@ ERROR_CODES = {
 }
 
 
-class SecurityError(ValueError):
-    """The HTTP server must not start with these settings; the message says how to fix it (exit 2)."""
 
 
 # ----------------------------------------------------------------------------- hosts

@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 from loguru import logger
 
+from reasonkit.errors import ServeError  # noqa: F401 - re-exported
 from reasonkit.server.app import ReasonKitServer
 
 # After a stop in stdio mode, the thread reading stdin may stay blocked until the client writes or
@@ -36,8 +37,6 @@ from reasonkit.server.app import ReasonKitServer
 STDIO_EXIT_WATCHDOG_SECS = 10.0
 
 
-class ServeError(RuntimeError):
-    """The server cannot start (for example its port is taken); the message says what to change."""
 
 
 def bind(host: str, port: int) -> socket.socket:

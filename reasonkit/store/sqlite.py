@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from reasonkit.errors import StoreError  # noqa: F401 - re-exported
+
 if TYPE_CHECKING:
     from reasonkit.engine.result import RunResult
 
@@ -106,8 +108,6 @@ _SAVE_FIELDS = (
 )  # fmt: skip
 
 
-class StoreError(RuntimeError):
-    """The run database cannot be used (newer schema, not a database, ...)."""
 
 
 # --------------------------------------------------------------------------- process identity

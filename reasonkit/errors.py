@@ -1,0 +1,100 @@
+"""The one error tree: every error ReasonKit raises on purpose derives from `ReasonKitError`.
+
+Each class also keeps the built-in base it had before the tree existed (`ValueError`,
+`RuntimeError`, `KeyError`), so `except ValueError` in user code written against earlier versions
+still works. Messages are written for the user: they name the file, setting, input or provider and
+say what to change; they never contain secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+
+class ReasonKitError(Exception):
+    """Root of every error the package raises."""
+
+
+class ConfigError(ReasonKitError, ValueError):
+    """A settings problem the user can fix; the message names the file/variable and the key."""
+
+
+class TemplateError(ReasonKitError, ValueError):
+    """A template that cannot be parsed; `position` is a character offset."""
+
+    def __init__(self, message: str, position: int = 0):
+        super().__init__(message)
+        self.position = position
+
+
+class UnknownProtocolError(ReasonKitError, KeyError):
+    """A protocol or profile id that is not loaded; the message lists what is."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InputError(ReasonKitError, ValueError):
+    """Bad tool input (or budget): names the input and what is wrong with it."""
+
+
+ErrorKind = Literal[
+    "auth",
+    "bad_request",
+    "not_found",
+    "rate_limit",
+    "server",
+    "timeout",
+    "connection",
+    "bad_response",
+    "config",
+    "unsupported",  # the server rejected a request feature (an output mode); the next mode is tried
+    "context_overflow",  # the prompt does not fit the model's context window
+    "other",
+    # raised by the resilience layer without calling the provider:
+    "circuit_open",  # the provider's circuit breaker is open
+    "client_rate_limit",  # our own client-side rate limit refused the call (drop / full queue)
+]
+RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection", "bad_response"})
+
+
+class ProviderError(ReasonKitError):
+    """A provider call that failed. The message is safe to show: it never contains keys or headers."""
+
+    def __init__(
+        self,
+        provider: str,
+        kind: ErrorKind,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.attempts = 1  # set by with_retries when it gives up
+        # set by the resilience layer: providers skipped or given up on before this error
+        self.fallbacks: list[dict[str, str]] = []
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+class NoProviderConfigured(ReasonKitError):
+    """No LLM provider could be chosen; the message says what to set."""
+
+
+class StoreError(ReasonKitError, RuntimeError):
+    """The run database cannot be used (newer schema, not a database, ...)."""
+
+
+class SecurityError(ReasonKitError, ValueError):
+    """The HTTP server must not start with these settings; the message says how to fix it (exit 2)."""
+
+
+class ServeError(ReasonKitError, RuntimeError):
+    """The server cannot start (for example its port is taken); the message says what to change."""
