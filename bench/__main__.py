@@ -12,6 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from bench.common import REPO, say
+
 SECTION_NAMES = ("provider", "mcp", "overhead", "critical-path", "memory", "load", "startup")
 _ALIASES = {
     "critical_path": "critical-path",
@@ -25,28 +27,36 @@ _ALIASES = {
     "http": "load",
     "engine": "overhead",
 }
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _stderr(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark ReasonKit against LiteLLM and the official sequential-thinking MCP server, plus the engine, "
-        "the HTTP server under load and start-up; write a Markdown report with a chart.",
+        description="Benchmark ReasonKit against LiteLLM and the official sequential-thinking MCP server, "
+        "plus the engine, the HTTP server under load and start-up; write a Markdown report with a chart.",
     )
-    ap.add_argument("--quick", action="store_true", help="tiny setting (well under a minute): a smoke run, not a measurement")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny setting (well under a minute): a smoke run, not a measurement",
+    )
     ap.add_argument(
         "--only",
         action="append",
         metavar="NAME",
-        help=f"run only this section ({', '.join(SECTION_NAMES)}); repeatable. The report then has only those sections.",
+        help=f"run only this section ({', '.join(SECTION_NAMES)}); repeatable. "
+        "The report then has only those sections.",
     )
-    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"), help="Markdown report path, '-' for stdout (default: docs/benchmarks.md)")
-    ap.add_argument("--chart", default=None, help="chart PNG path (default: next to the report, benchmarks.png; 'none' for no chart)")
+    ap.add_argument(
+        "--out",
+        default=str(REPO / "docs" / "benchmarks.md"),
+        help="Markdown report path, '-' for stdout (default: docs/benchmarks.md)",
+    )
+    ap.add_argument(
+        "--chart",
+        default=None,
+        help="chart PNG path (default: next to the report, benchmarks.png; 'none' for no chart)",
+    )
     ap.add_argument("--json", dest="json_path", metavar="PATH", help="also write the raw results as JSON")
     ap.add_argument(
         "--profiler",
@@ -54,8 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="profiler for section 3a's hot-spot table (auto: pyinstrument if installed, else cProfile)",
     )
-    ap.add_argument("--no-venv", action="store_true", help="run in this interpreter instead of .bench-venv/ (sections needing LiteLLM are skipped)")
-    ap.add_argument("--no-install", action="store_true", help="never install anything (use .bench-venv/ and bench/.node/ as they are)")
+    ap.add_argument(
+        "--no-venv",
+        action="store_true",
+        help="run in this interpreter instead of .bench-venv/ (sections needing LiteLLM are skipped)",
+    )
+    ap.add_argument(
+        "--no-install",
+        action="store_true",
+        help="never install anything (use .bench-venv/ and bench/.node/ as they are)",
+    )
     args = ap.parse_args(argv)
 
     sections: tuple[str, ...] = SECTION_NAMES
@@ -73,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.env import in_bench_venv, reexec_in_bench_venv
 
         if not in_bench_venv():
-            reexec_in_bench_venv(shown, _stderr, install=not args.no_install)  # does not return
+            reexec_in_bench_venv(shown, say, install=not args.no_install)  # does not return
 
     from bench.suite import SECTIONS, Settings, run_suite
 
@@ -82,7 +100,14 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "python -m bench" + (" " + shlex.join(shown) if shown else "")
     settings = Settings.quick() if args.quick else Settings.full()
-    res = run_suite(settings, sections, profiler=args.profiler, command=command, install=not args.no_install, progress=_stderr)
+    res = run_suite(
+        settings,
+        sections,
+        profiler=args.profiler,
+        command=command,
+        install=not args.no_install,
+        progress=say,
+    )
 
     chart_rel: str | None = None
     if args.chart != "none":
@@ -97,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         if chart_path is not None:
             why = render_chart(res, chart_path)
             if why:
-                _stderr(f"no chart: {why}")
+                say(f"no chart: {why}")
             else:
-                _stderr(f"wrote {chart_path}")
+                say(f"wrote {chart_path}")
                 base = Path(args.out).parent if args.out != "-" else Path.cwd()
                 try:
                     chart_rel = str(chart_path.resolve().relative_to(base.resolve()))
@@ -113,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(md, encoding="utf-8")
-        _stderr(f"wrote {out}")
+        say(f"wrote {out}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(res, indent=2, default=str), encoding="utf-8")
-        _stderr(f"wrote {args.json_path}")
+        say(f"wrote {args.json_path}")
     return 0
 
 

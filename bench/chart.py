@@ -16,7 +16,14 @@ def matplotlib_available() -> str | None:
     return None
 
 
-def _bars(ax: Any, groups: list[str], series: list[tuple[str, list[float], str]], ylabel: str, title: str, log: bool = False) -> None:
+def _bars(
+    ax: Any,
+    groups: list[str],
+    series: list[tuple[str, list[float], str]],
+    ylabel: str,
+    title: str,
+    log: bool = False,
+) -> None:
     n = len(series)
     width = 0.8 / max(n, 1)
     for i, (label, values, color) in enumerate(series):
@@ -24,7 +31,13 @@ def _bars(ax: Any, groups: list[str], series: list[tuple[str, list[float], str]]
         bars = ax.bar(xs, values, width, label=label, color=color)
         for b, v in zip(bars, values, strict=True):
             if v == v and v > 0:
-                ax.annotate(f"{v:.0f}" if v >= 100 else f"{v:.3g}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=7)
+                ax.annotate(
+                    f"{v:.0f}" if v >= 100 else f"{v:.3g}",
+                    (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
@@ -73,45 +86,105 @@ def render_chart(res: dict[str, Any], path: Path) -> str | None:
             lats = sorted({r["latency_ms"] for r in data["rows"]})
             by = {(r["arm"], r["latency_ms"]): r for r in data["rows"]}
             key = "added_ms" if kind == "provider_added" else "conc_throughput"
-            arms = [("reasonkit", "ReasonKit", COLORS["ReasonKit"]), ("litellm", "LiteLLM", COLORS["peer"]), ("openai_sdk", "bare OpenAI SDK", COLORS["ref"])]
+            arms = [
+                ("reasonkit", "ReasonKit", COLORS["ReasonKit"]),
+                ("litellm", "LiteLLM", COLORS["peer"]),
+                ("openai_sdk", "bare OpenAI SDK", COLORS["ref"]),
+            ]
             series = [(label, [by[(a, lat)][key] for lat in lats], color) for a, label, color in arms]
             groups = [f"server {lat:g} ms" for lat in lats]
             if kind == "provider_added":
-                _bars(ax, groups, series, "ms per call over the server's latency", "1. Provider layer: added latency per call (lower is better)")
+                _bars(
+                    ax,
+                    groups,
+                    series,
+                    "ms per call over the server's latency",
+                    "1. Provider layer: added latency per call (lower is better)",
+                )
             else:
                 c = data["settings"]["concurrency"]
-                _bars(ax, groups, series, "calls per second", f"1. Provider layer: throughput at {c} in flight (higher is better)")
+                _bars(
+                    ax,
+                    groups,
+                    series,
+                    "calls per second",
+                    f"1. Provider layer: throughput at {c} in flight (higher is better)",
+                )
         elif kind == "mcp":
             rk, st = data["servers"]["reasonkit"], data["servers"]["sequential_thinking"]
             series = [
-                ("ReasonKit", [rk["spawn_p50_ms"], rk["rt_p50_ms"], rk["raw_rt_p50_ms"]], COLORS["ReasonKit"]),
-                ("sequential-thinking (Node)", [st["spawn_p50_ms"], st["rt_p50_ms"], st["raw_rt_p50_ms"]], COLORS["peer"]),
+                (
+                    "ReasonKit",
+                    [rk["spawn_p50_ms"], rk["rt_p50_ms"], rk["raw_rt_p50_ms"]],
+                    COLORS["ReasonKit"],
+                ),
+                (
+                    "sequential-thinking (Node)",
+                    [st["spawn_p50_ms"], st["rt_p50_ms"], st["raw_rt_p50_ms"]],
+                    COLORS["peer"],
+                ),
             ]
-            _bars(ax, ["spawn to tools/list", "tools/list (client)", "tools/list (raw)"], series, "ms (log scale)", "2. MCP over stdio (lower is better)", log=True)
+            _bars(
+                ax,
+                ["spawn to tools/list", "tools/list (client)", "tools/list (raw)"],
+                series,
+                "ms (log scale)",
+                "2. MCP over stdio (lower is better)",
+                log=True,
+            )
         elif kind == "load":
-            arms = [("uncached", "uncached"), ("cached", "cached"), ("faults", "10% faults")]
+            load_arms = [("uncached", "uncached"), ("cached", "cached"), ("faults", "10% faults")]
             series = [
-                ("p50", [data[a]["overhead_p50_ms"] for a, _ in arms], COLORS["ref"]),
-                ("p99", [data[a]["overhead_p99_ms"] for a, _ in arms], COLORS["ReasonKit"]),
+                ("p50", [data[a]["overhead_p50_ms"] for a, _ in load_arms], COLORS["ref"]),
+                ("p99", [data[a]["overhead_p99_ms"] for a, _ in load_arms], COLORS["ReasonKit"]),
             ]
             n = data["settings"]["calls"]
-            _bars(ax, [label for _, label in arms], series, "ms over the provider latency", f"4. {n} concurrent HTTP tool calls: overhead")
+            _bars(
+                ax,
+                [label for _, label in load_arms],
+                series,
+                "ms over the provider latency",
+                f"4. {n} concurrent HTTP tool calls: overhead",
+            )
             ax.axhline(data["goals"]["p99_overhead_ms"], color="#c0392b", linestyle="--", linewidth=1)
-            ax.annotate("goal p99", (len(arms) - 0.6, data["goals"]["p99_overhead_ms"]), fontsize=7, color="#c0392b", va="bottom")
+            ax.annotate(
+                "goal p99",
+                (len(arms) - 0.6, data["goals"]["p99_overhead_ms"]),
+                fontsize=7,
+                color="#c0392b",
+                va="bottom",
+            )
         elif kind == "startup":
             st = data["startup"]
             vals = [("rk --version", st["ratio_of_medians"])]
             si = data.get("serve_import")
             if si and "error" not in si:
                 vals.append(("rk serve-mcp imports", si["ratio_of_medians"]))
-            _bars(ax, [v[0] for v in vals], [("ratio to python -c pass", [v[1] for v in vals], COLORS["ReasonKit"])], "x python -c pass (log scale)", "5. Start-up", log=True)
+            _bars(
+                ax,
+                [v[0] for v in vals],
+                [("ratio to python -c pass", [v[1] for v in vals], COLORS["ReasonKit"])],
+                "x python -c pass (log scale)",
+                "5. Start-up",
+                log=True,
+            )
         elif kind == "engine":
             o = data["overhead"]["overall"]
             series = [("p50", [o["p50_ms"]], COLORS["ReasonKit"]), ("p95", [o["p95_ms"]], COLORS["ref"])]
-            _bars(ax, ["per LLM call"], series, "ms", "3. Engine: orchestration overhead (zero-latency provider)")
+            _bars(
+                ax,
+                ["per LLM call"],
+                series,
+                "ms",
+                "3. Engine: orchestration overhead (zero-latency provider)",
+            )
             ax.axhline(data["overhead"]["goal_ms"], color="#c0392b", linestyle="--", linewidth=1)
     m = res["machine"]
-    fig.suptitle(f"ReasonKit benchmarks ({res['setting']} setting) — {m['cpu']}, {m['cores_usable']} cores, {m['date']}", fontsize=10)
+    fig.suptitle(
+        f"ReasonKit benchmarks ({res['setting']} setting) — {m['cpu']}, {m['cores_usable']} cores, "
+        f"{m['date']}",
+        fontsize=10,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -20,20 +20,20 @@ import shutil
 import subprocess
 import sys
 import venv
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import REPO, Progress
+
 BENCH_VENV = REPO / ".bench-venv"
 NODE_DIR = REPO / "bench" / ".node"
 REQUIREMENTS = REPO / "bench" / "requirements.txt"
 NODE_PACKAGES = {"node": "^22.12.0", "@modelcontextprotocol/server-sequential-thinking": "2026.8.31"}
-SEQ_THINKING_JS = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-sequential-thinking" / "dist" / "index.js"
+SEQ_THINKING_JS = (
+    NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-sequential-thinking" / "dist" / "index.js"
+)
 REEXEC_FLAG = "REASONKIT_BENCH_IN_VENV"
 MIN_PYTHON = (3, 11)
-
-Progress = Callable[[str], None]
 
 
 def _stamp(*paths: Path, extra: str = "") -> str:
@@ -66,16 +66,23 @@ def ensure_bench_venv(progress: Progress, install: bool = True) -> Path:
             return py
         raise SystemExit("bench: .bench-venv/ does not exist and --no-install was given")
     if tuple(sys.version_info[:2]) < MIN_PYTHON:
-        raise SystemExit(f"bench: Python >= 3.11 is needed to create .bench-venv/ (this is {sys.version.split()[0]})")
+        raise SystemExit(
+            f"bench: Python >= 3.11 is needed to create .bench-venv/ (this is {sys.version.split()[0]})"
+        )
     if not py.exists():
         progress(f"creating {BENCH_VENV.relative_to(REPO)}/ (bench-only virtualenv)")
         venv.EnvBuilder(with_pip=True, clear=BENCH_VENV.exists()).create(BENCH_VENV)
-    progress("installing the product (editable) and bench/requirements.txt into .bench-venv/ (first run: a minute or two)")
+    progress(
+        "installing the product (editable) and bench/requirements.txt into .bench-venv/ (first run: a minute "
+        "or two)"
+    )
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     cmd = [str(py), "-m", "pip", "install", "-q", "-e", str(REPO), "-r", str(REQUIREMENTS)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location"))[-2000:]
+        tail = "\n".join(
+            line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location")
+        )[-2000:]
         raise SystemExit(f"bench: installing into .bench-venv/ failed:\n{tail}")
     stamp_file.write_text(want)
     return py
@@ -84,7 +91,9 @@ def ensure_bench_venv(progress: Progress, install: bool = True) -> Path:
 def reexec_in_bench_venv(argv: list[str], progress: Progress, install: bool = True) -> None:
     """Replace this process with `python -m bench ARGV` inside .bench-venv (never returns)."""
     if os.environ.get(REEXEC_FLAG):
-        raise SystemExit("bench: re-executed into .bench-venv/ but still not inside it; run with --no-venv to stay here")
+        raise SystemExit(
+            "bench: re-executed into .bench-venv/ but still not inside it; run with --no-venv to stay here"
+        )
     py = ensure_bench_venv(progress, install=install)
     env = {**os.environ, REEXEC_FLAG: "1"}
     env.pop("VIRTUAL_ENV", None)
@@ -105,7 +114,12 @@ def node_peer(progress: Progress, install: bool = True) -> dict[str, Any]:
     want = json.dumps({"private": True, "dependencies": NODE_PACKAGES}, indent=2) + "\n"
     stamp_file = NODE_DIR / ".bench-stamp"
     stamp = _stamp(extra=want)
-    ready = node_binary().exists() and SEQ_THINKING_JS.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp
+    ready = (
+        node_binary().exists()
+        and SEQ_THINKING_JS.exists()
+        and stamp_file.exists()
+        and stamp_file.read_text().strip() == stamp
+    )
     if not ready:
         if not install:
             if node_binary().exists() and SEQ_THINKING_JS.exists():
@@ -115,19 +129,34 @@ def node_peer(progress: Progress, install: bool = True) -> dict[str, Any]:
         else:
             npm = shutil.which("npm")
             if npm is None:
-                return {"error": "npm is not on PATH: install Node.js (any version with npm) so the harness can fetch Node 22 and the peer server"}
+                return {
+                    "error": "npm is not on PATH: install Node.js (any version with npm) so the harness can "
+                    "fetch Node 22 and the peer server"
+                }
             NODE_DIR.mkdir(parents=True, exist_ok=True)
             pkg.write_text(want)
-            progress("installing Node 22 and @modelcontextprotocol/server-sequential-thinking into bench/.node/")
+            progress(
+                "installing Node 22 and @modelcontextprotocol/server-sequential-thinking into bench/.node/"
+            )
             proc = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, capture_output=True, text=True
+                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=NODE_DIR,
+                capture_output=True,
+                text=True,
             )
             if proc.returncode != 0 or not SEQ_THINKING_JS.exists() or not node_binary().exists():
                 return {"error": f"npm install in bench/.node/ failed: {(proc.stderr or proc.stdout)[-800:]}"}
             stamp_file.write_text(stamp)
     try:
-        version = subprocess.run([str(node_binary()), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        version = subprocess.run(
+            [str(node_binary()), "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
         server_version = json.loads((SEQ_THINKING_JS.parent.parent / "package.json").read_text())["version"]
     except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
         return {"error": f"bench/.node/ is broken: {exc}"}
-    return {"node": str(node_binary()), "server_js": str(SEQ_THINKING_JS), "node_version": version, "server_version": server_version}
+    return {
+        "node": str(node_binary()),
+        "server_js": str(SEQ_THINKING_JS),
+        "node_version": version,
+        "server_version": server_version,
+    }

@@ -1,10 +1,11 @@
 """A lean fake OpenAI-compatible server for the benchmarks: `POST /v1/chat/completions` answers a
 canned chat completion after a fixed latency, nothing else.
 
-It runs as its own process (`python -m bench.fake_openai`), so its CPU time never competes for the
-measured client's interpreter lock, and it is a bare `asyncio.Protocol` (no ASGI framework, no JSON
-parsing of the request), so its own cost per request is a few tens of microseconds; `tests/fakes/
-fake_llm.py`'s FakeLLM is a full-featured test double and costs far more (section 1 measures both).
+It runs as its own process (`python -m bench.fake_openai`, started by `bench.procs.FakeOpenAI`), so
+its CPU time never competes for the measured client's interpreter lock, and it is a bare
+`asyncio.Protocol` (no ASGI framework, no JSON parsing of the request), so its own cost per request
+is a few tens of microseconds. `InThreadServer` runs the same server on an event loop in a thread of
+the calling process, as test doubles usually run: section 1 measures what that costs the client.
 
 Control endpoints (JSON bodies):
     POST /__bench__/config  {"latency": 0.05, "fail_every": 10, "content": "...", "model": "..."}
@@ -28,7 +29,9 @@ import threading
 import time
 from typing import Any
 
-DEFAULT_CONTENT = json.dumps({"answer": "Keep the Python service; profile the database calls first.", "confidence": 0.8})
+DEFAULT_CONTENT = json.dumps(
+    {"answer": "Keep the Python service; profile the database calls first.", "confidence": 0.8}
+)
 
 
 class State:
@@ -47,7 +50,14 @@ class State:
         tail = {
             "object": "chat.completion",
             "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": None, "finish_reason": "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": usage,
             "system_fingerprint": "fp_bench",
         }
@@ -63,13 +73,16 @@ class State:
         return self._head + f'{self.requests}","created":{int(time.time())},'.encode() + self._tail
 
 
-ERROR_BODY = json.dumps({"error": {"message": "bench: injected fault", "type": "server_error", "param": None, "code": None}}).encode()
+ERROR_BODY = json.dumps(
+    {"error": {"message": "bench: injected fault", "type": "server_error", "param": None, "code": None}}
+).encode()
 
 
 def _response(status: int, body: bytes, content_type: bytes = b"application/json") -> bytes:
     reason = {200: b"OK", 404: b"Not Found", 500: b"Internal Server Error"}.get(status, b"OK")
     return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\nx-request-id: bench\r\n\r\n" % (status, reason, content_type, len(body))
+        b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\nx-request-id: bench\r\n\r\n"
+        % (status, reason, content_type, len(body))
         + body
     )
 
@@ -131,7 +144,12 @@ class Conn(asyncio.Protocol):
                 answer()
             return
         if path == "/__bench__/stats":
-            out = {"requests": st.requests, "failed": st.failed, "max_in_flight": st.max_in_flight, "in_flight": st.in_flight}
+            out = {
+                "requests": st.requests,
+                "failed": st.failed,
+                "max_in_flight": st.max_in_flight,
+                "in_flight": st.in_flight,
+            }
             self.send(_response(200, json.dumps(out).encode()))
             return
         if path == "/__bench__/reset" and method == "POST":
@@ -162,6 +180,42 @@ async def serve(host: str, port: int, state: State, ready: Any = None) -> None:
         ready(actual, stop, loop)
     async with server:
         await stop.wait()
+
+
+class InThreadServer:
+    """The same server on its own event loop in a daemon thread of this process (127.0.0.1, a free
+    port): `port`, `base_url`, `state`; `close()` stops it."""
+
+    def __init__(self, latency: float = 0.0, content: str = DEFAULT_CONTENT, model: str = "gpt-4.1-mini"):
+        self.state = State(latency, 0, content, model)
+        started = threading.Event()
+        found: dict[str, Any] = {}
+
+        def ready(port: int, stop: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
+            found.update(port=port, stop=stop, loop=loop)
+            started.set()
+
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(serve("127.0.0.1", 0, self.state, ready),), daemon=True
+        )
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("bench.fake_openai: the in-thread server did not start")
+        self.port: int = found["port"]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._stop: asyncio.Event = found["stop"]
+        self._loop: asyncio.AbstractEventLoop = found["loop"]
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> InThreadServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def main(argv: list[str] | None = None) -> int:

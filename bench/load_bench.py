@@ -28,7 +28,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 
+from bench.common import Progress, quiet
 from bench.procs import FakeOpenAI, clean_env, cpu_seconds, free_port, peak_rss_mb, reset_peak, rss_mb
 from bench.rawhttp import RawClient, Response
 from bench.stats import median, percentile
@@ -63,25 +63,31 @@ id = "answer"
 kind = "generate"
 temperature = 0
 prompt = "Answer briefly: {{ inputs.query }}{{#if inputs.context}} Context: {{ inputs.context }}{{/if}}"
-output = { type = "object", required = ["answer", "confidence"], properties = { answer = { type = "string" }, confidence = { type = "number" } } }
+[steps.output]
+type = "object"
+required = ["answer", "confidence"]
+properties = { answer = { type = "string" }, confidence = { type = "number" } }
 """
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 class ServerProcess:
     """`rk serve-mcp --port N` with its own config, data dir and HOME under `root`."""
 
-    def __init__(self, rk: str, root: Path, base_url: str, extra_env: dict[str, str] | None = None, extra_config: str = ""):
+    def __init__(
+        self,
+        rk: str,
+        root: Path,
+        base_url: str,
+        extra_env: dict[str, str] | None = None,
+        extra_config: str = "",
+    ):
         (root / "protocols").mkdir(parents=True, exist_ok=True)
         (root / "home").mkdir(exist_ok=True)
         (root / "protocols" / "bench_one.toml").write_text(BENCH_ONE, encoding="utf-8")
         cfg = root / "config.toml"
-        cfg.write_text(f"[protocols]\ndirs = [{json.dumps(str(root / 'protocols'))}]\n{extra_config}", encoding="utf-8")
+        cfg.write_text(
+            f"[protocols]\ndirs = [{json.dumps(str(root / 'protocols'))}]\n{extra_config}", encoding="utf-8"
+        )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = clean_env(
@@ -94,12 +100,20 @@ class ServerProcess:
         )
         self.log_path = root / "server.log"
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen([rk, "serve-mcp", "--port", str(self.port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
+        self.proc = subprocess.Popen(
+            [rk, "serve-mcp", "--port", str(self.port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env=env,
+        )
         self.pid = self.proc.pid
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"rk serve-mcp exited with status {self.proc.returncode}: {self.log()[-1500:]}")
+                tail = self.log()[-1500:]
+                self.stop()
+                raise RuntimeError(f"rk serve-mcp exited with status {self.proc.returncode}: {tail}")
             try:
                 if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
                     break
@@ -154,11 +168,20 @@ class RSSSampler:
 
 def _call_body(i: int, query: str) -> bytes:
     return json.dumps(
-        {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "bench_one", "arguments": {"query": query}}}
+        {
+            "jsonrpc": "2.0",
+            "id": i,
+            "method": "tools/call",
+            "params": {"name": "bench_one", "arguments": {"query": query}},
+        }
     ).encode()
 
 
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream", "mcp-protocol-version": PROTOCOL_VERSION}
+HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json, text/event-stream",
+    "mcp-protocol-version": PROTOCOL_VERSION,
+}
 
 
 def _parse_reply(resp: Response) -> tuple[bool, str]:
@@ -188,7 +211,9 @@ def _parse_reply(resp: Response) -> tuple[bool, str]:
     return True, ""
 
 
-async def _burst(client: RawClient, url: str, queries: list[str], start_id: int) -> tuple[list[float], list[str], float]:
+async def _burst(
+    client: RawClient, url: str, queries: list[str], start_id: int
+) -> tuple[list[float], list[str], float]:
     """All calls at once; per-call wall seconds, error texts, and the burst's wall time."""
     walls: list[float] = [0.0] * len(queries)
     errors: list[str] = []
@@ -216,7 +241,9 @@ async def _burst(client: RawClient, url: str, queries: list[str], start_id: int)
     return walls, errors, time.perf_counter() - t0
 
 
-async def _sequential(client: RawClient, url: str, queries: list[str], start_id: int) -> tuple[list[float], list[str]]:
+async def _sequential(
+    client: RawClient, url: str, queries: list[str], start_id: int
+) -> tuple[list[float], list[str]]:
     walls, errors = [], []
     for k, q in enumerate(queries):
         t0 = time.perf_counter()
@@ -287,14 +314,37 @@ def bench_load(
     alone: int = 20,
     profile: bool = True,
     diagnostics: bool = True,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="rk-bench-load-"))
     arms = ("uncached", "cached", "faults")
-    per: dict[str, dict[str, Any]] = {a: {"walls": [], "errors": [], "rounds": [], "rss_peak_mb": [], "cpu_ms_per_call": [], "provider_requests": [], "injected": []} for a in arms}
+    per: dict[str, dict[str, Any]] = {
+        a: {
+            "walls": [],
+            "errors": [],
+            "rounds": [],
+            "rss_peak_mb": [],
+            "cpu_ms_per_call": [],
+            "provider_requests": [],
+            "injected": [],
+        }
+        for a in arms
+    }
     out: dict[str, Any] = {
-        "goals": {"p99_overhead_ms": P99_GOAL_MS, "peak_rss_mb": RSS_GOAL_MB, "cached_call_ms": CACHED_GOAL_MS, "errors": 0},
-        "settings": {"calls": calls, "rounds": rounds, "latency_ms": latency * 1000, "fail_every": fail_every, "alone": alone, "protocol_version": PROTOCOL_VERSION},
+        "goals": {
+            "p99_overhead_ms": P99_GOAL_MS,
+            "peak_rss_mb": RSS_GOAL_MB,
+            "cached_call_ms": CACHED_GOAL_MS,
+            "errors": 0,
+        },
+        "settings": {
+            "calls": calls,
+            "rounds": rounds,
+            "latency_ms": latency * 1000,
+            "fail_every": fail_every,
+            "alone": alone,
+            "protocol_version": PROTOCOL_VERSION,
+        },
     }
     fake = FakeOpenAI(latency=latency, content=json.dumps(REPLY))
     server: ServerProcess | None = None
@@ -325,7 +375,11 @@ def bench_load(
                         d = per[arm]
                         fake.configure(fail_every=fail_every if arm == "faults" else 0)
                         fake.reset()
-                        queries = ["the cached question"] * calls if arm == "cached" else [f"{arm} r{r} q{k}" for k in range(calls)]
+                        queries = (
+                            ["the cached question"] * calls
+                            if arm == "cached"
+                            else [f"{arm} r{r} q{k}" for k in range(calls)]
+                        )
                         reset_peak(server.pid)
                         cpu0 = cpu_seconds(server.pid)
                         with RSSSampler(server.pid) as sampler:
@@ -336,14 +390,30 @@ def bench_load(
                         hwm = peak_rss_mb(server.pid)
                         d["walls"] += walls
                         d["errors"] += errors
-                        d["rss_peak_mb"].append(max(x for x in (hwm, sampler.max_mb) if x is not None) if (hwm or sampler.max_mb) else None)
-                        d["cpu_ms_per_call"].append((cpu1 - cpu0) * 1000 / calls if cpu0 is not None and cpu1 is not None else None)
+                        d["rss_peak_mb"].append(
+                            max(x for x in (hwm, sampler.max_mb) if x is not None)
+                            if (hwm or sampler.max_mb)
+                            else None
+                        )
+                        d["cpu_ms_per_call"].append(
+                            (cpu1 - cpu0) * 1000 / calls if cpu0 is not None and cpu1 is not None else None
+                        )
                         d["provider_requests"].append(st["requests"])
                         d["injected"].append(st["failed"])
                         layers = 0 if arm == "cached" else 1
-                        d["rounds"].append({**_summ(walls, layers, latency), "errors": len(errors), "burst_s": burst_s, "provider_requests": st["requests"], "injected_500s": st["failed"]})
+                        d["rounds"].append(
+                            {
+                                **_summ(walls, layers, latency),
+                                "errors": len(errors),
+                                "burst_s": burst_s,
+                                "provider_requests": st["requests"],
+                                "injected_500s": st["failed"],
+                            }
+                        )
                         progress(
-                            f"load: round {r + 1}/{rounds} {arm}: p50 {d['rounds'][-1]['overhead_p50_ms']:.0f} ms, p99 {d['rounds'][-1]['overhead_p99_ms']:.0f} ms over the provider, "
+                            f"load: round {r + 1}/{rounds} {arm}: p50 "
+                            f"{d['rounds'][-1]['overhead_p50_ms']:.0f} ms, p99 "
+                            f"{d['rounds'][-1]['overhead_p99_ms']:.0f} ms over the provider, "
                             f"{len(errors)} errors, peak RSS {d['rss_peak_mb'][-1] or 0:.0f} MB"
                         )
                     fake.configure(fail_every=0)
@@ -364,7 +434,9 @@ def bench_load(
 
         anyio.run(main, backend="asyncio")
         out["rss_peak_process_mb"] = peak_rss_mb(server.pid)  # since the last reset
-        out["server_log_tail"] = [ln for ln in server.log().splitlines() if "WARNING" in ln or "ERROR" in ln][-5:]
+        out["server_log_tail"] = [ln for ln in server.log().splitlines() if "WARNING" in ln or "ERROR" in ln][
+            -5:
+        ]
     finally:
         if server is not None:
             out["exit_status"] = server.stop()
@@ -384,14 +456,21 @@ def bench_load(
             "error_kinds": errs,
             "rounds": d["rounds"],
             "rss_peak_mb": max((x for x in d["rss_peak_mb"] if x is not None), default=None),
-            "cpu_ms_per_call": median([x for x in d["cpu_ms_per_call"] if x is not None]) if any(x is not None for x in d["cpu_ms_per_call"]) else None,
+            "cpu_ms_per_call": median([x for x in d["cpu_ms_per_call"] if x is not None])
+            if any(x is not None for x in d["cpu_ms_per_call"])
+            else None,
             "provider_requests": sum(d["provider_requests"]),
             "injected_500s": sum(d["injected"]),
         }
     if diagnostics:
-        out["store_off"] = bench_store_off(rk, calls=calls, rounds=max(1, rounds - 1), latency=latency, progress=progress)
+        out["store_off"] = bench_store_off(
+            rk, calls=calls, rounds=max(1, rounds - 1), latency=latency, progress=progress
+        )
     u, c = out["uncached"], out["cached"]
-    peak = max((x for x in (u["rss_peak_mb"], c["rss_peak_mb"], out["faults"]["rss_peak_mb"]) if x is not None), default=None)
+    peak = max(
+        (x for x in (u["rss_peak_mb"], c["rss_peak_mb"], out["faults"]["rss_peak_mb"]) if x is not None),
+        default=None,
+    )
     out["peak_rss_mb"] = peak
     out["met"] = {
         "errors": u["errors"] == 0 and c["errors"] == 0,
@@ -402,7 +481,9 @@ def bench_load(
     return out
 
 
-def bench_store_off(rk: str, *, calls: int = 200, rounds: int = 2, latency: float = 0.05, progress: Progress = _quiet) -> dict[str, Any]:
+def bench_store_off(
+    rk: str, *, calls: int = 200, rounds: int = 2, latency: float = 0.05, progress: Progress = quiet
+) -> dict[str, Any]:
     """Diagnostic, not a default setting: the `uncached` arm on a server with `[storage] save_runs =
     false`, to show what the run store costs under load."""
     root = Path(tempfile.mkdtemp(prefix="rk-bench-load-nostore-"))
@@ -421,7 +502,9 @@ def bench_store_off(rk: str, *, calls: int = 200, rounds: int = 2, latency: floa
                 await _burst(client, "/mcp", [f"warm-up {k}" for k in range(min(calls, 50))], 1)
                 for r in range(rounds):
                     c0 = cpu_seconds(server.pid)
-                    w, e, _ = await _burst(client, "/mcp", [f"nostore r{r} q{k}" for k in range(calls)], 1000 * (r + 1))
+                    w, e, _ = await _burst(
+                        client, "/mcp", [f"nostore r{r} q{k}" for k in range(calls)], 1000 * (r + 1)
+                    )
                     c1 = cpu_seconds(server.pid)
                     walls.extend(w)
                     errors.extend(e)
@@ -436,6 +519,14 @@ def bench_store_off(rk: str, *, calls: int = 200, rounds: int = 2, latency: floa
             server.stop()
         fake.close()
         shutil.rmtree(root, ignore_errors=True)
-    res = {**_summ(walls, 1, latency), "errors": len(errors), "cpu_ms_per_call": median(cpu) if cpu else None, "rounds": rounds}
-    progress(f"load: diagnostic without the run store: p50 {res['overhead_p50_ms']:.0f} ms, p99 {res['overhead_p99_ms']:.0f} ms over the provider")
+    res = {
+        **_summ(walls, 1, latency),
+        "errors": len(errors),
+        "cpu_ms_per_call": median(cpu) if cpu else None,
+        "rounds": rounds,
+    }
+    progress(
+        f"load: diagnostic without the run store: p50 {res['overhead_p50_ms']:.0f} ms, p99 "
+        f"{res['overhead_p99_ms']:.0f} ms over the provider"
+    )
     return res

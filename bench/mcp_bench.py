@@ -26,22 +26,16 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 import anyio
 
+from bench.common import Progress, quiet
 from bench.stats import median, percentile
 
 STARTUP_RATIO_GOAL = 2.0
 ROUNDTRIP_RATIO_GOAL = 1.0
 STDIO_START_GOAL_S = 1.0
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 def server_commands(rk: str, node: dict[str, Any] | None) -> dict[str, list[str]]:
@@ -53,7 +47,12 @@ def server_commands(rk: str, node: dict[str, Any] | None) -> dict[str, list[str]
 
 def _env(home: str) -> dict[str, str]:
     # A clean HOME and data dir: no user config, protocols or run store leak in.
-    return {"PATH": os.environ.get("PATH", ""), "HOME": home, "REASONKIT_DATA_DIR": os.path.join(home, "data"), "LANG": "C.UTF-8"}
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": home,
+        "REASONKIT_DATA_DIR": os.path.join(home, "data"),
+        "LANG": "C.UTF-8",
+    }
 
 
 async def client_session(cmd: list[str], env: dict[str, str], warm: int) -> dict[str, Any]:
@@ -74,14 +73,22 @@ async def client_session(cmd: list[str], env: dict[str, str], warm: int) -> dict
             version = client.protocol_version
             t_close = time.perf_counter()
         closed = time.perf_counter() - t_close
-    return {"spawn_to_list_s": first, "roundtrips_s": rts, "close_s": closed, "tools": len(tools), "protocol_version": version}
+    return {
+        "spawn_to_list_s": first,
+        "roundtrips_s": rts,
+        "close_s": closed,
+        "tools": len(tools),
+        "protocol_version": version,
+    }
 
 
 def raw_session(cmd: list[str], env: dict[str, str], warm: int, profile_calls: int = 0) -> dict[str, Any]:
     """The same exchange as raw JSON-RPC lines over the child's pipes; with `profile_calls`, that many
     more tools/list calls under py-spy (the fold is returned as "profile")."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
     assert proc.stdin is not None and proc.stdout is not None
     stdin, stdout = proc.stdin, proc.stdout
 
@@ -98,7 +105,18 @@ def raw_session(cmd: list[str], env: dict[str, str], warm: int, profile_calls: i
                 return line
 
     try:
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "rk-bench", "version": "1"}}})
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "rk-bench", "version": "1"},
+                },
+            }
+        )
         reply(1)
         t_init = time.perf_counter() - t0
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
@@ -128,17 +146,44 @@ def raw_session(cmd: list[str], env: dict[str, str], warm: int, profile_calls: i
             proc.kill()
             proc.wait(timeout=5)
         stdout.close()
-    return {"init_s": t_init, "list_s": t_list, "roundtrips_s": rts, "list_bytes": len(listed), "profile": prof}
+    return {
+        "init_s": t_init,
+        "list_s": t_list,
+        "roundtrips_s": rts,
+        "list_bytes": len(listed),
+        "profile": prof,
+    }
 
 
 def bench_mcp(
-    rk: str, node: dict[str, Any] | None, *, rounds: int = 10, warm: int = 200, raw_rounds: int = 3, profile: bool = True, progress: Progress = _quiet
+    rk: str,
+    node: dict[str, Any] | None,
+    *,
+    rounds: int = 10,
+    warm: int = 200,
+    raw_rounds: int = 3,
+    profile: bool = True,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     cmds = server_commands(rk, node)
     names = list(cmds)
     home = tempfile.mkdtemp(prefix="rk-bench-mcp-")
     env = _env(home)
-    per: dict[str, dict[str, list[Any]]] = {n: {"spawn": [], "rt": [], "rt_round": [], "close": [], "raw_init": [], "raw_list": [], "raw_rt": [], "bytes": [], "tools": [], "version": []} for n in names}
+    per: dict[str, dict[str, list[Any]]] = {
+        n: {
+            "spawn": [],
+            "rt": [],
+            "rt_round": [],
+            "close": [],
+            "raw_init": [],
+            "raw_list": [],
+            "raw_rt": [],
+            "bytes": [],
+            "tools": [],
+            "version": [],
+        }
+        for n in names
+    }
 
     async def main() -> None:
         for n in names:  # warm the OS file cache and bytecode
@@ -173,9 +218,24 @@ def bench_mcp(
         prof = raw_session(cmds["reasonkit"], env, 10, profile_calls=3000)["profile"]
 
     out: dict[str, Any] = {
-        "goals": {"startup_ratio": STARTUP_RATIO_GOAL, "roundtrip_ratio": ROUNDTRIP_RATIO_GOAL, "stdio_start_s": STDIO_START_GOAL_S},
-        "settings": {"rounds": rounds, "warm": warm, "raw_rounds": raw_rounds, "client_mode": "legacy", "client_cache": False},
-        "commands": {n: " ".join(os.path.relpath(c) if os.path.isabs(c) and c.startswith(os.getcwd()) else c for c in cmd) for n, cmd in cmds.items()},
+        "goals": {
+            "startup_ratio": STARTUP_RATIO_GOAL,
+            "roundtrip_ratio": ROUNDTRIP_RATIO_GOAL,
+            "stdio_start_s": STDIO_START_GOAL_S,
+        },
+        "settings": {
+            "rounds": rounds,
+            "warm": warm,
+            "raw_rounds": raw_rounds,
+            "client_mode": "legacy",
+            "client_cache": False,
+        },
+        "commands": {
+            n: " ".join(
+                os.path.relpath(c) if os.path.isabs(c) and c.startswith(os.getcwd()) else c for c in cmd
+            )
+            for n, cmd in cmds.items()
+        },
         "node": node,
         "servers": {},
         "profile": prof,
@@ -212,7 +272,10 @@ def bench_mcp(
             "raw_roundtrip": rk_s["raw_rt_p50_ms"] / out["servers"]["sequential_thinking"]["raw_rt_p50_ms"],
             "raw_list": rk_s["raw_list_p50_ms"] / out["servers"]["sequential_thinking"]["raw_list_p50_ms"],
         }
-        out["met"] = {"startup": out["ratios"]["spawn"] <= STARTUP_RATIO_GOAL, "roundtrip": out["ratios"]["roundtrip"] < ROUNDTRIP_RATIO_GOAL}
+        out["met"] = {
+            "startup": out["ratios"]["spawn"] <= STARTUP_RATIO_GOAL,
+            "roundtrip": out["ratios"]["roundtrip"] < ROUNDTRIP_RATIO_GOAL,
+        }
     return out
 
 
@@ -243,6 +306,14 @@ def tools_list_profile(rk: str, calls: int = 2000) -> dict[str, Any]:
         for _ in range(calls):
             types.ListToolsResult.model_validate_json(text)
         parse = (time.perf_counter() - t0) / calls
-        return {"calls": calls, "tools": len(core.tools), "bytes": len(text), "build_us": build * 1e6, "serialise_us": dump * 1e6, "client_parse_us": parse * 1e6}
+        return {
+            "calls": calls,
+            "tools": len(core.tools),
+            "bytes": len(text),
+            "build_us": build * 1e6,
+            "serialise_us": dump * 1e6,
+            "client_parse_us": parse * 1e6,
+        }
     finally:
-        core.store.close()
+        if core.store is not None:
+            core.store.close()

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import REPO
 
 
 def free_port() -> int:
@@ -25,14 +25,33 @@ def free_port() -> int:
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment with bytecode caching on (as for an installed package) and no
     ReasonKit / provider settings leaking in from the caller's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REASONKIT_", "OPENAI_", "ANTHROPIC_", "OPENROUTER_", "LLM_", "ENABLE_", "LOG_", "RUST_LOG", "REDIS_", "SERVER_", "METRICS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "REASONKIT_",
+                "OPENAI_",
+                "ANTHROPIC_",
+                "OPENROUTER_",
+                "LLM_",
+                "ENABLE_",
+                "LOG_",
+                "RUST_LOG",
+                "REDIS_",
+                "SERVER_",
+                "METRICS_",
+            )
+        )
+    }
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 
 
 # ---------------------------------------------------------------------------------------------- /proc
-def _status_kb(pid: int, key: str) -> int | None:
+def status_kb(pid: int, key: str) -> int | None:
+    """A `kB` field of /proc/PID/status (VmRSS, VmHWM, ...); None where it cannot be read."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):
@@ -43,13 +62,13 @@ def _status_kb(pid: int, key: str) -> int | None:
 
 
 def rss_mb(pid: int) -> float | None:
-    kb = _status_kb(pid, "VmRSS")
+    kb = status_kb(pid, "VmRSS")
     return None if kb is None else kb / 1024
 
 
 def peak_rss_mb(pid: int) -> float | None:
     """The process's resident-set high-water mark (VmHWM) since start or the last `reset_peak`."""
-    kb = _status_kb(pid, "VmHWM")
+    kb = status_kb(pid, "VmHWM")
     return None if kb is None else kb / 1024
 
 
@@ -76,11 +95,34 @@ def cpu_seconds(pid: int) -> float | None:
 class FakeOpenAI:
     """`python -m bench.fake_openai` as a child process (see bench/fake_openai.py)."""
 
-    def __init__(self, latency: float = 0.0, fail_every: int = 0, content: str | None = None, model: str = "gpt-4.1-mini"):
-        cmd = [sys.executable, "-m", "bench.fake_openai", "--latency", str(latency), "--fail-every", str(fail_every), "--model", model]
+    def __init__(
+        self,
+        latency: float = 0.0,
+        fail_every: int = 0,
+        content: str | None = None,
+        model: str = "gpt-4.1-mini",
+    ):
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.fake_openai",
+            "--latency",
+            str(latency),
+            "--fail-every",
+            str(fail_every),
+            "--model",
+            model,
+        ]
         if content is not None:
             cmd += ["--content", content]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("PORT "):

@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio
 
+from bench.common import Progress, quiet
 from bench.procs import FakeOpenAI
 from bench.rawhttp import RawClient
 from bench.stats import median, percentile
@@ -48,7 +49,8 @@ SYSTEM = (
     "Reply with the JSON object the schema describes and nothing else."
 )
 USER = (
-    "Question: Should a 12-person SaaS startup rewrite its Python billing service in Rust to cut cloud costs, "
+    "Question: Should a 12-person SaaS startup rewrite its Python billing service in Rust to cut cloud "
+    "costs, "
     "given two backend engineers with no Rust experience and a product launch in four months?\n\n"
     "Context: The billing service handles about 40 requests per second at peak and costs roughly $3,000 a "
     "month to run. Most of its latency is spent waiting on Postgres and the payment provider. The team has "
@@ -61,18 +63,24 @@ SCHEMA: dict[str, Any] = {
     "required": ["answer", "confidence"],
     "properties": {
         "answer": {"type": "string"},
-        "claims": {"type": "array", "items": {"type": "object", "required": ["claim"], "properties": {"claim": {"type": "string"}, "load_bearing": {"type": "boolean"}}}},
+        "claims": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["claim"],
+                "properties": {"claim": {"type": "string"}, "load_bearing": {"type": "boolean"}},
+            },
+        },
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     },
 }
-REPLY = {"answer": "Keep the Python service; profile the database calls first.", "claims": [{"claim": "Compute dominates cost", "load_bearing": True}], "confidence": 0.8}
+REPLY = {
+    "answer": "Keep the Python service; profile the database calls first.",
+    "claims": [{"claim": "Compute dominates cost", "load_bearing": True}],
+    "confidence": 0.8,
+}
 
-Progress = Callable[[str], None]
 Call = Callable[[], Awaitable[Any]]
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 def litellm_available() -> str | None:
@@ -81,13 +89,18 @@ def litellm_available() -> str | None:
         import importlib.util
 
         if importlib.util.find_spec("litellm") is None:
-            return "LiteLLM is not installed in this environment (run `python -m bench` without --no-venv: it installs LiteLLM into .bench-venv/)"
+            return (
+                "LiteLLM is not installed in this environment (run `python -m bench` without --no-venv: "
+                "it installs LiteLLM into .bench-venv/)"
+            )
     except (ImportError, ValueError) as exc:
         return f"LiteLLM cannot be found: {exc}"
     return None
 
 
-async def _make_arms(fake: FakeOpenAI, data_dir: str) -> tuple[dict[str, Call], Callable[[], Awaitable[None]], dict[str, Any]]:
+async def _make_arms(
+    fake: FakeOpenAI, data_dir: str
+) -> tuple[dict[str, Call], Callable[[], Awaitable[None]], dict[str, Any]]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of the price map
     import litellm
     from openai import AsyncOpenAI
@@ -112,15 +125,35 @@ async def _make_arms(fake: FakeOpenAI, data_dir: str) -> tuple[dict[str, Call], 
     info: dict[str, Any] = {
         "reasonkit_provider": type(provider).__name__,
         "reasonkit_cache": getattr(provider, "cache", None) is not None,
-        "reasonkit_breaker": all(getattr(leg, "breaker", None) is not None for leg in getattr(provider, "legs", [])),
+        "reasonkit_breaker": all(
+            getattr(leg, "breaker", None) is not None for leg in getattr(provider, "legs", [])
+        ),
         "reasonkit_max_retries": settings.llm.providers["openai"].max_retries,
     }
-    request = LLMRequest(messages=[{"role": "user", "content": USER}], system=SYSTEM, schema=SCHEMA, schema_name="respond", temperature=0.3, max_tokens=2048)
+    request = LLMRequest(
+        messages=[{"role": "user", "content": USER}],
+        system=SYSTEM,
+        schema=SCHEMA,
+        schema_name="respond",
+        temperature=0.3,
+        max_tokens=2048,
+    )
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
-    response_format = {"type": "json_schema", "json_schema": {"name": "respond", "schema": SCHEMA, "strict": False}}
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "respond", "schema": SCHEMA, "strict": False},
+    }
     sdk = AsyncOpenAI(base_url=fake.base_url, api_key="x", max_retries=0)
     raw = RawClient("127.0.0.1", fake.port)
-    raw_body = json.dumps({"model": MODEL, "messages": messages, "max_tokens": 2048, "temperature": 0.3, "response_format": response_format}).encode()
+    raw_body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": messages,
+            "max_tokens": 2048,
+            "temperature": 0.3,
+            "response_format": response_format,
+        }
+    ).encode()
     raw_headers = {"content-type": "application/json", "authorization": "Bearer x"}
 
     async def a_reasonkit() -> Any:
@@ -130,11 +163,19 @@ async def _make_arms(fake: FakeOpenAI, data_dir: str) -> tuple[dict[str, Call], 
 
     async def b_litellm() -> Any:
         return await litellm.acompletion(
-            model=f"openai/{MODEL}", api_base=fake.base_url, api_key="x", messages=messages, response_format=response_format, temperature=0.3, max_tokens=2048
+            model=f"openai/{MODEL}",
+            api_base=fake.base_url,
+            api_key="x",
+            messages=messages,
+            response_format=response_format,
+            temperature=0.3,
+            max_tokens=2048,
         )
 
     async def ref_sdk() -> Any:
-        return await sdk.chat.completions.create(model=MODEL, messages=messages, max_tokens=2048, temperature=0.3, response_format=response_format)  # type: ignore[arg-type]
+        return await sdk.chat.completions.create(  # type: ignore[call-overload]
+            model=MODEL, messages=messages, max_tokens=2048, temperature=0.3, response_format=response_format
+        )
 
     async def floor_raw() -> Any:
         r = await raw.post("/v1/chat/completions", raw_body, raw_headers)
@@ -151,7 +192,11 @@ async def _make_arms(fake: FakeOpenAI, data_dir: str) -> tuple[dict[str, Call], 
 
     info["litellm_version"] = version("litellm")
     info["openai_version"] = version("openai")
-    return {"reasonkit": a_reasonkit, "litellm": b_litellm, "openai_sdk": ref_sdk, "raw_http": floor_raw}, aclose, info
+    return (
+        {"reasonkit": a_reasonkit, "litellm": b_litellm, "openai_sdk": ref_sdk, "raw_http": floor_raw},
+        aclose,
+        info,
+    )
 
 
 async def _sequential(call: Call, n: int) -> tuple[list[float], float]:
@@ -190,16 +235,27 @@ def bench_provider(
     warmup: int = 10,
     concurrency: int = 50,
     conc_calls: int = 300,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     why = litellm_available()
     if why:
         return {"error": why}
-    seq: dict[tuple[str, float], dict[str, list[Any]]] = {(a, lat): {"walls": [], "round_p50": [], "cpu": []} for a in ARMS for lat in latencies}
-    conc: dict[tuple[str, float], dict[str, list[Any]]] = {(a, lat): {"walls": [], "throughput": []} for a in ARMS for lat in latencies}
+    seq: dict[tuple[str, float], dict[str, list[Any]]] = {
+        (a, lat): {"walls": [], "round_p50": [], "cpu": []} for a in ARMS for lat in latencies
+    }
+    conc: dict[tuple[str, float], dict[str, list[Any]]] = {
+        (a, lat): {"walls": [], "throughput": []} for a in ARMS for lat in latencies
+    }
     out: dict[str, Any] = {
         "goal_ratio": RATIO_GOAL,
-        "settings": {"latencies_ms": [x * 1000 for x in latencies], "rounds": rounds, "calls": calls, "warmup": warmup, "concurrency": concurrency, "conc_calls": conc_calls},
+        "settings": {
+            "latencies_ms": [x * 1000 for x in latencies],
+            "rounds": rounds,
+            "calls": calls,
+            "warmup": warmup,
+            "concurrency": concurrency,
+            "conc_calls": conc_calls,
+        },
         "labels": ARM_LABELS,
     }
     fake = FakeOpenAI(latency=0.0, content=json.dumps(REPLY), model=MODEL)
@@ -227,8 +283,15 @@ def bench_provider(
                         c = conc[(name, lat)]
                         c["walls"] += walls
                         c["throughput"].append(conc_calls / wall)
-                a, b = seq[("reasonkit", latencies[-1])]["round_p50"][-1], seq[("litellm", latencies[-1])]["round_p50"][-1]
-                progress(f"provider: round {r + 1}/{rounds}: at {latencies[-1] * 1000:g} ms, ReasonKit +{(a - latencies[-1]) * 1000:.2f} ms, LiteLLM +{(b - latencies[-1]) * 1000:.2f} ms per call")
+                a, b = (
+                    seq[("reasonkit", latencies[-1])]["round_p50"][-1],
+                    seq[("litellm", latencies[-1])]["round_p50"][-1],
+                )
+                progress(
+                    f"provider: round {r + 1}/{rounds}: at {latencies[-1] * 1000:g} ms, ReasonKit "
+                    f"+{(a - latencies[-1]) * 1000:.2f} ms, LiteLLM +{(b - latencies[-1]) * 1000:.2f} ms per "
+                    "call"
+                )
             out["fake_requests"] = fake.stats()["requests"]
         finally:
             await aclose()
@@ -262,14 +325,19 @@ def bench_provider(
                 }
             )
     out["rows"] = rows
-    ratios = []
+    ratios: list[dict[str, Any]] = []
     for lat in latencies:
         a, b = seq[("reasonkit", lat)], seq[("litellm", lat)]
         floor = seq[("raw_http", lat)]["round_p50"]
         added = [(x - lat) / (y - lat) for x, y in zip(a["round_p50"], b["round_p50"], strict=True)]
         layer = [(x - f) / (y - f) for x, y, f in zip(a["round_p50"], b["round_p50"], floor, strict=True)]
         cpu = [x / y for x, y in zip(a["cpu"], b["cpu"], strict=True)]
-        thr = [y / x for x, y in zip(conc[("reasonkit", lat)]["throughput"], conc[("litellm", lat)]["throughput"], strict=True)]
+        thr = [
+            y / x
+            for x, y in zip(
+                conc[("reasonkit", lat)]["throughput"], conc[("litellm", lat)]["throughput"], strict=True
+            )
+        ]
         ratios.append(
             {
                 "latency_ms": lat * 1000,
@@ -289,27 +357,39 @@ def bench_provider(
 
 # --------------------------------------------------------------------------------------------------
 def fake_server_cost(n: int = 200, rounds: int = 3) -> dict[str, Any]:
-    """Per-request cost of the two fake servers at 0 ms, measured with the raw HTTP client:
-    FakeLLM (tests/fakes/fake_llm.py, uvicorn in a thread of this process, as the tests run it)
-    against bench/fake_openai.py in its own process."""
-    from tests.fakes.fake_llm import FakeLLM, Reply
+    """Per-request cost of the fake server at 0 ms, measured with the raw HTTP client: in its own
+    process (as sections 1 and 4 run it) against the same server on an event loop in a thread of
+    the client's process (as test doubles usually run), where it shares the client's interpreter lock."""
+    from bench.fake_openai import InThreadServer
 
-    body = json.dumps({"model": MODEL, "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}], "max_tokens": 2048}).encode()
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}],
+            "max_tokens": 2048,
+        }
+    ).encode()
     headers = {"content-type": "application/json"}
-    lean = FakeOpenAI(latency=0.0, content=json.dumps(REPLY), model=MODEL)
-    fat = FakeLLM()
-    fat.default = lambda req: Reply(json=REPLY)
-    fat.start()
-    res: dict[str, list[float]] = {"fake_openai": [], "fakellm": []}
+    own_process = FakeOpenAI(latency=0.0, content=json.dumps(REPLY), model=MODEL)
+    names = ("fake_openai", "in_thread")
+    res: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        in_thread = InThreadServer(latency=0.0, content=json.dumps(REPLY), model=MODEL)
+    except BaseException:
+        own_process.close()
+        raise
     try:
 
         async def main() -> None:
-            clients = {"fake_openai": RawClient("127.0.0.1", lean.port), "fakellm": RawClient("127.0.0.1", fat.port)}
-            for c in clients.values():
+            clients = {
+                "fake_openai": RawClient("127.0.0.1", own_process.port),
+                "in_thread": RawClient("127.0.0.1", in_thread.port),
+            }
+            for client in clients.values():
                 for _ in range(20):
-                    await c.post("/v1/chat/completions", body, headers)
+                    await client.post("/v1/chat/completions", body, headers)
             for r in range(rounds):
-                for name in (["fake_openai", "fakellm"] if r % 2 == 0 else ["fakellm", "fake_openai"]):
+                for name in names if r % 2 == 0 else names[::-1]:
                     walls = []
                     for _ in range(n):
                         t0 = time.perf_counter()
@@ -317,11 +397,17 @@ def fake_server_cost(n: int = 200, rounds: int = 3) -> dict[str, Any]:
                         json.loads(resp.body)
                         walls.append(time.perf_counter() - t0)
                     res[name].append(median(walls) * 1000)
-            for c in clients.values():
-                await c.aclose()
+            for client in clients.values():
+                await client.aclose()
 
         anyio.run(main, backend="asyncio")
     finally:
-        fat.stop()
-        lean.close()
-    return {"n": n, "rounds": rounds, "fake_openai_ms": median(res["fake_openai"]), "fakellm_ms": median(res["fakellm"]), "rounds_ms": res}
+        in_thread.close()
+        own_process.close()
+    return {
+        "n": n,
+        "rounds": rounds,
+        "fake_openai_ms": median(res["fake_openai"]),
+        "in_thread_ms": median(res["in_thread"]),
+        "rounds_ms": res,
+    }

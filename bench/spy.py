@@ -23,7 +23,9 @@ from typing import Any
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<path>[^()]*?):(?P<line>\d+)\)$")
 # Frames every sample of a server shares (the CLI and the event loop's entry): not informative.
-_DRIVER_FUNCS = frozenset({"<module>", "main", "serve_mcp", "serve_http", "serve_stdio", "run", "invoke", "__call__", "new_func"})
+_DRIVER_FUNCS = frozenset(
+    {"<module>", "main", "serve_mcp", "serve_http", "serve_stdio", "run", "invoke", "__call__", "new_func"}
+)
 
 
 def pyspy_binary() -> str | None:
@@ -47,13 +49,27 @@ class Recording:
         if spy is None:
             self.error = "py-spy is not installed in this environment"
             return self
-        cmd = [spy, "record", "-p", str(self.pid), "-r", str(self.rate), "-f", "raw", "-o", str(self.out), "--nonblocking", "--gil"]
+        cmd = [
+            spy,
+            "record",
+            "-p",
+            str(self.pid),
+            "-r",
+            str(self.rate),
+            "-f",
+            "raw",
+            "-o",
+            str(self.out),
+            "--nonblocking",
+            "--gil",
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # py-spy needs a moment to attach; a failure to attach shows as an early exit.
         try:
             self.proc.wait(timeout=0.7)
             err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace").strip()
-            self.error = f"py-spy could not attach: {err.splitlines()[-1] if err else 'exit ' + str(self.proc.returncode)}"
+            why = err.splitlines()[-1] if err else f"exit {self.proc.returncode}"
+            self.error = f"py-spy could not attach: {why}"
             self.proc = None
         except subprocess.TimeoutExpired:
             pass
@@ -88,9 +104,28 @@ def _area(path: str) -> str:
     if parts[0] == "reasonkit":
         return "/".join(parts[:2]).removesuffix(".py").replace("/", ".")
     top = parts[0].removesuffix(".py")
-    if top in ("context", "trace", "opentelemetry"):  # py-spy shortens opentelemetry's paths to its subpackages
+    if top in (
+        "context",
+        "trace",
+        "opentelemetry",
+    ):  # py-spy shortens opentelemetry's paths to its subpackages
         return "opentelemetry (context, trace)"
-    if top in ("asyncio", "selectors", "threading", "queue", "json", "contextlib", "sqlite3", "concurrent", "weakref", "functools", "typing", "enum", "socket", "ssl"):
+    if top in (
+        "asyncio",
+        "selectors",
+        "threading",
+        "queue",
+        "json",
+        "contextlib",
+        "sqlite3",
+        "concurrent",
+        "weakref",
+        "functools",
+        "typing",
+        "enum",
+        "socket",
+        "ssl",
+    ):
         return f"stdlib {top}"
     return top
 
@@ -138,4 +173,9 @@ def fold_raw(text: str, top: int = 10) -> dict[str, Any]:
     callers = pct(incl_rk, top)
     for c in callers[:4]:  # what the biggest callers' samples were doing
         c["leaves"] = pct(detail[c["name"]], 4)
-    return {"samples": total, "areas": pct(area, top + 5), "self": pct(self_fn, top), "by_reasonkit_caller": callers}
+    return {
+        "samples": total,
+        "areas": pct(area, top + 5),
+        "self": pct(self_fn, top),
+        "by_reasonkit_caller": callers,
+    }

@@ -111,7 +111,9 @@ def parse_importtime(stderr: str) -> list[dict[str, Any]]:
     for line in stderr.splitlines():
         m = _IMPORTTIME.match(line)
         if m:
-            rows.append({"self_us": int(m[1]), "cumulative_us": int(m[2]), "depth": len(m[3]) // 2, "module": m[4]})
+            rows.append(
+                {"self_us": int(m[1]), "cumulative_us": int(m[2]), "depth": len(m[3]) // 2, "module": m[4]}
+            )
     for i, row in enumerate(rows):
         row["parent"] = next((r["module"] for r in rows[i + 1 :] if r["depth"] < row["depth"]), None)
     return rows
@@ -139,7 +141,11 @@ def import_times(
     roots: list[str] = []
     for _ in range(runs):
         proc = subprocess.run(
-            [python, "-X", "importtime", "-c", code or f"import {module}"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+            [python, "-X", "importtime", "-c", code or f"import {module}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
             return {"error": f"{label or 'import ' + module} failed: {proc.stderr.strip().splitlines()[-1:]}"}
@@ -154,7 +160,16 @@ def import_times(
             if code is None and row["module"] == module:
                 total.append(row["cumulative_us"])
                 continue
-            d = per.setdefault(row["module"], {"module": row["module"], "cum": [], "self": [], "depth": row["depth"], "parent": row["parent"]})
+            d = per.setdefault(
+                row["module"],
+                {
+                    "module": row["module"],
+                    "cum": [],
+                    "self": [],
+                    "depth": row["depth"],
+                    "parent": row["parent"],
+                },
+            )
             d["cum"].append(row["cumulative_us"])
             d["self"].append(row["self_us"])
         if code is not None:
@@ -214,7 +229,9 @@ def serve_mcp_import_times(runs: int = 3, top: int = 8, *, python: str | None = 
     return import_times(runs=runs, top=top, python=python, code=SERVE_MCP_CODE, label="rk serve-mcp", env=env)
 
 
-def bench_import_ratio(modules: list[str], rounds: int = 10, warmup: int = 2, *, python: str | None = None) -> dict[str, Any]:
+def bench_import_ratio(
+    modules: list[str], rounds: int = 10, warmup: int = 2, *, python: str | None = None
+) -> dict[str, Any]:
     """Wall time of `python -c "import <modules>"` against `python -c pass`, alternated; per-round ratios."""
     python = python or sys.executable
     env = _env()
@@ -226,7 +243,7 @@ def bench_import_ratio(modules: list[str], rounds: int = 10, warmup: int = 2, *,
             for cmd in cmds.values():
                 _time_once(cmd, env)
         for r in range(rounds):
-            for name in (["imports", "python"] if r % 2 == 0 else ["python", "imports"]):
+            for name in ["imports", "python"] if r % 2 == 0 else ["python", "imports"]:
                 times[name].append(_time_once(cmds[name], env))
     except subprocess.CalledProcessError as exc:
         return {"error": f"{' '.join(exc.cmd)[:200]} exited with status {exc.returncode}"}

@@ -5,12 +5,12 @@ overhead / critical-path / memory (3, the engine), load (4, the HTTP server), st
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from bench.common import Progress, load_avg, say
 
 SECTIONS = ("provider", "mcp", "overhead", "critical-path", "memory", "load", "startup")
 
@@ -110,17 +110,6 @@ class Settings:
         )
 
 
-def _stderr(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def _load_avg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -140,7 +129,7 @@ def run_suite(
     profiler: str = "auto",
     command: str = "python -m bench",
     install: bool = True,
-    progress: Callable[[str], None] = _stderr,
+    progress: Progress = say,
 ) -> dict[str, Any]:
     """Run the selected sections and return every result as one JSON-serialisable dict."""
     from bench.report import machine_info
@@ -158,7 +147,9 @@ def run_suite(
     }
     registry = load_registry()
     if registry.problems:
-        raise SystemExit("bench: the built-in protocols do not load: " + "; ".join(str(p) for p in registry.problems))
+        raise SystemExit(
+            "bench: the built-in protocols do not load: " + "; ".join(str(p) for p in registry.problems)
+        )
     rk = find_rk(sys.executable)
 
     if "provider" in sections:
@@ -175,7 +166,9 @@ def run_suite(
             progress=progress,
         )
         progress("provider: the fake servers' own cost")
-        res["fake_server_cost"] = fake_server_cost(n=settings.fake_cost_calls, rounds=3 if settings.name == "full" else 1)
+        res["fake_server_cost"] = fake_server_cost(
+            n=settings.fake_cost_calls, rounds=3 if settings.name == "full" else 1
+        )
     if "mcp" in sections:
         from bench.env import node_peer
         from bench.mcp_bench import bench_mcp, tools_list_profile
@@ -187,14 +180,26 @@ def run_suite(
             if "error" in node:
                 progress(f"mcp: the Node peer is not available ({node['error']}); measuring ReasonKit alone")
             progress("mcp: stdio spawn to tools/list and warm round trips")
-            res["mcp"] = bench_mcp(rk, node, rounds=settings.mcp_rounds, warm=settings.mcp_warm, raw_rounds=settings.mcp_raw_rounds, progress=progress, profile=settings.server_profiles)
+            res["mcp"] = bench_mcp(
+                rk,
+                node,
+                rounds=settings.mcp_rounds,
+                warm=settings.mcp_warm,
+                raw_rounds=settings.mcp_raw_rounds,
+                progress=progress,
+                profile=settings.server_profiles,
+            )
             res["mcp"]["tools_list"] = tools_list_profile(rk, calls=2000 if settings.name == "full" else 50)
     if "overhead" in sections:
         from bench.engine_bench import bench_overhead, hotspot_microbench, profile_overhead
 
         progress("overhead: zero-latency provider, every protocol")
         res["overhead"] = bench_overhead(
-            registry, rounds=settings.overhead_rounds, runs=settings.overhead_runs, warmup=settings.overhead_warmup, progress=progress
+            registry,
+            rounds=settings.overhead_rounds,
+            runs=settings.overhead_runs,
+            warmup=settings.overhead_warmup,
+            progress=progress,
         )
         if profiler != "none":
             progress(f"overhead: profiling ({profiler})")
@@ -218,7 +223,12 @@ def run_suite(
         from bench.engine_bench import bench_memory
 
         progress("memory: concurrent runs")
-        res["memory"] = bench_memory(registry, concurrencies=settings.memory_concurrencies, latency=max(settings.latency_s, 0.01), progress=progress)
+        res["memory"] = bench_memory(
+            registry,
+            concurrencies=settings.memory_concurrencies,
+            latency=max(settings.latency_s, 0.01),
+            progress=progress,
+        )
     if "load" in sections:
         from bench.load_bench import bench_load
 
@@ -252,12 +262,16 @@ def run_suite(
         it = serve_mcp_import_times(runs=settings.importtime_runs)
         res["serve_importtime"] = it
         if "error" not in it:
-            res["serve_import"] = bench_import_ratio(it["top_level_modules"], rounds=settings.serve_import_rounds)
+            res["serve_import"] = bench_import_ratio(
+                it["top_level_modules"], rounds=settings.serve_import_rounds
+            )
         if "mcp" not in sections and rk is not None:
             from bench.mcp_bench import bench_mcp
 
             progress("startup: rk serve-mcp stdio spawn to tools/list")
-            res["stdio_start"] = bench_mcp(rk, None, rounds=settings.stdio_start_rounds, warm=5, raw_rounds=1, profile=False)
-    res["load_avg_at_end"] = _load_avg()
+            res["stdio_start"] = bench_mcp(
+                rk, None, rounds=settings.stdio_start_rounds, warm=5, raw_rounds=1, profile=False
+            )
+    res["load_avg_at_end"] = load_avg()
     res["elapsed_s"] = time.perf_counter() - t0
     return res

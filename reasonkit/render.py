@@ -16,12 +16,17 @@ def breakdown_lines(result: RunResult) -> list[str]:
 
 
 def render_markdown(result: RunResult, include_steps: bool = True) -> str:
-    status = "complete" if result.complete else f"{result.status}: {result.stop_reason or 'some steps did not finish'}"
+    status = (
+        "complete"
+        if result.complete
+        else f"{result.status}: {result.stop_reason or 'some steps did not finish'}"
+    )
     verdict = "meets" if result.meets_threshold else "below"
     out = [
         result.answer.strip(),
         "",
-        f"**Confidence {result.confidence:.2f}** ({verdict} the {result.min_confidence:.2f} threshold of {result.kind} `{result.name}`; {status})",
+        f"**Confidence {result.confidence:.2f}** ({verdict} the {result.min_confidence:.2f} threshold "
+        f"of {result.kind} `{result.name}`; {status})",
         "",
         *breakdown_lines(result),
     ]
@@ -31,13 +36,23 @@ def render_markdown(result: RunResult, include_steps: bool = True) -> str:
             c = "" if e.confidence is None else f"{e.confidence:.2f}"
             extra = f" ({e.skip_reason})" if e.skip_reason else ""
             out.append(f"| {e.entry} | {e.status}{extra} | {c} |")
-    cost = f"${result.cost_usd:.4f}" if result.price_known else f"${result.cost_usd:.4f} (price unknown for some models)"
-    out += ["", f"run `{result.run_id}` · {result.tokens.input} in / {result.tokens.output} out tokens · {cost} · {result.duration_ms / 1000:.1f}s"]
+    cost = (
+        f"${result.cost_usd:.4f}"
+        if result.price_known
+        else f"${result.cost_usd:.4f} (price unknown for some models)"
+    )
+    out += [
+        "",
+        f"run `{result.run_id}` · {result.tokens.input} in / {result.tokens.output} out tokens · "
+        f"{cost} · {result.duration_ms / 1000:.1f}s",
+    ]
     return "\n".join(out)
 
 
 def render_text(result: RunResult) -> str:
-    status = "complete" if result.complete else f"INCOMPLETE ({result.stop_reason or 'some steps did not finish'})"
+    status = (
+        "complete" if result.complete else f"INCOMPLETE ({result.stop_reason or 'some steps did not finish'})"
+    )
     verdict = "meets" if result.meets_threshold else "BELOW"
     lines = [
         result.answer.strip(),
@@ -49,12 +64,19 @@ def render_text(result: RunResult) -> str:
     ]
     for e in result.entries:
         c = "-" if e.confidence is None else f"{e.confidence:.2f}"
-        lines.append(f"  {e.entry:<20} {e.status:<10} {c}" + (f"  ({e.skip_reason})" if e.skip_reason else ""))
+        lines.append(
+            f"  {e.entry:<20} {e.status:<10} {c}" + (f"  ({e.skip_reason})" if e.skip_reason else "")
+        )
         for s in e.steps:
             sc = "-" if s.confidence is None else f"{s.confidence:.2f}"
             items = f" x{len(s.items)}" if s.items else ""
-            lines.append(f"    {s.step_id + items:<22} {s.status:<10} {sc}" + (f"  {s.error}" if s.error else ""))
-    lines.append(f"run {result.run_id}: {result.tokens.input} input + {result.tokens.output} output tokens, ${result.cost_usd:.4f}, {result.duration_ms / 1000:.1f}s")
+            lines.append(
+                f"    {s.step_id + items:<22} {s.status:<10} {sc}" + (f"  {s.error}" if s.error else "")
+            )
+    lines.append(
+        f"run {result.run_id}: {result.tokens.input} input + {result.tokens.output} output tokens, "
+        f"${result.cost_usd:.4f}, {result.duration_ms / 1000:.1f}s"
+    )
     return "\n".join(lines)
 
 

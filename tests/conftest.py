@@ -34,6 +34,11 @@ _SCRUBBED_ENV = (
     "LLM_DEFAULT_PROVIDER",
     "LLM_DEFAULT_MODEL",
     "REASONKIT_CONFIG",
+    "LOCAL_MODEL_PATH",
+    "LOCAL_N_CTX",
+    "LOCAL_N_THREADS",
+    "LOCAL_N_GPU_LAYERS",
+    "LOCAL_MODEL_AUTO",
     # also read implicitly by the SDKs themselves:
     "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_CUSTOM_HEADERS",

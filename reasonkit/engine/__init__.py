@@ -1,6 +1,22 @@
-"""The engine: runs protocols and profiles (runner), renders templates, parses outputs, scores confidence."""
+"""The engine: runs protocols and profiles (runner, chain, graph, steps), parses outputs, scores
+confidence, applies budgets and small-model caps."""
 
+from reasonkit.engine.budget import Budget, Event, EventCallback, parse_budget
+from reasonkit.engine.caps import StepCaps
 from reasonkit.engine.result import EntryResult, Factor, RunResult, StepTrace
-from reasonkit.engine.runner import Budget, Engine, Event, InputError, parse_budget
+from reasonkit.engine.runner import Engine
+from reasonkit.errors import InputError
 
-__all__ = ["Budget", "Engine", "EntryResult", "Event", "Factor", "InputError", "RunResult", "StepTrace", "parse_budget"]
+__all__ = [
+    "Budget",
+    "Engine",
+    "EntryResult",
+    "Event",
+    "EventCallback",
+    "Factor",
+    "InputError",
+    "RunResult",
+    "StepCaps",
+    "StepTrace",
+    "parse_budget",
+]

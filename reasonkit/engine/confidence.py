@@ -43,24 +43,54 @@ def step_confidence(
     samples: int = 1,
 ) -> tuple[float, list[Factor]]:
     if model_confidence is None:
-        factors = [Factor(signal="model", delta=NO_CONFIDENCE, detail="the model gave no usable confidence; 0.5 assumed")]
+        factors = [
+            Factor(
+                signal="model", delta=NO_CONFIDENCE, detail="the model gave no usable confidence; 0.5 assumed"
+            )
+        ]
     else:
         factors = [Factor(signal="model", delta=model_confidence, detail="the model's own confidence")]
     if degraded:
-        factors.append(Factor(signal="invalid_output", delta=DEGRADED, detail="output did not match its schema even after a repair call"))
+        factors.append(
+            Factor(
+                signal="invalid_output",
+                delta=DEGRADED,
+                detail="output did not match its schema even after a repair call",
+            )
+        )
     elif repaired:
-        factors.append(Factor(signal="repaired", delta=REPAIRED, detail="output needed a repair call to match its schema"))
+        factors.append(
+            Factor(
+                signal="repaired", delta=REPAIRED, detail="output needed a repair call to match its schema"
+            )
+        )
     if truncated:
-        factors.append(Factor(signal="truncated", delta=TRUNCATED, detail="the reply hit the max_tokens limit"))
+        factors.append(
+            Factor(signal="truncated", delta=TRUNCATED, detail="the reply hit the max_tokens limit")
+        )
     if min_items and items is not None and items < min_items:
         short = (min_items - items) / min_items
-        factors.append(Factor(signal="too_few_items", delta=MIN_ITEMS_MAX * short, detail=f"{items} items, at least {min_items} expected"))
+        factors.append(
+            Factor(
+                signal="too_few_items",
+                delta=MIN_ITEMS_MAX * short,
+                detail=f"{items} items, at least {min_items} expected",
+            )
+        )
     if agreement is not None and samples > 1 and agreement < 1.0:
-        factors.append(Factor(signal="sample_disagreement", delta=DISAGREEMENT * (1 - agreement), detail=f"{samples} samples, agreement {agreement:.2f}"))
+        factors.append(
+            Factor(
+                signal="sample_disagreement",
+                delta=DISAGREEMENT * (1 - agreement),
+                detail=f"{samples} samples, agreement {agreement:.2f}",
+            )
+        )
     return finish(factors)
 
 
-def sample_agreement(outputs: list[dict[str, Any]], confidences: list[float], agree_on: str | None) -> tuple[float, int]:
+def sample_agreement(
+    outputs: list[dict[str, Any]], confidences: list[float], agree_on: str | None
+) -> tuple[float, int]:
     """(agreement in 0..1, index of the representative sample).
 
     With `agree_on`: share of samples whose value equals the majority value; the representative is
@@ -93,7 +123,11 @@ def weighted(parts: list[tuple[str, float, float]], contradiction_penalty: float
         sd = math.sqrt(var)
         if sd > 1e-9:
             factors.append(
-                Factor(signal="contradiction", delta=-contradiction_penalty * sd, detail=f"{what} disagree: weighted std-dev {sd:.3f} x {contradiction_penalty:g}")
+                Factor(
+                    signal="contradiction",
+                    delta=-contradiction_penalty * sd,
+                    detail=f"{what} disagree: weighted std-dev {sd:.3f} x {contradiction_penalty:g}",
+                )
             )
     return factors
 
@@ -111,11 +145,19 @@ def apply_signals(signals: list[Signal], outputs: dict[str, Any], factors: list[
             if key in sig.values and sig.values[key] != 0:
                 factors.append(Factor(signal=label, delta=sig.values[key], detail=f"{sig.field} = {key}"))
             if key in sig.cap:
-                caps.append((sig.cap[key], f"{label}: {sig.field} = {key} caps confidence at {sig.cap[key]:g}"))
+                caps.append(
+                    (sig.cap[key], f"{label}: {sig.field} = {key} caps confidence at {sig.cap[key]:g}")
+                )
         elif isinstance(value, list) and value:
             delta = max(sig.max_total, len(value) * sig.per_item)
             if delta != 0:
-                factors.append(Factor(signal=label, delta=delta, detail=f"{len(value)} x {sig.per_item:g} (floor {sig.max_total:g})"))
+                factors.append(
+                    Factor(
+                        signal=label,
+                        delta=delta,
+                        detail=f"{len(value)} x {sig.per_item:g} (floor {sig.max_total:g})",
+                    )
+                )
     for cap, detail in sorted(caps):
         current = sum(f.delta for f in factors)
         if current > cap:

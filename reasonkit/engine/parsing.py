@@ -1,15 +1,20 @@
 """Recover a step's structured output from a model reply, and check it against the step's schema.
 
-Recovery only ever removes packaging (prose around JSON, code fences, an unfinished tail) or turns a
-numeric string into a number where the schema wants a number. It never invents a field or a value.
+Recovery only ever removes packaging (prose around JSON, code fences, an unfinished tail), turns a
+numeric string into a number where the schema wants a number, reads the model's `confidence` into
+0..1 and removes repeated list items. It never invents a field or a value.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
+
+from reasonkit.protocol.models import Step
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 
@@ -18,12 +23,34 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 class Extraction:
     obj: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
+    # True when the reply was unfinished JSON and a prefix of it was closed and kept
+    salvaged: bool = False
+
+
+def items_field(step: Step) -> str | None:
+    """The list field whose length min_items / max_items bound: `items_field`, else the first array."""
+    if step.items_field:
+        return step.items_field
+    props = step.output.get("properties", {})
+    return next((k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "array"), None)
+
+
+def relaxed_schema(step: Step) -> dict[str, Any]:
+    """The step's schema without minItems/maxItems on its items field: item counts are the engine's
+    job (trim to max_items, penalise fewer than min_items), so a list with 13 perspectives instead of
+    12 must not be thrown away as invalid."""
+    schema = step.output
+    name = items_field(step)
+    if name and isinstance(schema.get("properties", {}).get(name), dict):
+        prop = {k: v for k, v in schema["properties"][name].items() if k not in ("minItems", "maxItems")}
+        schema = {**schema, "properties": {**schema["properties"], name: prop}}
+    return schema
 
 
 def _loads_obj(text: str) -> dict[str, Any] | None:
     try:
         v = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+    except (json.JSONDecodeError, ValueError, RecursionError):
         return None
     return v if isinstance(v, dict) else None
 
@@ -51,9 +78,13 @@ def _balanced_end(text: str, start: int) -> int | None:
 
 
 def _close_truncated(fragment: str) -> dict[str, Any] | None:
-    """Cut an unfinished JSON object back to its last complete member and close it."""
+    """Close an unfinished JSON object. A top-level string value cut mid-text (a long answer) is
+    closed where it stops; otherwise the object is cut back to its last complete member (a half
+    written list item is dropped) and every open array and object is closed."""
     stack: list[str] = []
     in_str, esc = False, False
+    value_string = False  # the open string is the value of a top-level member
+    expect_value = False  # a ':' was just seen at the top level
     cut_points: list[tuple[int, list[str]]] = []  # positions where a member just completed
     for i, c in enumerate(fragment):
         if in_str:
@@ -63,17 +94,30 @@ def _close_truncated(fragment: str) -> dict[str, Any] | None:
                 esc = True
             elif c == '"':
                 in_str = False
+                if value_string:
+                    cut_points.append((i + 1, list(stack)))
+                value_string = False
             continue
         if c == '"':
             in_str = True
+            value_string = expect_value and len(stack) == 1
+            expect_value = False
+        elif c == ":" and len(stack) == 1:
+            expect_value = True
         elif c in "{[":
             stack.append("}" if c == "{" else "]")
+            expect_value = False
         elif c in "}]":
             if stack:
                 stack.pop()
             cut_points.append((i + 1, list(stack)))
         elif c == ",":
             cut_points.append((i, list(stack)))
+            expect_value = False
+    if in_str and value_string and not esc:
+        obj = _loads_obj(fragment + '"' + "".join(reversed(stack)))
+        if obj is not None:
+            return obj
     for pos, open_stack in reversed(cut_points):
         candidate = fragment[:pos].rstrip().rstrip(",") + "".join(reversed(open_stack))
         obj = _loads_obj(candidate)
@@ -99,7 +143,7 @@ def extract_object(text: str) -> Extraction:
         if end is None:
             obj = _close_truncated(text[start:])
             if obj is not None:
-                return Extraction(obj, ["reply was cut off; kept the complete part"])
+                return Extraction(obj, ["reply was cut off; kept the complete part"], salvaged=True)
             break
         obj = _loads_obj(text[start : end + 1])
         if obj is not None:
@@ -118,7 +162,10 @@ def coerce_numbers(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
         t = spec.get("type")
         try:
             if t == "number":
-                obj[name] = float(raw.rstrip("%")) / (100 if raw.endswith("%") else 1)
+                value = float(raw.rstrip("%")) / (100 if raw.endswith("%") else 1)
+                if not math.isfinite(value):
+                    continue
+                obj[name] = value
             elif t == "integer":
                 obj[name] = int(raw)
             elif t == "boolean" and raw.lower() in ("true", "false"):
@@ -156,13 +203,125 @@ def drop_invalid_fields(obj: dict[str, Any], schema: dict[str, Any]) -> list[str
     return removed
 
 
+# ---------------------------------------------------------------------------------- confidence
+# Words small models write instead of a number (docs/confidence.md lists them).
+CONFIDENCE_WORDS: dict[str, float] = {
+    "very high": 0.9,
+    "high": 0.75,
+    "medium": 0.5,
+    "moderate": 0.5,
+    "low": 0.25,
+    "very low": 0.1,
+}
+
+
+def _confidence_number(value: float, shown: str) -> tuple[float | None, str | None]:
+    if not math.isfinite(value):
+        return None, f"confidence {shown} is not a number; treated as missing"
+    if value < 0:
+        return 0.0, f"confidence {shown} is below 0; clamped to 0"
+    if value <= 1:
+        return value, None
+    if value <= 100:
+        return value / 100.0, f"confidence {shown} read as a percentage ({value / 100.0:g})"
+    return 1.0, f"confidence {shown} is above 100; clamped to 1"
+
+
 def read_confidence(obj: dict[str, Any] | None) -> tuple[float | None, str | None]:
-    """The model's own confidence, as 0..1. Percentages (e.g. 85) are read as 0.85."""
+    """The model's own confidence as (value in 0..1 or None, note saying what was done or None).
+
+    Numbers in 0..1 are taken as they are; numbers above 1 up to 100 are percentages (85 -> 0.85,
+    2.8 -> 0.028); below 0 -> 0; above 100 -> 1. Strings: "85%" -> 0.85, "0.7" -> 0.7, "85" -> 0.85,
+    and the words in CONFIDENCE_WORDS. null, NaN, infinities, booleans and anything else -> None
+    (missing) with a note. A missing field -> (None, None)."""
     if not obj or "confidence" not in obj:
         return None, None
     v = obj["confidence"]
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None, None
-    if 1.0 < v <= 100.0:
-        return v / 100.0, f"confidence {v} read as a percentage"
-    return max(0.0, min(1.0, float(v))), None
+    if v is None:
+        return None, "confidence was null; treated as missing"
+    if isinstance(v, bool):
+        return None, f"confidence {v!r} is not a number; treated as missing"
+    if isinstance(v, int | float):
+        return _confidence_number(float(v), f"{v!r}")
+    if isinstance(v, str):
+        text = " ".join(v.strip().lower().split())
+        shown = repr(v[:40])
+        if text in CONFIDENCE_WORDS:
+            value = CONFIDENCE_WORDS[text]
+            return value, f"confidence {shown} read as {value:g}"
+        percent = text.endswith("%")
+        try:
+            number = float(text.rstrip("%").strip())
+        except ValueError:
+            return None, f"confidence {shown} could not be read; treated as missing"
+        if percent:
+            if not math.isfinite(number):
+                return None, f"confidence {shown} could not be read; treated as missing"
+            value = max(0.0, min(1.0, number / 100.0))
+            return value, f"confidence {shown} read as {value:g}"
+        value_or_none, note = _confidence_number(number, shown)
+        return value_or_none, note or f"confidence {shown} came as a string and was read as a number"
+    return None, f"confidence of type {type(v).__name__} could not be read; treated as missing"
+
+
+def normalize_confidence(obj: dict[str, Any]) -> list[str]:
+    """Replace the reply's `confidence` by its reading in 0..1 (read_confidence); an unreadable one is
+    removed, so it counts as missing (the schema check then asks for it like any missing field)."""
+    if "confidence" not in obj:
+        return []
+    value, note = read_confidence(obj)
+    if value is None:
+        del obj["confidence"]
+    else:
+        obj["confidence"] = value
+    return [note] if note else []
+
+
+# ---------------------------------------------------------------------------------- repeated items
+_NON_WORD = re.compile(r"[\W_]+", re.U)
+_DIGITS = re.compile(r"\d+")
+
+
+def _item_key(item: Any) -> str:
+    text = item if isinstance(item, str) else json.dumps(item, sort_keys=True, ensure_ascii=False)
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+
+
+def _near_identical(a: str, b: str) -> bool:
+    """Long items that differ only in a few characters, and not in their numbers ("step 1"/"step 2")."""
+    if min(len(a), len(b)) < 40 or _DIGITS.findall(a) != _DIGITS.findall(b):
+        return False
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return matcher.quick_ratio() >= 0.95 and matcher.ratio() >= 0.95
+
+
+def dedupe_items(items: list[Any]) -> tuple[list[Any], int]:
+    """Remove repeated items (a small model's repetition loop): equal once case, whitespace and
+    punctuation are ignored, or near-identical long texts. Keeps the first of each; returns
+    (kept, number removed)."""
+    kept: list[Any] = []
+    keys: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        key = _item_key(item)
+        if key in seen:
+            continue
+        if len(keys) < 200 and any(_near_identical(key, k) for k in keys):
+            continue
+        seen.add(key)
+        keys.append(key)
+        kept.append(item)
+    return kept, len(items) - len(kept)
+
+
+def dedupe_lists(obj: dict[str, Any]) -> list[str]:
+    """dedupe_items on every top-level list of the reply; one note per list that had repeats."""
+    notes = []
+    for name, value in obj.items():
+        if isinstance(value, list) and len(value) > 1:
+            kept, removed = dedupe_items(value)
+            if removed:
+                obj[name] = kept
+                noun = "item" if removed == 1 else "items"
+                notes.append(f"{removed} repeated {noun} removed from '{name}'")
+    return notes

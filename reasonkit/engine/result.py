@@ -106,7 +106,9 @@ class EntryResult(BaseModel):
 
     entry: str
     protocol: str
-    status: Literal["pending", "running", "complete", "incomplete", "skipped", "failed", "cancelled"] = "pending"
+    status: Literal["pending", "running", "complete", "incomplete", "skipped", "failed", "cancelled"] = (
+        "pending"
+    )
     inputs: dict[str, Any] = Field(default_factory=dict)
     answer: str = ""
     output: dict[str, Any] | None = None
@@ -175,7 +177,12 @@ class RunResult(BaseModel):
                 for e in self.entries
             ],
             "steps": [s.summary() for s in self.all_steps()],
-            "tokens": {"input": self.tokens.input, "output": self.tokens.output, "cache_read": self.tokens.cache_read, "cache_write": self.tokens.cache_write},
+            "tokens": {
+                "input": self.tokens.input,
+                "output": self.tokens.output,
+                "cache_read": self.tokens.cache_read,
+                "cache_write": self.tokens.cache_write,
+            },
             "cost_usd": round(self.cost_usd, 6),
             "price_known": self.price_known,
             "duration_ms": round(self.duration_ms, 1),

@@ -37,8 +37,18 @@ _SECRET_PATTERNS = [
     # provider keys: sk-..., sk-ant-..., sk-or-v1-...
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), "sk-***"),
     # Authorization / api-key style headers and key=value pairs
-    (re.compile(r"(?i)\b(authorization|proxy-authorization)(\"?\s*[:=]\s*\"?)(bearer|basic)?\s*[^\s\"',;]+"), r"\1\2\3 ***"),
-    (re.compile(r"(?i)\b(x-api-key|api[_-]?key|access[_-]?token|auth[_-]?token|password|secret)(\"?\s*[:=]\s*\"?)[^\s\"',;&]+"), r"\1\2***"),
+    (
+        re.compile(
+            r"(?i)\b(authorization|proxy-authorization)(\"?\s*[:=]\s*\"?)(bearer|basic)?\s*[^\s\"',;]+"
+        ),
+        r"\1\2\3 ***",
+    ),
+    (
+        re.compile(
+            r"(?i)\b(x-api-key|api[_-]?key|access[_-]?token|auth[_-]?token|password|secret)(\"?\s*[:=]\s*\"?)[^\s\"',;&]+"
+        ),
+        r"\1\2***",
+    ),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{8,}"), "Bearer ***"),
     # credentials inside URLs: scheme://user:password@host
     (re.compile(r"([a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^@\s/]+@", re.I), r"\1***@"),
@@ -109,7 +119,9 @@ class _JsonSink:
 
 
 def _text_format(record: Any) -> str:
-    ctx = " ".join(f"{k}={record['extra'][k]}" for k in CONTEXT_KEYS if record["extra"].get(k) not in (None, ""))
+    ctx = " ".join(
+        f"{k}={record['extra'][k]}" for k in CONTEXT_KEYS if record["extra"].get(k) not in (None, "")
+    )
     record["extra"]["_ctx"] = redact(ctx)
     record["extra"]["_msg"] = redact(record["message"])
     base = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[_msg]}"
@@ -133,7 +145,13 @@ class InterceptHandler(logging.Handler):
         logger.bind(logger_name=record.name).opt(depth=0, exception=record.exc_info).log(level, msg)
 
 
-def setup_logging(settings: Settings | None = None, *, stream: TextIO | None = None, level: str | None = None, fmt: str | None = None) -> None:
+def setup_logging(
+    settings: Settings | None = None,
+    *,
+    stream: TextIO | None = None,
+    level: str | None = None,
+    fmt: str | None = None,
+) -> None:
     """Configure loguru for the process. Safe to call more than once (replaces the sinks)."""
     lvl = _level(level or (settings.logging.level if settings else None))
     fmt = fmt or (settings.logging.format if settings else "text")
@@ -142,16 +160,30 @@ def setup_logging(settings: Settings | None = None, *, stream: TextIO | None = N
     if fmt == "json":
         logger.add(_JsonSink(out), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True)
     else:
-        logger.add(out, level=lvl, format=_text_format, backtrace=False, diagnose=False, colorize=False, catch=True)
+        logger.add(
+            out, level=lvl, format=_text_format, backtrace=False, diagnose=False, colorize=False, catch=True
+        )
     if settings and settings.logging.file:
         path = settings.logging.file
         if fmt == "json":
             fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-            logger.add(_JsonSink(fh), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True)
+            logger.add(
+                _JsonSink(fh), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True
+            )
         else:
-            logger.add(path, level=lvl, format=_text_format, backtrace=False, diagnose=False, catch=True, enqueue=False)
+            logger.add(
+                path,
+                level=lvl,
+                format=_text_format,
+                backtrace=False,
+                diagnose=False,
+                catch=True,
+                enqueue=False,
+            )
     if settings is not None:
-        secrets: list[str | None] = [p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()]
+        secrets: list[str | None] = [
+            p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()
+        ]
         if settings.database.redis.url:
             secrets.append(settings.database.redis.url.get_secret_value())
         add_secrets(secrets)
@@ -160,7 +192,17 @@ def setup_logging(settings: Settings | None = None, *, stream: TextIO | None = N
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not isinstance(h, InterceptHandler)] + [InterceptHandler()]
     root.setLevel(lib_level)
-    for name in ("mcp", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpx2", "httpcore", "anthropic", "openai"):
+    for name in (
+        "mcp",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "anthropic",
+        "openai",
+    ):
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True

@@ -11,15 +11,11 @@ files; provider names from the config. Run ids, user text and errors' messages n
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-if TYPE_CHECKING:
-    from reasonkit.engine.result import RunResult
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -96,8 +92,12 @@ class Metrics:
             registry=r,
         )
         # Used by the provider layer's cache and circuit breaker.
-        self.cache_hits = Counter("reasonkit_cache_hits_total", "LLM response cache hits.", ["layer"], registry=r)
-        self.cache_misses = Counter("reasonkit_cache_misses_total", "LLM response cache misses.", ["layer"], registry=r)
+        self.cache_hits = Counter(
+            "reasonkit_cache_hits_total", "LLM response cache hits.", ["layer"], registry=r
+        )
+        self.cache_misses = Counter(
+            "reasonkit_cache_misses_total", "LLM response cache misses.", ["layer"], registry=r
+        )
         self.breaker_state = Gauge(
             "reasonkit_circuit_breaker_state",
             "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.",
@@ -186,14 +186,17 @@ class Metrics:
         if cost_usd > 0:
             self.cost.labels(provider=provider).inc(cost_usd)
 
-    def observe_run(self, result: RunResult) -> None:
-        """What a finished run adds: its confidence and its step durations. (Requests are counted by
-        the caller, provider calls by the metered provider, so nothing is counted twice.)"""
-        if result.status in ("complete", "incomplete"):
-            self.confidence.labels(profile=result.name).observe(min(1.0, max(0.0, result.confidence)))
-        for step in result.all_steps():
-            if step.status in ("ok", "degraded", "failed") and step.duration_ms > 0:
-                self.step_duration.labels(protocol=step.protocol, step=step.step_id).observe(step.duration_ms / 1000)
+    def observe_run(
+        self, label: str, status: str, confidence: float, steps: Iterable[tuple[str, str, float]]
+    ) -> None:
+        """What a finished run adds: its confidence (complete and incomplete runs) and the durations
+        of its finished steps, given as (protocol, step, seconds). Requests are counted by the caller
+        and provider calls by the metered provider, so nothing is counted twice."""
+        if status in ("complete", "incomplete"):
+            self.confidence.labels(profile=label).observe(min(1.0, max(0.0, confidence)))
+        for protocol, step, seconds in steps:
+            if seconds > 0:
+                self.step_duration.labels(protocol=protocol, step=step).observe(seconds)
 
     def set_breaker_state(self, provider: str, state: str) -> None:
         self.breaker_state.labels(provider=provider).set(BREAKER_STATES.get(state, 0))

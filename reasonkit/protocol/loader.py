@@ -148,6 +148,26 @@ def effective_deps(p: Protocol) -> dict[str, list[str]]:
     return deps
 
 
+def chain_dependencies(profile: Profile) -> dict[str, list[str]]:
+    """Chain entry id -> the earlier entries it waits for, in chain order: those its input templates
+    name as `results.<id>`; an entry with `when` waits for every earlier entry (its condition needs
+    the confidence so far)."""
+    order = [e.entry_id for e in profile.chain]
+    deps: dict[str, list[str]] = {}
+    for i, entry in enumerate(profile.chain):
+        if entry.when is not None:
+            deps[entry.entry_id] = order[:i]
+            continue
+        refs = set()
+        for tmpl in entry.inputs.values():
+            for path in Template(tmpl).paths():
+                parts = path.split(".")
+                if parts[0] == "results" and len(parts) > 1:
+                    refs.add(parts[1])
+        deps[entry.entry_id] = [o for o in order[:i] if o in refs]
+    return deps
+
+
 def check_protocol(p: Protocol, file: str) -> list[Problem]:
     """Cross-field checks that a schema alone cannot express."""
     problems: list[Problem] = []

@@ -143,5 +143,10 @@ class Profile(_Strict):
 # Inputs every profile (the `think` tool / `rk think`) accepts.
 PROFILE_INPUTS: dict[str, InputSpec] = {
     "query": InputSpec(type="string", required=True, max_length=20000, description="The question or task."),
-    "context": InputSpec(type="string", required=False, max_length=50000, description="Background the answer should take into account."),
+    "context": InputSpec(
+        type="string",
+        required=False,
+        max_length=50000,
+        description="Background the answer should take into account.",
+    ),
 }

@@ -24,8 +24,6 @@ _TOKEN = re.compile(r"\{\{\s*(#if\s+|/if|else)?\s*([A-Za-z0-9_.]*)\s*\}\}")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
-
-
 @dataclass
 class _Text:
     text: str
@@ -95,7 +93,9 @@ def _parse(source: str) -> list[Any]:
                 raise TemplateError(f"'{{{{ {path} }}}}' is not a value path", m.start())
             current().append(_Var(path))
     if stack:
-        raise TemplateError(f"'{{{{#if {stack[-1][0].path}}}}}' is never closed with '{{{{/if}}}}'", len(source))
+        raise TemplateError(
+            f"'{{{{#if {stack[-1][0].path}}}}}' is never closed with '{{{{/if}}}}'", len(source)
+        )
     if pos < len(source):
         current().append(_Text(source[pos:]))
     # A stray "{{" that did not form a tag is most likely a typo in a protocol file.

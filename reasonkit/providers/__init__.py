@@ -28,6 +28,7 @@ __all__ = [
     "Usage",
     "build_provider",
     "choose_provider_name",
+    "output_mode_setting",
 ]
 
 DEFAULT_MODELS = {
@@ -47,7 +48,10 @@ or in the config file:
   default_provider = "openai"
   [llm.providers.openai]
   api_base = "http://127.0.0.1:11434/v1"
-(LLM_DEFAULT_PROVIDER / LLM_DEFAULT_MODEL choose among several.) See docs/configuration.md."""
+(LLM_DEFAULT_PROVIDER / LLM_DEFAULT_MODEL choose among several.) See docs/configuration.md.
+Or run a small model in process, with no server and no key:
+  pip install 'reasonkit[local]'     (the `local` provider; used when nothing else is configured,
+                                    unless LOCAL_MODEL_AUTO=false)"""
 
 
 def _configured(settings: Settings, name: str) -> bool:
@@ -57,29 +61,62 @@ def _configured(settings: Settings, name: str) -> bool:
     return bool((p.api_key and p.api_key.get_secret_value()) or p.api_base)
 
 
+def _local_available(settings: Settings) -> bool:
+    """Whether the in-process `local` provider can run (llama-cpp-python and a model file)."""
+    try:
+        from reasonkit.providers.local import local_available
+    except ImportError:
+        return False
+    return bool(local_available(settings))
+
+
 def choose_provider_name(settings: Settings, explicit: str | None = None) -> str:
     """Explicit flag > LLM_DEFAULT_PROVIDER / [llm] default_provider > the first configured of
-    anthropic, openai, openrouter, then any other [llm.providers.*] entry."""
+    anthropic, openai, openrouter, then any other [llm.providers.*] entry > `local` when it can run
+    (zero configuration: `pip install 'reasonkit[local]'`)."""
     name = explicit or settings.llm.default_provider
     if name:
         return name
     for cand in ("anthropic", "openai", "openrouter", *sorted(settings.llm.providers)):
         if _configured(settings, cand):
             return cand
+    if settings.llm.local.auto and _local_available(settings):
+        return "local"
     raise NoProviderConfigured(SETUP_HELP)
 
 
-def _build_one(settings: Settings, name: str, model: str | None, *, fallback: bool, metrics: Metrics) -> Provider:
+def output_mode_setting(settings: Settings, name: str) -> str:
+    """The `output_mode` for provider `name`: `[llm.providers.<name>] output_mode`, else `[llm]
+    output_mode` ("auto" by default). The deprecated `structured_output` is already mapped onto
+    `output_mode` by the settings model."""
+    ps = settings.llm.providers.get(name)
+    mode = ps.output_mode if ps is not None else None
+    return mode or settings.llm.output_mode or "auto"
+
+
+def _build_one(
+    settings: Settings, name: str, model: str | None, *, fallback: bool, metrics: Metrics
+) -> Provider:
     from reasonkit.providers.resilience import retry_hook
-    from reasonkit.providers.sdk import AnthropicProvider, OpenAIProvider
 
     ps = settings.llm.providers.get(name)
-    kind = (ps.kind if ps and ps.kind else None) or ("anthropic" if name == "anthropic" else "openai" if name in ("openai", "openrouter") else None)
+    if name == "local" and (ps is None or not ps.kind):
+        try:
+            from reasonkit.providers.local import build_local_provider
+        except ImportError:
+            raise NoProviderConfigured(
+                "the local provider is not part of this installation: pip install 'reasonkit[local]'"
+            ) from None
+        return build_local_provider(settings, name=name)
+    kind = (ps.kind if ps and ps.kind else None) or (
+        "anthropic" if name == "anthropic" else "openai" if name in ("openai", "openrouter") else None
+    )
     role = f"fallback provider '{name}' (from [llm] fallback_provider)" if fallback else f"provider '{name}'"
     if kind is None:
-        known = ", ".join(sorted({"anthropic", "openai", "openrouter", *settings.llm.providers}))
+        known = ", ".join(sorted({"anthropic", "openai", "openrouter", "local", *settings.llm.providers}))
         raise NoProviderConfigured(
-            f"unknown {role} (known: {known}). Add [llm.providers.{name}] with kind = \"openai\" or \"anthropic\" and api_base."
+            f'unknown {role} (known: {known}). Add [llm.providers.{name}] with kind = "openai" or '
+            f'"anthropic" and api_base.'
         )
     if ps is None or not _configured(settings, name):
         what = "is selected but" if not fallback else "is listed but"
@@ -93,7 +130,10 @@ def _build_one(settings: Settings, name: str, model: str | None, *, fallback: bo
     base = ps.api_base or (OPENROUTER_BASE if name == "openrouter" else None)
     key = ps.api_key.get_secret_value() if ps.api_key else None
     prices = PriceTable.load(settings.llm.prices)
-    cls = AnthropicProvider if kind == "anthropic" else OpenAIProvider
+    if kind == "anthropic":
+        from reasonkit.providers.anthropic import AnthropicProvider as cls
+    else:
+        from reasonkit.providers.openai_compat import OpenAIProvider as cls  # type: ignore[assignment]
     return cls(
         name,
         chosen_model,
@@ -102,14 +142,16 @@ def _build_one(settings: Settings, name: str, model: str | None, *, fallback: bo
         base_url=base,
         timeout=ps.timeout_secs,
         max_retries=ps.max_retries,
-        structured_output=ps.structured_output,
+        output_mode=output_mode_setting(settings, name),
         retry_base_delay=ps.retry_base_delay_secs,
         retry_max_delay=ps.retry_max_delay_secs,
         on_retry=retry_hook(metrics, name),
     )
 
 
-def build_provider(settings: Settings, name: str | None = None, model: str | None = None, *, metrics: Metrics | None = None) -> Provider:
+def build_provider(
+    settings: Settings, name: str | None = None, model: str | None = None, *, metrics: Metrics | None = None
+) -> Provider:
     """The provider the engine uses: the chosen provider and `[llm] fallback_provider` (in order),
     each behind its circuit breaker and client-side rate limit, with the response cache in front
     (see providers/resilience.py). `metrics` defaults to the process-wide registry."""
@@ -126,11 +168,13 @@ def build_provider(settings: Settings, name: str | None = None, model: str | Non
     metrics = metrics or default_metrics()
     primary = choose_provider_name(settings, name)
     names = [primary] + [n for n in dict.fromkeys(settings.llm.fallback_provider) if n != primary]
+    from reasonkit.config import ProviderSettings
+
     rl = settings.llm.rate_limiting
     legs: list[Leg] = []
     for i, n in enumerate(names):
         prov = _build_one(settings, n, model if i == 0 else None, fallback=i > 0, metrics=metrics)
-        ps = settings.llm.providers[n]
+        ps = settings.llm.providers.get(n) or ProviderSettings()  # `local` may have no section
         breaker = (
             CircuitBreaker(n, ps.breaker_threshold, ps.breaker_cooldown_secs, on_change=breaker_hook(metrics))
             if ps.breaker_threshold > 0
@@ -139,7 +183,10 @@ def build_provider(settings: Settings, name: str | None = None, model: str | Non
         rpm = ps.requests_per_minute or rl.requests_per_minute
         limiter = ClientRateLimiter(n, rpm, rl.strategy, rl.queue_size, rl.burst, metrics) if rpm else None
         legs.append(Leg(prov, breaker, limiter))
-    secrets: list[str | None] = [p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()]
+    secrets: list[str | None] = [
+        p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()
+    ]
     if settings.database.redis.url:
         secrets.append(settings.database.redis.url.get_secret_value())
-    return ResilientProvider(legs, cache=ResponseCache.from_settings(settings, metrics), metrics=metrics, secrets=secrets)
+    cache = ResponseCache.from_settings(settings, metrics)
+    return ResilientProvider(legs, cache=cache, metrics=metrics, secrets=secrets)

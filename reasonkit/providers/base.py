@@ -12,7 +12,12 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from reasonkit.errors import RETRYABLE, ErrorKind, NoProviderConfigured, ProviderError  # noqa: F401 - re-exported
+from reasonkit.errors import (  # noqa: F401 - re-exported
+    RETRYABLE,
+    ErrorKind,
+    NoProviderConfigured,
+    ProviderError,
+)
 
 StopReason = Literal["end", "max_tokens", "other"]
 
@@ -39,7 +44,12 @@ class Usage:
         )
 
     def as_dict(self) -> dict[str, int]:
-        return {"input": self.input, "output": self.output, "cache_read": self.cache_read, "cache_write": self.cache_write}
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+        }
 
 
 @dataclass
@@ -65,7 +75,10 @@ class LLMResponse:
     price_known: bool = True
     latency_ms: float = 0.0
     attempts: int = 1
-    structured: str = "native"  # how the schema was requested: native | json_text
+    structured: str = "native"  # how the schema was requested: native | json_text (schema in the prompt only)
+    # The output mode the reply was asked in (providers/negotiation.py): json_schema | json_object |
+    # tools | prompt; None without a schema or from providers that do not negotiate.
+    output_mode: str | None = None
     # Set by the resilience layer (providers/resilience.py, providers/cache.py):
     cached: bool = False  # served from the response cache: no tokens used, no cost
     cache_layer: str | None = None  # memory | redis, when cached
@@ -83,6 +96,12 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         return None
+
+    def output_modes(self) -> list[dict[str, Any]]:
+        """How this provider asks for structured output (see providers/negotiation.py): one row per
+        (provider, base_url, model) with `mode`, `state` (untested | works | forced) and `failed`.
+        Empty for providers that have nothing to negotiate."""
+        return []
 
 
 def parse_retry_after(value: str | None) -> float | None:

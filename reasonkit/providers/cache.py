@@ -97,6 +97,7 @@ def _encode(resp: LLMResponse) -> str:
             "provider": resp.provider,
             "model": resp.model,
             "structured": resp.structured,
+            "output_mode": resp.output_mode,
             "stored_at": time.time(),
         },
         ensure_ascii=False,
@@ -118,6 +119,7 @@ def _decode(blob: str | bytes, layer: str, started: float) -> LLMResponse | None
             latency_ms=(time.perf_counter() - started) * 1000,
             attempts=0,
             structured=d.get("structured", "native"),
+            output_mode=d.get("output_mode"),
             cached=True,
             cache_layer=layer,
         )
@@ -149,7 +151,9 @@ class ResponseCache:
 
         self.ttl_secs = ttl_secs
         self.nondeterministic = nondeterministic
-        self.memory: TTLCache[str, str] | None = TTLCache(maxsize=max_entries, ttl=ttl_secs) if max_entries > 0 else None
+        self.memory: TTLCache[str, str] | None = (
+            TTLCache(maxsize=max_entries, ttl=ttl_secs) if max_entries > 0 else None
+        )
         self.metrics = metrics or default_metrics()
         self.redis_timeout = redis_timeout
         self.redis_retry_secs = redis_retry_secs
@@ -168,7 +172,9 @@ class ResponseCache:
             _LIVE.add(self)
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics | None = None, **kw: Any) -> ResponseCache | None:
+    def from_settings(
+        cls, settings: Settings, metrics: Metrics | None = None, **kw: Any
+    ) -> ResponseCache | None:
         """The cache `settings` ask for, or None when `features.cache` (ENABLE_CACHE) is off."""
         if not settings.features.cache:
             return None
@@ -316,7 +322,13 @@ class ResponseCache:
                 "endpoint": self.endpoint,
                 "down_secs": round(down, 1),
             }
-        return {"status": "healthy", "backend": "redis+memory", "latency_ms": ms, "error": None, "endpoint": self.endpoint}
+        return {
+            "status": "healthy",
+            "backend": "redis+memory",
+            "latency_ms": ms,
+            "error": None,
+            "endpoint": self.endpoint,
+        }
 
     async def aclose(self) -> None:
         self.closed = True

@@ -8,12 +8,14 @@ One call goes through the chain `[default provider, *fallback_provider]`; for ea
 3. client-side rate limit (`requests_per_minute`): `queue` waits (at most `queue_size` waiters),
    `drop` fails at once, `fallback` skips to the next provider (reason `rate_limited`);
 4. the provider's own call: our one retry loop (`with_retries`: backoff with jitter, `Retry-After`)
-   with a whole-attempt timeout, in `sdk.py`;
+   with a whole-attempt timeout, in `sdk.py`; inside one attempt a rejected output mode moves on to
+   the next mode at once (negotiation.py), so a rejection never costs a retry;
 5. success -> breaker closed, reply cached, returned with `fallbacks` listing what was skipped;
    a retryable failure (429, 5xx, timeout, connection, malformed reply) that exhausted the retries
-   counts against the breaker and moves on to the next provider; any other error (400, 401, 404)
-   is raised at once: another provider would not fix a bad request or key, and it does not count
-   against the breaker (the server did answer).
+   counts against the breaker and moves on to the next provider; any other error (400, 401, 404,
+   context overflow, a request-validation error even when sent as HTTP 500) is raised at once:
+   another provider would not fix a bad request or key, and it does not count against the breaker
+   (the server did answer).
 
 The breaker counts calls, not attempts: a call that needed retries but succeeded is a success, and
 with the defaults (3 retries, threshold 3) a dead provider costs three calls of four attempts each
@@ -115,7 +117,10 @@ class CircuitBreaker:
         if self.state == "half_open":
             return "circuit breaker half-open: a trial call is in progress"
         last = f" (last: {self.last_error})" if self.last_error else ""
-        return f"circuit breaker open after {self.failures} consecutive failed calls{last}; next trial call in {self.retry_in():.1f}s"
+        return (
+            f"circuit breaker open after {self.failures} consecutive failed calls{last}; "
+            f"next trial call in {self.retry_in():.1f}s"
+        )
 
 
 class ClientRateLimiter:
@@ -159,14 +164,17 @@ class ClientRateLimiter:
             self._count("dropped")
             why = "" if self.strategy == "drop" else " and no further provider in [llm] fallback_provider"
             raise ProviderError(
-                self.provider, "client_rate_limit", f"client-side rate limit reached ({self.describe()}{why}); the call was not sent"
+                self.provider,
+                "client_rate_limit",
+                f"client-side rate limit reached ({self.describe()}{why}); the call was not sent",
             )
         if self.waiting >= self.queue_size:
             self._count("queue_full")
             raise ProviderError(
                 self.provider,
                 "client_rate_limit",
-                f"client-side rate limit queue is full ({self.waiting} calls already waiting; {self.describe()}, "
+                f"client-side rate limit queue is full ({self.waiting} calls already waiting; "
+                f"{self.describe()}, "
                 f"queue_size = {self.queue_size}); the call was not sent",
             )
         self._count("queued")
@@ -224,6 +232,14 @@ class ResilientProvider(Provider):
             raise AttributeError(attr)
         return getattr(self.legs[0].provider, attr)
 
+    def output_modes(self) -> list[dict[str, Any]]:
+        """How each provider of the chain asks for structured output (providers/negotiation.py),
+        for `/health` and `rk providers check`: rows of provider, base_url, model, mode, state."""
+        rows: list[dict[str, Any]] = []
+        for leg in self.legs:
+            rows.extend(leg.provider.output_modes())
+        return rows
+
     def breaker_states(self) -> dict[str, str]:
         return {leg.provider.name: leg.breaker.state for leg in self.legs if leg.breaker is not None}
 
@@ -280,7 +296,12 @@ class ResilientProvider(Provider):
                 except ProviderError as exc:
                     raise self._final(exc, notes) from None
                 if not admitted:
-                    self._skip(notes, p.name, "rate_limited", f"client-side rate limit reached ({leg.limiter.describe()})")
+                    self._skip(
+                        notes,
+                        p.name,
+                        "rate_limited",
+                        f"client-side rate limit reached ({leg.limiter.describe()})",
+                    )
                     continue
             if br is not None and not br.allow():  # another call took the half-open trial meanwhile
                 if last:
@@ -327,7 +348,9 @@ def retry_hook(metrics: Metrics, provider: str) -> Callable[[ProviderError, int,
 
     def hook(exc: ProviderError, attempt: int, delay: float) -> None:
         metrics.provider_retries.labels(provider=provider, type=exc.kind).inc()
-        logger.debug("provider {}: attempt {} failed ({}), retrying in {:.2f}s", provider, attempt, exc.kind, delay)
+        logger.debug(
+            "provider {}: attempt {} failed ({}), retrying in {:.2f}s", provider, attempt, exc.kind, delay
+        )
 
     return hook
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from reasonkit import __version__
-from reasonkit.observability.health import HealthChecker
+from reasonkit.server.health import HealthChecker
 from reasonkit.server.security import SecurityMiddleware, SecurityPolicy, is_loopback
 
 if TYPE_CHECKING:
@@ -35,30 +35,46 @@ def health_routes(core: ReasonKitServer) -> list[Route]:
         key = id(core.settings)
         if key not in checkers:
             checkers.clear()
-            checkers[key] = HealthChecker(core.settings, __version__)
+            checkers[key] = HealthChecker(core.settings, __version__, provider_info=core.provider_info)
         return checkers[key]
 
     async def metrics(request: Request) -> Response:
         if not core.settings.features.metrics:
-            return PlainTextResponse("metrics are disabled (ENABLE_METRICS=false / [features] metrics = false)\n", status_code=404)
+            return PlainTextResponse(
+                "metrics are disabled (ENABLE_METRICS=false / [features] metrics = false)\n", status_code=404
+            )
         body, content_type = core.metrics.render()
         return Response(body, headers={"content-type": content_type})
 
     async def health(request: Request) -> Response:
         body = await checker().check()
         body["ready"] = core.status.ready and not core.status.draining
-        return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200, headers={"cache-control": "no-store"})
+        return JSONResponse(
+            body,
+            status_code=503 if body["status"] == "unhealthy" else 200,
+            headers={"cache-control": "no-store"},
+        )
 
     async def live(request: Request) -> Response:
-        return JSONResponse({"status": "alive", "version": __version__}, headers={"cache-control": "no-store"})
+        return JSONResponse(
+            {"status": "alive", "version": __version__}, headers={"cache-control": "no-store"}
+        )
 
     async def ready(request: Request) -> Response:
         st = core.status
         if st.draining:
-            return JSONResponse({"status": "draining", "inflight": st.inflight}, status_code=503, headers={"cache-control": "no-store"})
+            return JSONResponse(
+                {"status": "draining", "inflight": st.inflight},
+                status_code=503,
+                headers={"cache-control": "no-store"},
+            )
         if not st.ready:
-            return JSONResponse({"status": "starting"}, status_code=503, headers={"cache-control": "no-store"})
-        return JSONResponse({"status": "ready", "inflight": st.inflight}, headers={"cache-control": "no-store"})
+            return JSONResponse(
+                {"status": "starting"}, status_code=503, headers={"cache-control": "no-store"}
+            )
+        return JSONResponse(
+            {"status": "ready", "inflight": st.inflight}, headers={"cache-control": "no-store"}
+        )
 
     return [
         Route("/metrics", metrics, methods=["GET"]),

@@ -32,7 +32,9 @@ SCHEMA_INSTRUCTION = (
 class SamplingProvider(Provider):
     """Calls the connected MCP client's model for one tool call (the request it belongs to)."""
 
-    def __init__(self, session: Any, related_request_id: types.RequestId | None, model_hint: str | None = None):
+    def __init__(
+        self, session: Any, related_request_id: types.RequestId | None, model_hint: str | None = None
+    ):
         self.session = session
         self.related_request_id = related_request_id
         self.name = SAMPLING
@@ -45,12 +47,19 @@ class SamplingProvider(Provider):
 
         system = request.system or ""
         if request.schema is not None:
-            system = (system + "\n\n" if system else "") + SCHEMA_INSTRUCTION.format(schema=json.dumps(request.schema, ensure_ascii=False))
+            system = (system + "\n\n" if system else "") + SCHEMA_INSTRUCTION.format(
+                schema=json.dumps(request.schema, ensure_ascii=False)
+            )
         messages = [
-            types.SamplingMessage(role="assistant" if m.get("role") == "assistant" else "user", content=types.TextContent(type="text", text=m.get("content", "")))
+            types.SamplingMessage(
+                role="assistant" if m.get("role") == "assistant" else "user",
+                content=types.TextContent(type="text", text=m.get("content", "")),
+            )
             for m in request.messages
         ]
-        prefs = types.ModelPreferences(hints=[types.ModelHint(name=self.model_hint)]) if self.model_hint else None
+        prefs = (
+            types.ModelPreferences(hints=[types.ModelHint(name=self.model_hint)]) if self.model_hint else None
+        )
         params = types.CreateMessageRequestParams(
             messages=messages,
             system_prompt=system or None,
@@ -69,15 +78,25 @@ class SamplingProvider(Provider):
                 metadata=ServerMessageMetadata(related_request_id=self.related_request_id),
             )
         except NoBackChannelError:
-            raise ProviderError(SAMPLING, "config", "this connection cannot carry sampling requests (stateless HTTP or the 2026-07-28 protocol)") from None
+            raise ProviderError(
+                SAMPLING,
+                "config",
+                "this connection cannot carry sampling requests (stateless HTTP or the 2026-07-28 protocol)",
+            ) from None
         except MCPError as exc:
-            raise ProviderError(SAMPLING, "bad_request", f"the MCP client declined the sampling request: {exc.error.message}") from None
+            raise ProviderError(
+                SAMPLING, "bad_request", f"the MCP client declined the sampling request: {exc.error.message}"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - a broken peer reply is a provider error
-            raise ProviderError(SAMPLING, "bad_response", f"sampling failed: {type(exc).__name__}: {exc}"[:300]) from None
+            raise ProviderError(
+                SAMPLING, "bad_response", f"sampling failed: {type(exc).__name__}: {exc}"[:300]
+            ) from None
         content = result.content
         text = content.text if isinstance(content, types.TextContent) else ""
         if not text:
-            raise ProviderError(SAMPLING, "bad_response", f"the client's model returned no text ({type(content).__name__})")
+            raise ProviderError(
+                SAMPLING, "bad_response", f"the client's model returned no text ({type(content).__name__})"
+            )
         stop: StopReason = "max_tokens" if result.stop_reason == "maxTokens" else "end"
         return LLMResponse(
             text=text,
@@ -108,7 +127,9 @@ def sampling_wanted(settings: Any) -> bool:
 def client_can_sample(session: Any) -> bool:
     """The client declared `sampling` and this request's channel can carry a server request."""
     caps = getattr(session, "client_capabilities", None)
-    return caps is not None and caps.sampling is not None and bool(getattr(session, "can_send_request", False))
+    return (
+        caps is not None and caps.sampling is not None and bool(getattr(session, "can_send_request", False))
+    )
 
 
 def sampling_unavailable_reason(session: Any) -> str:

@@ -43,12 +43,18 @@ def _control_properties(default_deadline: float) -> dict[str, Any]:
             "type": "number",
             "exclusiveMinimum": 0,
             "maximum": MAX_DEADLINE_S,
-            "description": f"Seconds this call may take before the best partial result is returned (default {default_deadline:g}). Keep it below your client's request timeout.",
+            "description": (
+                "Seconds this call may take before the best partial result is returned "
+                f"(default {default_deadline:g}). Keep it below your client's request timeout."
+            ),
         },
         "background": {
             "type": "boolean",
             "default": False,
-            "description": "Start the run in the background and return its run_id at once; fetch the result with the run_result tool.",
+            "description": (
+                "Start the run in the background and return its run_id at once; "
+                "fetch the result with the run_result tool."
+            ),
         },
     }
 
@@ -63,13 +69,19 @@ def protocol_input_schema(proto: Protocol, default_deadline: float) -> dict[str,
     return schema
 
 
-def think_input_schema(profiles: dict[str, Profile], default_profile: str | None, default_deadline: float) -> dict[str, Any]:
+def think_input_schema(
+    profiles: dict[str, Profile], default_profile: str | None, default_deadline: float
+) -> dict[str, Any]:
     ids = sorted(profiles)
     profile_prop: dict[str, Any] = {
         "type": "string",
         "enum": ids,
         "description": "Which chain of ThinkTools to run: "
-        + "; ".join(f"`{p}`: {profiles[p].description.strip().rstrip('.')} (min confidence {profiles[p].min_confidence:.2f})" for p in ids),
+        + "; ".join(
+            f"`{p}`: {profiles[p].description.strip().rstrip('.')} "
+            f"(min confidence {profiles[p].min_confidence:.2f})"
+            for p in ids
+        ),
     }
     if default_profile in profiles:
         profile_prop["default"] = default_profile
@@ -84,7 +96,14 @@ def think_input_schema(profiles: dict[str, Profile], default_profile: str | None
 
 RUN_RESULT_INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"run_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": "The run_id returned by a ThinkTool call."}},
+    "properties": {
+        "run_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "The run_id returned by a ThinkTool call.",
+        }
+    },
     "required": ["run_id"],
     "additionalProperties": False,
 }
@@ -108,8 +127,14 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "run_id": {"type": "string"},
-        "status": {"type": "string", "description": "running, complete, incomplete, cancelled, failed or interrupted"},
-        "complete": {"type": "boolean", "description": "false when the deadline or a budget cut the run short, or it is still running"},
+        "status": {
+            "type": "string",
+            "description": "running, complete, incomplete, cancelled, failed or interrupted",
+        },
+        "complete": {
+            "type": "boolean",
+            "description": "false when the deadline or a budget cut the run short, or it is still running",
+        },
         "answer": {"type": "string"},
         "confidence": _NUM,
         "min_confidence": _NUM,
@@ -159,16 +184,31 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         "errors": {"type": "array", "items": {"type": "string"}},
         "progress": {
             "type": "object",
-            "description": "For a run still in progress: steps done of the total so far, and the last step finished.",
-            "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}, "last": {"type": "string"}, "elapsed_s": _NUM},
+            "description": (
+                "For a run still in progress: steps done of the total so far, and the last step finished."
+            ),
+            "properties": {
+                "done": {"type": "integer"},
+                "total": {"type": "integer"},
+                "last": {"type": "string"},
+                "elapsed_s": _NUM,
+            },
         },
         "message": {"type": "string"},
     },
     "required": ["run_id", "status", "complete"],
 }
 
-THINKTOOL_ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
-RUN_RESULT_ANNOTATIONS = types.ToolAnnotations(title="Fetch a ReasonKit run", read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+THINKTOOL_ANNOTATIONS = types.ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+RUN_RESULT_ANNOTATIONS = types.ToolAnnotations(
+    title="Fetch a ReasonKit run",
+    read_only_hint=True,
+    destructive_hint=False,
+    idempotent_hint=True,
+    open_world_hint=False,
+)
 
 
 def protocol_description(proto: Protocol, default_deadline: float) -> str:
@@ -178,30 +218,37 @@ def protocol_description(proto: Protocol, default_deadline: float) -> str:
     if proto.avoid_when:
         parts.append(f"Do not use when: {proto.avoid_when.strip()}")
     parts.append(
-        f"Returns an answer with a calibrated confidence (threshold {proto.min_confidence:.2f}), the signals behind it, and a run_id. "
-        + _RUN_NOTE.format(deadline=default_deadline)
+        f"Returns an answer with a calibrated confidence (threshold {proto.min_confidence:.2f}), "
+        "the signals behind it, and a run_id. " + _RUN_NOTE.format(deadline=default_deadline)
     )
     return "\n\n".join(parts)
 
 
 def think_description(profiles: dict[str, Profile], default_deadline: float) -> str:
-    chains = "; ".join(f"{p.id}: {' -> '.join(e.entry_id for e in p.chain)}" for p in sorted(profiles.values(), key=lambda p: p.id))
+    chains = "; ".join(
+        f"{p.id}: {' -> '.join(e.entry_id for e in p.chain)}"
+        for p in sorted(profiles.values(), key=lambda p: p.id)
+    )
     return "\n\n".join(
         [
-            "Structured reasoning: run a profile, a chain of ReasonKit ThinkTools, on a question and return one answer with "
-            "a confidence score, whether it meets the profile's threshold, and why.",
+            "Structured reasoning: run a profile, a chain of ReasonKit ThinkTools, on a question "
+            "and return one answer with a confidence score, whether it meets the profile's threshold, "
+            "and why.",
             f"Profiles: {chains}.",
-            "Use when: a decision, plan, claim or analysis is important enough to justify several model calls and you want "
-            "it checked from several angles (perspectives, logic, first principles, verification, critique).",
-            "Do not use when: the question is simple, factual or computable, needs a quick reply, or is a coding task; "
-            "answer those directly. Prefer a single ThinkTool when only one kind of check is needed.",
+            "Use when: a decision, plan, claim or analysis is important enough to justify several "
+            "model calls and you want it checked from several angles (perspectives, logic, "
+            "first principles, verification, critique).",
+            "Do not use when: the question is simple, factual or computable, needs a quick reply, "
+            "or is a coding task; answer those directly. "
+            "Prefer a single ThinkTool when only one kind of check is needed.",
             _RUN_NOTE.format(deadline=default_deadline),
         ]
     )
 
 
 RUN_RESULT_DESCRIPTION = (
-    "Fetch a ReasonKit run by its run_id: the result of a run started with `background: true`, or of any earlier call. "
+    "Fetch a ReasonKit run by its run_id: the result of a run started with `background: true`, "
+    "or of any earlier call. "
     "While the run is still going it returns status `running` with progress so far; call it again later. "
     "Does not call a model."
 )
@@ -212,15 +259,20 @@ def prompt_for(proto: Protocol) -> types.Prompt:
         name=proto.id,
         title=proto.name,
         description=f"{proto.name}: {proto.description.strip()}",
-        arguments=[types.PromptArgument(name=n, description=s.description or None, required=s.required) for n, s in proto.inputs.items()],
+        arguments=[
+            types.PromptArgument(name=n, description=s.description or None, required=s.required)
+            for n, s in proto.inputs.items()
+        ],
     )
 
 
 def prompt_text(proto: Protocol, args: dict[str, str]) -> str:
     lines = [
-        f"Use the ReasonKit `{proto.id}` tool ({proto.name}) on the material below, then answer using its result; "
+        f"Use the ReasonKit `{proto.id}` tool ({proto.name}) on the material below, "
+        "then answer using its result; "
         "report the confidence it gives and say plainly if the result is marked incomplete.",
-        f"If the tool is not available, reason in the {proto.name} style yourself: {proto.description.strip()}",
+        f"If the tool is not available, reason in the {proto.name} style yourself: "
+        f"{proto.description.strip()}",
         "",
     ]
     for name, spec in proto.inputs.items():

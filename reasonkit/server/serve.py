@@ -37,8 +37,6 @@ from reasonkit.server.app import ReasonKitServer
 STDIO_EXIT_WATCHDOG_SECS = 10.0
 
 
-
-
 def bind(host: str, port: int) -> socket.socket:
     """Listen on host:port before anything else starts, so a taken port is a clear error."""
     try:
@@ -105,13 +103,23 @@ async def _watch_signals(core: ReasonKitServer, stop: Callable[[bool], None]) ->
                     return
                 core.status.draining = True
                 grace = core.settings.server.shutdown_grace_secs
-                logger.info("received {}: readiness is now 503; {} run(s) in flight get up to {:g}s to finish", name, core.status.inflight, grace)
-                core.listen.close()  # end subscriptions/listen streams gracefully: they would hold the shutdown
+                logger.info(
+                    "received {}: readiness is now 503; {} run(s) in flight get up to {:g}s to finish",
+                    name,
+                    core.status.inflight,
+                    grace,
+                )
+                # end subscriptions/listen streams gracefully: they would hold the shutdown
+                core.listen.close()
 
                 async def drain(grace: float = grace) -> None:
                     idle = await core.status.wait_idle(grace)
                     if not idle:
-                        logger.warning("{} run(s) still going after {:g}s: cancelling them (saved as cancelled)", core.status.inflight, grace)
+                        logger.warning(
+                            "{} run(s) still going after {:g}s: cancelling them (saved as cancelled)",
+                            core.status.inflight,
+                            grace,
+                        )
                     stop(False)
 
                 tg.start_soon(drain)
@@ -149,7 +157,13 @@ def serve_http(core: ReasonKitServer, host: str, port: int) -> None:
             tg.start_soon(_watch_signals, core, stop)
             side_done = _start_side(tg, side_pair)
             mode = "stateless" if core.settings.server.stateless_http else "stateful"
-            logger.info("ReasonKit MCP server on http://{}:{}/mcp ({} streamable HTTP; {} tools)", host, port, mode, len(core.tools))
+            logger.info(
+                "ReasonKit MCP server on http://{}:{}/mcp ({} streamable HTTP; {} tools)",
+                host,
+                port,
+                mode,
+                len(core.tools),
+            )
             await main.serve(sockets=[main_sock])
             await _stop_side(side, side_done)
             tg.cancel_scope.cancel()

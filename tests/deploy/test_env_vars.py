@@ -20,7 +20,9 @@ NOT_OURS = {
     "DEBIAN_FRONTEND": "apt-get (deploy/lxc/install.sh)",
     "BASH_SOURCE": "a bash variable (deploy/lxc/install.sh)",
     "PYTHON_IMAGE": "a build argument of the Dockerfile (docker build --build-arg)",
-    "GRAFANA_ADMIN_PASSWORD": "compose interpolation for the Grafana container (docker-compose.production.yml, .env.example)",
+    "GRAFANA_ADMIN_PASSWORD": (
+        "compose interpolation for the Grafana container (docker-compose.production.yml, .env.example)"
+    ),
     # not variables at all
     "AF_INET": "systemd RestrictAddressFamilies= value",
     "AF_INET6": "systemd RestrictAddressFamilies= value",
@@ -48,15 +50,22 @@ def test_every_named_variable_is_read_by_the_code():
             if GRAFANA.match(name) and rel.startswith("deploy/compose/"):
                 continue
             unknown.setdefault(name, []).append(rel)
-    assert not unknown, f"environment variables the code does not read (add them to the code or to NOT_OURS with a reason): {unknown}"
+    assert not unknown, (
+        "environment variables the code does not read "
+        f"(add them to the code or to NOT_OURS with a reason): {unknown}"
+    )
 
 
 def test_every_variable_the_code_reads_is_documented():
     docs = (REPO / "docs" / "configuration.md").read_text() + (REPO / "docs" / "deployment.md").read_text()
     env_example = (DEPLOY / "compose" / ".env.example").read_text()
     for name in sorted(CODE_VARS):
-        assert re.search(rf"\b{name}\b", docs), f"{name} is read by the code but not in docs/configuration.md or docs/deployment.md"
-        assert re.search(rf"^(# )?{name}=", env_example, re.M), f"{name} is missing from deploy/compose/.env.example"
+        assert re.search(rf"\b{name}\b", docs), (
+            f"{name} is read by the code but not in docs/configuration.md or docs/deployment.md"
+        )
+        assert re.search(rf"^(# )?{name}=", env_example, re.M), (
+            f"{name} is missing from deploy/compose/.env.example"
+        )
 
 
 def test_allow_list_entries_are_used():

@@ -26,7 +26,9 @@ def _kubectl() -> str:
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
 def rendered(request) -> tuple[str, list[dict[str, Any]]]:
-    out = subprocess.run([_kubectl(), "kustomize", str(TARGETS[request.param])], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [_kubectl(), "kustomize", str(TARGETS[request.param])], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return request.param, [d for d in yaml.safe_load_all(out.stdout) if d]
 
@@ -55,7 +57,18 @@ def test_expected_objects(rendered):
     name, objs = rendered
     kinds = sorted(o["kind"] for o in objs)
     assert kinds == sorted(
-        ["Namespace", "ServiceAccount", "ConfigMap", "Service", "Service", "StatefulSet", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"]
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ConfigMap",
+            "Service",
+            "Service",
+            "StatefulSet",
+            "Ingress",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+        ]
     ), kinds
     for o in objs:
         if o["kind"] != "Namespace":
@@ -92,7 +105,12 @@ def test_statefulset_matches_the_code(rendered):
     sc, psc = c["securityContext"], pod["spec"]["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
-    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 1000 and psc["runAsGroup"] == 1000 and psc["fsGroup"] == 1000
+    assert (
+        psc["runAsNonRoot"] is True
+        and psc["runAsUser"] == 1000
+        and psc["runAsGroup"] == 1000
+        and psc["fsGroup"] == 1000
+    )
     assert psc["seccompProfile"]["type"] == "RuntimeDefault"
     assert pod["spec"]["affinity"]["podAntiAffinity"]
     keys = {t["topologyKey"] for t in pod["spec"]["topologySpreadConstraints"]}
@@ -100,7 +118,9 @@ def test_statefulset_matches_the_code(rendered):
 
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert mounts["/app/data"] == "data" and [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]] == ["data"]
+    assert mounts["/app/data"] == "data" and [
+        t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]
+    ] == ["data"]
     assert "emptyDir" in volumes[mounts["/tmp"]]
     cm_name = volumes[mounts["/app/config"]]["configMap"]["name"]
     cm = _one(objs, "ConfigMap", cm_name)
@@ -137,7 +157,11 @@ def test_objects_reference_each_other(rendered):
     svc = _one(objs, "Service", backend["name"])
     assert backend["port"]["name"] in {p["name"] for p in svc["spec"]["ports"]}
     hpa = _one(objs, "HorizontalPodAutoscaler", "reasonkit")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "reasonkit"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "reasonkit",
+    }
     pdb = _one(objs, "PodDisruptionBudget", "reasonkit")
     assert _selects(pdb["spec"]["selector"]["matchLabels"], labels)
     netpol = _one(objs, "NetworkPolicy", "reasonkit")
@@ -150,14 +174,20 @@ def test_objects_reference_each_other(rendered):
 
 
 def test_production_runs_several_replicas_statelessly():
-    out = subprocess.run([_kubectl(), "kustomize", str(TARGETS["production"])], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [_kubectl(), "kustomize", str(TARGETS["production"])], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     objs = [d for d in yaml.safe_load_all(out.stdout) if d]
     sts, c = _container(objs)
     replicas = sts["spec"]["replicas"]
     hpa = _one(objs, "HorizontalPodAutoscaler", "reasonkit")
     pdb = _one(objs, "PodDisruptionBudget", "reasonkit")
-    assert replicas >= 3 and hpa["spec"]["minReplicas"] >= 3 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    assert (
+        replicas >= 3
+        and hpa["spec"]["minReplicas"] >= 3
+        and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    )
     assert 1 <= pdb["spec"]["minAvailable"] < replicas and "maxUnavailable" not in pdb["spec"]
     assert "--stateless" in c["args"]
     assert c["image"].startswith("registry.example.com/reasonkit:")
@@ -165,7 +195,10 @@ def test_production_runs_several_replicas_statelessly():
     ing = _one(objs, "Ingress", "reasonkit")
     assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/upstream-hash-by"]
     assert _one(objs, "Service", "reasonkit")["spec"]["sessionAffinity"] == "ClientIP"
-    spread = {t["topologyKey"]: t["whenUnsatisfiable"] for t in sts["spec"]["template"]["spec"]["topologySpreadConstraints"]}
+    spread = {
+        t["topologyKey"]: t["whenUnsatisfiable"]
+        for t in sts["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    }
     assert spread["kubernetes.io/hostname"] == "DoNotSchedule"
 
 
@@ -179,6 +212,8 @@ def test_secret_template_names_only_variables_the_code_reads():
     assert "secret.example.yaml" not in kust["resources"]
 
 
-@pytest.mark.parametrize("path", sorted(K8S.rglob("default.toml")), ids=lambda p: str(Path(p).relative_to(K8S)))
+@pytest.mark.parametrize(
+    "path", sorted(K8S.rglob("default.toml")), ids=lambda p: str(Path(p).relative_to(K8S))
+)
 def test_config_files_are_valid_settings(path):
     Settings.model_validate(tomllib.loads(path.read_text()))

@@ -134,9 +134,18 @@ def live_metrics(tmp_path_factory) -> str:
             try:
                 base = f"http://127.0.0.1:{port}"
                 wait_ready(base, proc, log.read_text)
-                result = mcp_tool_call(base, token, "laserlogic", {"argument": "All swans are white because every swan I saw was white."})
+                result = mcp_tool_call(
+                    base,
+                    token,
+                    "laserlogic",
+                    {"argument": "All swans are white because every swan I saw was white."},
+                )
                 assert not result.get("isError"), result
-                resp = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", headers={"authorization": f"Bearer {token}"}, timeout=10)
+                resp = httpx.get(
+                    f"http://127.0.0.1:{metrics_port}/metrics",
+                    headers={"authorization": f"Bearer {token}"},
+                    timeout=10,
+                )
                 assert resp.status_code == 200, resp.text
                 body = resp.text
             finally:
@@ -146,7 +155,9 @@ def live_metrics(tmp_path_factory) -> str:
 
 
 def test_promtool_check_metrics_on_live_output(live_metrics):
-    out = subprocess.run([_promtool(), "check", "metrics"], input=live_metrics, capture_output=True, text=True)
+    out = subprocess.run(
+        [_promtool(), "check", "metrics"], input=live_metrics, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -192,7 +203,10 @@ def test_every_metric_name_exists_in_live_output(live_metrics, source):
 
 def test_live_output_has_the_core_series(live_metrics):
     """The tool call really was counted (not just declared)."""
-    assert 'reasonkit_requests_total{method="laserlogic",profile="laserlogic",status="complete"} 1.0' in live_metrics
+    assert (
+        'reasonkit_requests_total{method="laserlogic",profile="laserlogic",status="complete"} 1.0'
+        in live_metrics
+    )
     assert 'reasonkit_request_duration_seconds_count{method="laserlogic"} 1.0' in live_metrics
     assert 'reasonkit_confidence_score_count{profile="laserlogic"} 1.0' in live_metrics
     assert re.search(r'reasonkit_llm_tokens_total\{provider="openai",type="input"\} [1-9]', live_metrics)
@@ -239,8 +253,15 @@ def test_grafana_provisioning_matches_compose():
     prov = yaml.safe_load((MON / "grafana/provisioning/dashboards/dashboards.yml").read_text())
     path = prov["providers"][0]["options"]["path"]
     assert path in mounts and (DEPLOY / "compose" / mounts[path]).resolve() == DASHBOARD.parent
-    assert (DEPLOY / "compose" / mounts["/etc/grafana/provisioning"]).resolve() == MON / "grafana" / "provisioning"
-    sources = {d["type"]: d for d in yaml.safe_load((MON / "grafana/provisioning/datasources/datasources.yml").read_text())["datasources"]}
+    assert (
+        DEPLOY / "compose" / mounts["/etc/grafana/provisioning"]
+    ).resolve() == MON / "grafana" / "provisioning"
+    sources = {
+        d["type"]: d
+        for d in yaml.safe_load((MON / "grafana/provisioning/datasources/datasources.yml").read_text())[
+            "datasources"
+        ]
+    }
     loki_port = yaml.safe_load((MON / "loki" / "loki.yml").read_text())["server"]["http_listen_port"]
     assert sources["prometheus"]["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
     assert sources["loki"]["url"] == f"http://loki:{loki_port}" and "loki" in compose["services"]
@@ -250,7 +271,10 @@ def test_loki_and_alloy_wiring():
     loki = yaml.safe_load((MON / "loki" / "loki.yml").read_text())
     assert loki["auth_enabled"] is False
     assert loki["common"]["path_prefix"] == "/loki"
-    assert loki["schema_config"]["configs"][0]["store"] == "tsdb" and loki["schema_config"]["configs"][0]["schema"] == "v13"
+    assert (
+        loki["schema_config"]["configs"][0]["store"] == "tsdb"
+        and loki["schema_config"]["configs"][0]["schema"] == "v13"
+    )
     compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.production.yml").read_text())
     assert "loki-data:/loki" in compose["services"]["loki"]["volumes"]
     alloy = (MON / "alloy" / "config.alloy").read_text()

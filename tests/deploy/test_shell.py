@@ -12,12 +12,18 @@ SHEBANG = re.compile(rb"^#!\s*\S*(?:/|env\s+)(?:ba|da|k)?sh\b")
 
 
 def shell_scripts() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\n")
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     out = []
     for rel in filter(None, listed):
         parts = Path(rel).parts
         # local environments (virtualenvs, node installs) are not ours
-        if any(p == "node_modules" for p in parts) or (parts[0].startswith(".") and parts[0] != ".ci") or parts[:2] == ("bench", ".node"):
+        if (
+            any(p == "node_modules" for p in parts)
+            or (parts[0].startswith(".") and parts[0] != ".ci")
+            or parts[:2] == ("bench", ".node")
+        ):
             continue
         path = REPO / rel
         if not path.is_file():
@@ -35,7 +41,13 @@ def test_the_scripts_are_found():
 def test_shellcheck():
     shellcheck = require_tool("shellcheck", "Debian package shellcheck")
     scripts = shell_scripts()
-    out = subprocess.run([shellcheck, "--severity=style", "--external-sources", *map(str, scripts)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [shellcheck, "--severity=style", "--external-sources", *map(str, scripts)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 

@@ -82,7 +82,14 @@ def test_unit_matches_the_code():
     assert u["Service.EnvironmentFile"] == ["/etc/reasonkit/reasonkit.env"]
     env = dict(v.split("=", 1) for v in u["Service.Environment"])
     assert set(env) <= set(ENV_VARS) | set(OTHER_ENV_VARS)
-    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices", "RestrictSUIDSGID", "LockPersonality"):
+    for key in (
+        "NoNewPrivileges",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateDevices",
+        "RestrictSUIDSGID",
+        "LockPersonality",
+    ):
         assert u[f"Service.{key}"] == ["yes"], key
     assert u["Service.ProtectSystem"] == ["strict"]
     rw = u["Service.ReadWritePaths"][0].split()
@@ -114,8 +121,15 @@ def test_logrotate_accepts_the_file(tmp_path):
     settings = Settings.model_validate(tomllib.loads((SYSTEMD / "config.toml").read_text()))
     assert f"{Path(settings.logging.file).parent}/*.log" in text
     conf = tmp_path / "reasonkit"
-    conf.write_text(text.replace("/var/log/reasonkit", str(logs)).replace("reasonkit reasonkit", f"{me} {my_group}"))
-    out = subprocess.run([logrotate, "-d", "-f", "-s", str(tmp_path / "state"), str(conf)], capture_output=True, text=True, timeout=60)
+    conf.write_text(
+        text.replace("/var/log/reasonkit", str(logs)).replace("reasonkit reasonkit", f"{me} {my_group}")
+    )
+    out = subprocess.run(
+        [logrotate, "-d", "-f", "-s", str(tmp_path / "state"), str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "error" not in (out.stdout + out.stderr).lower(), out.stdout + out.stderr
     assert "copying" in out.stderr + out.stdout and "truncating" in out.stderr + out.stdout
@@ -129,7 +143,10 @@ def installed() -> Iterator[dict[str, object]]:
     if os.geteuid() != 0:
         fail_or_skip("NOT VALIDATED: install.sh needs root (it creates a system user)")
     if subprocess.run(["/usr/bin/python3", "-c", "import ensurepip, venv"], capture_output=True).returncode:
-        fail_or_skip("NOT VALIDATED: Debian python3 with venv is missing (Debian packages python3, python3-venv; `bash .ci/run` installs them)")
+        fail_or_skip(
+            "NOT VALIDATED: Debian python3 with venv is missing "
+            "(Debian packages python3, python3-venv; `bash .ci/run` installs them)"
+        )
     root = Path(tempfile.mkdtemp(prefix="reasonkit-install-", dir="/var/tmp"))
     root.chmod(0o755)
     user = "rkt" + secrets.token_hex(4)
@@ -152,11 +169,23 @@ def installed() -> Iterator[dict[str, object]]:
         assert first.returncode == 0, first.stderr[-4000:]
         token = (paths["config-dir"] / "tokens").read_text().strip()
         # a second run upgrades in place and keeps config, environment and token
-        (paths["config-dir"] / "config.toml").write_text((paths["config-dir"] / "config.toml").read_text() + "\n# edited by the operator\n")
+        (paths["config-dir"] / "config.toml").write_text(
+            (paths["config-dir"] / "config.toml").read_text() + "\n# edited by the operator\n"
+        )
         second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
         assert second.returncode == 0, second.stderr[-4000:]
-        assert "creating system user" not in second.stderr and "wrote" not in second.stderr.replace("wrote a new", "")
-        yield {"root": root, "user": user, "port": port, "token": token, "paths": paths, "first": first.stderr, "second": second.stderr}
+        assert "creating system user" not in second.stderr and "wrote" not in second.stderr.replace(
+            "wrote a new", ""
+        )
+        yield {
+            "root": root,
+            "user": user,
+            "port": port,
+            "token": token,
+            "paths": paths,
+            "first": first.stderr,
+            "second": second.stderr,
+        }
     finally:
         subprocess.run(["userdel", user], capture_output=True)
         subprocess.run(["groupdel", user], capture_output=True)
@@ -210,12 +239,19 @@ def test_installed_service_runs_as_the_unit_says(installed, fake_llm):
     argv = shlex.split(u["Service.ExecStart"][0])
     log = installed["root"] / "service.stderr"
     with log.open("w+") as err:
-        proc = subprocess.Popen(sandbox_argv(argv, env, writable, pw.pw_uid, pw.pw_gid), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            sandbox_argv(argv, env, writable, pw.pw_uid, pw.pw_gid),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         base = f"http://127.0.0.1:{installed['port']}"
         try:
             wait_ready(base, proc, log.read_text)
             assert httpx.post(f"{base}/mcp", json={}, timeout=5).status_code == 401  # tokens are on
-            result = mcp_tool_call(base, installed["token"], "bedrock", {"statement": "Water boils at 100 C."})
+            result = mcp_tool_call(
+                base, installed["token"], "bedrock", {"statement": "Water boils at 100 C."}
+            )
             assert not result.get("isError"), result
             proc.send_signal(signal.SIGHUP)  # ExecReload
             wait_ready(base, proc, log.read_text)
@@ -237,7 +273,9 @@ def test_install_sh_refuses_bad_input(tmp_path):
     assert out.returncode != 0 and "--port must be a number" in out.stderr
     out = subprocess.run(["bash", str(INSTALL), "--bogus"], capture_output=True, text=True)
     assert out.returncode != 0 and "unknown option" in out.stderr
-    out = subprocess.run(["bash", str(INSTALL), "--wheel", str(tmp_path / "missing.whl")], capture_output=True, text=True)
+    out = subprocess.run(
+        ["bash", str(INSTALL), "--wheel", str(tmp_path / "missing.whl")], capture_output=True, text=True
+    )
     assert out.returncode != 0 and "does not exist" in out.stderr
 
 

@@ -11,9 +11,14 @@ from reasonkit.config import load_settings
 from reasonkit.engine import Engine
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers import build_provider
+from tests.engine._scripted import ScriptedProvider
 from tests.fakes.schemas import schema
 
-LINEAR = f'''
+CONTEXT_BLOCK = "{{#if inputs.context}} <context>{{ inputs.context }}</context>{{/if}}"
+CONTEXT_PLAIN = "{{#if inputs.context}}{{ inputs.context }}{{/if}}"
+FANOUT_SAID = "{{#if results.fanout.answer}}FANOUT SAID {{ results.fanout.answer }}{{/if}}"
+
+LINEAR = f"""
 id = "linear"
 name = "Linear"
 description = "two independent steps and a join"
@@ -27,7 +32,7 @@ type = "string"
 [[steps]]
 id = "a"
 kind = "generate"
-prompt = "A: <query>{{{{ inputs.query }}}}</query>{{{{#if inputs.context}}}} <context>{{{{ inputs.context }}}}</context>{{{{/if}}}}"
+prompt = "A: <query>{{{{ inputs.query }}}}</query>{CONTEXT_BLOCK}"
 output = {schema(note="string")}
 [[steps]]
 id = "b"
@@ -41,9 +46,9 @@ depends_on = ["a", "b"]
 weight = 2
 prompt = "JOIN {{{{ steps.a.note }}}} / {{{{ steps.b.note }}}}"
 output = {schema(answer="string")}
-'''
+"""
 
-FANOUT = f'''
+FANOUT = f"""
 id = "fanout"
 name = "Fanout"
 description = "list then for_each then join"
@@ -58,7 +63,7 @@ id = "list"
 kind = "generate"
 min_items = 3
 max_items = 5
-prompt = "LIST <query>{{{{ inputs.query }}}}</query>{{{{#if inputs.context}}}}{{{{ inputs.context }}}}{{{{/if}}}}"
+prompt = "LIST <query>{{{{ inputs.query }}}}</query>{CONTEXT_PLAIN}"
 output = {schema(items="array")}
 [[steps]]
 id = "each"
@@ -72,9 +77,9 @@ kind = "synthesize"
 depends_on = ["each"]
 prompt = "JOIN {{{{ steps.each }}}}"
 output = {schema(answer="string")}
-'''
+"""
 
-PROFILES = '''
+PROFILES = f"""
 [profiles.chain]
 description = "linear then fanout, fanout only when unsure"
 min_confidence = 0.8
@@ -82,12 +87,14 @@ min_confidence = 0.8
 protocol = "linear"
 [[profiles.chain.chain]]
 protocol = "fanout"
-when = { confidence_below = 0.75 }
+when = {{ confidence_below = 0.75 }}
 [[profiles.chain.chain]]
 protocol = "linear"
 id = "linear2"
-inputs = { query = "{{ inputs.query }}", context = "{{#if results.fanout.answer}}FANOUT SAID {{ results.fanout.answer }}{{/if}} FIRST SAID {{ results.linear.answer }}" }
-'''
+[profiles.chain.chain.inputs]
+query = "{{{{ inputs.query }}}}"
+context = "{FANOUT_SAID} FIRST SAID {{{{ results.linear.answer }}}}"
+"""
 
 
 @pytest.fixture
@@ -122,3 +129,17 @@ async def make_engine(proto_dir, fake_llm):
     yield make
     for engine in made:
         await engine.provider.aclose()
+
+
+@pytest.fixture
+def scripted(proto_dir):
+    """make(table, **engine_kw) -> (Engine, ScriptedProvider): the test protocols against an
+    in-process scripted provider (see tests/engine/_scripted.py)."""
+
+    def make(table=None, include_builtin: bool = False, **kw):
+        provider = ScriptedProvider(table)
+        reg = load_registry([proto_dir], include_builtin=include_builtin)
+        assert not reg.problems, reg.problems
+        return Engine(reg, provider, **kw), provider
+
+    return make

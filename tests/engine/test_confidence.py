@@ -9,10 +9,18 @@ def total(factors):
 
 
 def test_step_penalties_add_up():
-    value, factors = conf.step_confidence(0.9, repaired=True, truncated=True, items=6, min_items=10, agreement=0.5, samples=3)
+    value, factors = conf.step_confidence(
+        0.9, repaired=True, truncated=True, items=6, min_items=10, agreement=0.5, samples=3
+    )
     expected = 0.9 - 0.10 - 0.05 - 0.20 * 0.4 - 0.30 * 0.5
     assert value == pytest.approx(expected)
-    assert [f.signal for f in factors] == ["model", "repaired", "truncated", "too_few_items", "sample_disagreement"]
+    assert [f.signal for f in factors] == [
+        "model",
+        "repaired",
+        "truncated",
+        "too_few_items",
+        "sample_disagreement",
+    ]
     assert total(factors) == pytest.approx(value)
 
 
@@ -42,7 +50,9 @@ def test_signals_map_count_and_cap():
     # 0.9 - 0.1 - 0.12 = 0.68, then capped at 0.6
     assert [f.signal for f in factors] == ["weighted_mean", "tri.grade", "fal.fallacies", "cap"]
     assert total(factors) == pytest.approx(0.6)
-    flagged = conf.apply_signals(signals, {"tri": {"grade": "FLAG"}}, [conf.Factor(signal="weighted_mean", delta=0.9)])
+    flagged = conf.apply_signals(
+        signals, {"tri": {"grade": "FLAG"}}, [conf.Factor(signal="weighted_mean", delta=0.9)]
+    )
     assert total(flagged) == pytest.approx(0.4)
 
 

@@ -28,18 +28,26 @@ Scripting
 
 Every request (except the internal health check) is appended to ``requests`` as a
 ``RecordedRequest``.
+
+Server personalities
+    ``fake.personality = "llama_cpp_python"`` (see ``PERSONALITIES``) makes the OpenAI endpoint treat
+    the output-mode fields (``response_format`` json_schema / json_object, ``tools``) the way that
+    real server does: accept them, reject them with that server's own error body and status, or
+    silently drop them (a gateway). With ``fake.context_window = N`` (tokens, about 4 characters
+    each) a prompt + max_tokens beyond N gets the server's context-overflow error; a model not in
+    ``openai_models`` gets its model-not-found error where the real server has one. Rejections do
+    NOT consume a scripted reply. ``schema_or_prose`` is a default handler that answers like a model:
+    the schema it can see (not a dropped one) filled in, else prose.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import http.client
 import inspect
 import itertools
 import json
-import math
 import re
 import socket
 import struct
@@ -52,7 +60,17 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["FakeLLM", "RecordedRequest", "Reply", "schema_filler"]
+from reasonkit.providers.fake import fill_schema
+
+__all__ = [
+    "PERSONALITIES",
+    "FakeLLM",
+    "Personality",
+    "RecordedRequest",
+    "Reply",
+    "schema_filler",
+    "schema_or_prose",
+]
 
 _HEALTH_PATH = "/__fakellm__/health"
 _ANTHROPIC_PATHS = frozenset({"/v1/messages"})
@@ -144,6 +162,8 @@ class RecordedRequest:
     raw_body: bytes = b""
     status: int | None = None  # HTTP status sent; None if the connection was dropped
     reply: Reply | None = None  # the Reply used (None for models / 404 / validation errors)
+    # request fields the server personality dropped without a word (a gateway): the "model" never sees them
+    ignored: frozenset[str] = frozenset()
 
     # ---- conveniences for assertions and default handlers ----
 
@@ -210,6 +230,8 @@ def _prompt_texts(req: RecordedRequest) -> list[str]:
 
 def _forced_tool(req: RecordedRequest) -> dict[str, Any] | None:
     body = req.body
+    if "tools" in req.ignored:
+        return None
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
     choice = body.get("tool_choice")
     if req.api == "anthropic":
@@ -244,13 +266,16 @@ def _requested_schema(req: RecordedRequest) -> dict[str, Any] | None:
     elif req.api == "openai":
         if tool is not None:
             schema = tool["function"].get("parameters")
-        if schema is None:
-            fmt = body.get("response_format")
-            if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-                schema = (fmt.get("json_schema") or {}).get("schema")
+        fmt = body.get("response_format") if "response_format" not in req.ignored else None
+        if schema is None and isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            schema = (fmt.get("json_schema") or {}).get("schema")
+        if schema is None and isinstance(fmt, dict) and fmt.get("type") == "json_object":
+            schema = fmt.get("schema")  # the llama.cpp / llama-cpp-python extension
     if isinstance(schema, dict):
         return schema
-    match = re.search(r"<schema>(.*?)</schema>", req.last_user_text, re.DOTALL)
+    match = re.search(r"<schema>(.*?)</schema>", req.last_user_text, re.DOTALL) or re.search(
+        r"<schema>(.*?)</schema>", req.text, re.DOTALL
+    )
     if match:
         try:
             parsed = json.loads(match.group(1).strip())
@@ -270,13 +295,11 @@ def schema_filler(req: RecordedRequest) -> Reply:
 
     Schema source, in order: Anthropic forced tool ``input_schema`` / ``output_config.format.schema``;
     OpenAI forced function ``parameters`` / ``response_format.json_schema.schema``; a JSON schema
-    between ``<schema>`` and ``</schema>`` in the last user message. Without one it answers
+    between ``<schema>`` and ``</schema>`` in the prompt (last user message first). Without one it answers
     ``{"answer": "ok", "confidence": 0.8}``.
 
-    Supported: type (incl. lists), properties/required, items/prefixItems, min/maxItems, uniqueItems,
-    enum, const, anyOf/oneOf (first non-null branch), allOf (merged), $ref into the same document
-    ($defs/definitions), minimum/maximum/exclusive*, multipleOf, minLength/maxLength, common string
-    formats. Not supported: ``pattern`` (strings are "<property name>[-n]").
+    The object is ``reasonkit.providers.fake.fill_schema(schema)`` (what it supports is listed there;
+    not ``pattern``: strings are "<property name>[-n]").
     """
     schema = _requested_schema(req)
     if schema is None:
@@ -287,227 +310,6 @@ def schema_filler(req: RecordedRequest) -> Reply:
     return Reply(text=json.dumps(value))
 
 
-def fill_schema(schema: dict[str, Any]) -> Any:
-    """Build a minimal deterministic instance of ``schema`` (see ``schema_filler``)."""
-    return _Filler(schema).fill(schema, name="value", index=0, vary=False, ref_stack=(), minimal=False)
-
-
-class _Filler:
-    _MAX_DEPTH = 64
-
-    def __init__(self, root: dict[str, Any]):
-        self.root = root
-
-    def resolve(self, ref: str) -> dict[str, Any]:
-        if not ref.startswith("#"):
-            raise ValueError(f"schema_filler: only local $ref supported, got {ref!r}")
-        node: Any = self.root
-        for part in ref[1:].split("/"):
-            if not part:
-                continue
-            part = part.replace("~1", "/").replace("~0", "~")
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node
-
-    def merge_all_of(self, schema: dict[str, Any], ref_stack: tuple[str, ...]) -> dict[str, Any]:
-        merged = {k: v for k, v in schema.items() if k != "allOf"}
-        for sub in schema["allOf"]:
-            sub = self.deref(sub, ref_stack)[0]
-            if "allOf" in sub:
-                sub = self.merge_all_of(sub, ref_stack)
-            for key, value in sub.items():
-                if key == "properties":
-                    merged["properties"] = {**merged.get("properties", {}), **value}
-                elif key == "required":
-                    merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
-                else:
-                    merged.setdefault(key, value)
-        return merged
-
-    def deref(self, schema: Any, ref_stack: tuple[str, ...]) -> tuple[dict[str, Any], tuple[str, ...], bool]:
-        """Follow $ref chains. Returns (schema, new ref stack, hit_recursion)."""
-        recursive = False
-        while isinstance(schema, dict) and "$ref" in schema:
-            ref = schema["$ref"]
-            if ref in ref_stack:
-                recursive = True
-            ref_stack = (*ref_stack, ref)
-            siblings = {k: v for k, v in schema.items() if k != "$ref"}
-            schema = {**self.resolve(ref), **siblings}
-        if schema is True or schema is None:
-            schema = {}
-        return schema, ref_stack, recursive
-
-    def fill(
-        self, schema: Any, *, name: str, index: int, vary: bool, ref_stack: tuple[str, ...], minimal: bool
-    ) -> Any:
-        """``index`` = position in the enclosing array (strings always get a ``-n`` suffix for n > 0);
-        ``vary`` = the array has uniqueItems, so enums/numbers must differ per index too."""
-        if len(ref_stack) > self._MAX_DEPTH:
-            raise ValueError("schema_filler: schema recursion too deep (required recursive field?)")
-        schema, ref_stack, recursive = self.deref(schema, ref_stack)
-        minimal = minimal or recursive
-        if "allOf" in schema:
-            schema = self.merge_all_of(schema, ref_stack)
-        if "const" in schema:
-            return copy.deepcopy(schema["const"])
-        if "enum" in schema and schema["enum"]:
-            return copy.deepcopy(schema["enum"][index % len(schema["enum"]) if vary else 0])
-        for key in ("anyOf", "oneOf"):
-            if key in schema and schema[key]:
-                options = list(schema[key])
-                resolved = [self.deref(o, ref_stack) for o in options]
-                nullable = any(r[0].get("type") == "null" for r in resolved)
-                pick = next((i for i, r in enumerate(resolved) if r[0].get("type") != "null"), 0)
-                if nullable and resolved[pick][2]:
-                    return None  # optional recursive branch (e.g. `parent: Node | None`): stop here
-                rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
-                chosen = options[pick] if isinstance(options[pick], dict) else {}
-                return self.fill(
-                    {**rest, **chosen},
-                    name=name,
-                    index=index,
-                    vary=vary,
-                    ref_stack=ref_stack,
-                    minimal=minimal,
-                )
-
-        typ = schema.get("type")
-        if isinstance(typ, list):
-            typ = next((t for t in typ if t != "null"), "null")
-        if typ is None:
-            if "properties" in schema or "required" in schema:
-                typ = "object"
-            elif "items" in schema or "prefixItems" in schema:
-                typ = "array"
-            else:
-                typ = "string"
-
-        if typ == "null":
-            return None
-        if typ == "boolean":
-            return True
-        if typ in ("number", "integer"):
-            return self.number(schema, name=name, index=index if vary else 0, integer=typ == "integer")
-        if typ == "string":
-            return self.string(schema, name=name, index=index)
-        if typ == "array":
-            return self.array(schema, name=name, ref_stack=ref_stack, minimal=minimal)
-        if typ == "object":
-            return self.object(schema, index=index, vary=vary, ref_stack=ref_stack, minimal=minimal)
-        raise ValueError(f"schema_filler: unsupported type {typ!r}")
-
-    @staticmethod
-    def number(schema: dict[str, Any], *, name: str, index: int, integer: bool) -> int | float:
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        ex_lo, ex_hi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-        if isinstance(ex_lo, bool):  # draft-4: boolean modifiers of minimum/maximum
-            lo, ex_lo = (None, lo) if ex_lo else (lo, None)
-        if isinstance(ex_hi, bool):
-            hi, ex_hi = (None, hi) if ex_hi else (hi, None)
-        if integer:
-            lowers = [math.ceil(lo)] if lo is not None else []
-            lowers += [math.floor(ex_lo) + 1] if ex_lo is not None else []
-            uppers = [math.floor(hi)] if hi is not None else []
-            uppers += [math.ceil(ex_hi) - 1] if ex_hi is not None else []
-            value: float = 1 + index
-        else:
-            eps = 0.01
-            lowers = ([lo] if lo is not None else []) + ([ex_lo + eps] if ex_lo is not None else [])
-            uppers = ([hi] if hi is not None else []) + ([ex_hi - eps] if ex_hi is not None else [])
-            value = (0.8 if name.lower() == "confidence" else 1) + index
-        lower = max(lowers) if lowers else None
-        upper = min(uppers) if uppers else None
-        if lower is not None and upper is not None and lower > upper:
-            # bounds tighter than our step: take the middle of the open interval
-            a = lo if lo is not None else ex_lo
-            b = hi if hi is not None else ex_hi
-            assert a is not None and b is not None
-            value = (a + b) / 2
-        else:
-            if lower is not None:
-                value = max(value, lower)
-            if upper is not None:
-                value = min(value, upper)
-        multiple = schema.get("multipleOf")
-        if multiple:
-            value = math.ceil(round(value / multiple, 9)) * multiple
-            if upper is not None and value > upper:
-                value -= multiple
-        if integer:
-            return int(value)
-        return round(float(value), 10) if not float(value).is_integer() else value
-
-    @staticmethod
-    def string(schema: dict[str, Any], *, name: str, index: int) -> str:
-        fmt = schema.get("format")
-        n = index + 1
-        if fmt == "date-time":
-            value = f"2024-01-{min(n, 28):02d}T00:00:00Z"
-        elif fmt == "date":
-            value = f"2024-01-{min(n, 28):02d}"
-        elif fmt == "time":
-            value = f"00:00:{min(index, 59):02d}Z"
-        elif fmt == "email":
-            value = f"{_slug(name)}{'' if index == 0 else n}@example.com"
-        elif fmt in ("uri", "url", "iri", "uri-reference"):
-            value = f"https://example.com/{_slug(name)}{'' if index == 0 else n}"
-        elif fmt == "uuid":
-            value = f"00000000-0000-4000-8000-{n:012d}"
-        elif fmt == "ipv4":
-            value = f"192.0.2.{n % 255}"
-        else:
-            value = name if index == 0 else f"{name}-{n}"
-        min_len = schema.get("minLength", 0)
-        max_len = schema.get("maxLength")
-        if len(value) < min_len:
-            value = value + "x" * (min_len - len(value))
-        if max_len is not None and len(value) > max_len:
-            value = value[:max_len]
-        return value
-
-    def array(
-        self, schema: dict[str, Any], *, name: str, ref_stack: tuple[str, ...], minimal: bool
-    ) -> list[Any]:
-        min_items = int(schema.get("minItems", 0))
-        count = min_items if minimal else max(min_items, 1)
-        if schema.get("maxItems") is not None:
-            count = min(count, int(schema["maxItems"]))
-        prefix = schema.get("prefixItems") or []
-        items = schema.get("items", {})
-        if isinstance(items, list):  # draft-7 tuple form
-            prefix, items = items, schema.get("additionalItems", {})
-        vary = bool(schema.get("uniqueItems"))
-        out = []
-        for i in range(count):
-            sub = prefix[i] if i < len(prefix) else items
-            out.append(self.fill(sub, name=name, index=i, vary=vary, ref_stack=ref_stack, minimal=minimal))
-        return out
-
-    def object(
-        self, schema: dict[str, Any], *, index: int, vary: bool, ref_stack: tuple[str, ...], minimal: bool
-    ) -> dict[str, Any]:
-        props: dict[str, Any] = schema.get("properties") or {}
-        required = list(schema.get("required") or [])
-        names = [p for p in props if p in required] if minimal else list(props)
-        names += [r for r in required if r not in names]
-        return {
-            p: self.fill(
-                props.get(p, {"type": "string"}),
-                name=p,
-                index=index,
-                vary=vary,
-                ref_stack=ref_stack,
-                minimal=minimal,
-            )
-            for p in names
-        }
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "x"
-
-
 # --------------------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------------------
@@ -516,11 +318,12 @@ def _slug(name: str) -> str:
 class _FakeLLMError(Exception):
     """Raised inside the app to answer with an error in the request's API format."""
 
-    def __init__(self, status: int, message: str, error_type: str | None = None):
+    def __init__(self, status: int, message: str, error_type: str | None = None, payload: Any = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type
+        self.payload = payload  # a server personality's own error body, sent as it is
 
 
 class _Server(uvicorn.Server):
@@ -551,7 +354,8 @@ class _Server(uvicorn.Server):
         for connection in list(state.connections):
             connection.shutdown()  # idle keep-alive connections close now, busy ones after responding
         deadline = time.monotonic() + 5.0
-        while (state.connections or state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110 - uvicorn exposes no event
+        # noqa below: uvicorn exposes no event to wait on
+        while (state.connections or state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         for task in list(state.tasks):
             task.cancel()
@@ -572,6 +376,9 @@ class FakeLLM:
         self.max_concurrent: int = 0
         self.anthropic_models = ["claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-6"]
         self.openai_models = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]
+        # a key of PERSONALITIES: how the OpenAI endpoint treats output-mode fields, overflow, models
+        self.personality: str | None = None
+        self.context_window: int | None = None  # tokens; None: no limit
         self._queue: collections.deque[Reply] = collections.deque()
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -811,8 +618,13 @@ class FakeLLM:
             if body_error:
                 raise _FakeLLMError(400, body_error)
             _validate(req)
+            if api == "openai" and self.personality is not None:
+                _personality_gate(self, req)
             reply = await self._next_reply(req)
         except _FakeLLMError as err:
+            if err.payload is not None:
+                await _send_json(send, err.status, err.payload, self._response_headers(api))
+                return
             await self._send_error(send, api, err.status, err.message, err.error_type, {})
             return
 
@@ -1148,6 +960,207 @@ async def _drop(send: Callable[..., Any]) -> None:
     if cycle is not None:
         cycle.disconnected = True  # uvicorn: don't complain that the app returned without responding
     await asyncio.sleep(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Server personalities: how real OpenAI-compatible servers treat output modes, overflow and models
+# --------------------------------------------------------------------------------------------------
+
+ErrorBody = tuple[int, Any]  # (HTTP status, JSON body)
+
+
+def _too_long(window: int, prompt: int, completion: int) -> str:
+    return (
+        f"This model's maximum context length is {window} tokens. However, you requested "
+        f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
+        "Please reduce the length of the messages or completion."
+    )
+
+
+def _openai_error(message: str, etype: str, code: str | None = None, param: str | None = None) -> Any:
+    return {"error": {"message": message, "type": etype, "param": param, "code": code}}
+
+
+def _llama_cpp_python_reject(feature: str) -> ErrorBody:
+    # FastAPI's RequestValidationError, caught by llama-cpp-python's RouteErrorHandler and sent as a
+    # 500 "internal_server_error" whose message is the pydantic error text plus the route (this body
+    # is the one llama-cpp-python 0.3 answered `python -m llama_cpp.server` with, measured).
+    detail = (
+        "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+        "'msg': \"Input should be 'text' or 'json_object'\", 'input': '" + feature + "', "
+        "'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n"
+        '  File "llama_cpp/server/app.py", line 376, in create_chat_completion\n'
+        "    POST /v1/chat/completions"
+    )
+    return 500, _openai_error(detail, "internal_server_error")
+
+
+def _fastapi_extra_forbidden(feature: str) -> ErrorBody:
+    field_name = "tools" if feature == "tools" else "response_format"
+    item = {"type": "extra_forbidden", "loc": ["body", field_name], "msg": "Extra inputs are not permitted"}
+    return 422, {"detail": [item]}
+
+
+@dataclass(frozen=True)
+class Personality:
+    """How one real server treats the output-mode fields: each of json_schema / json_object / tools
+    is "ok", "reject" (answered with `reject(feature)`) or "ignore" (dropped silently)."""
+
+    name: str
+    json_schema: str = "ok"
+    json_object: str = "ok"
+    tools: str = "ok"
+    reject: Callable[[str], ErrorBody] | None = None
+    # (window, prompt tokens, completion tokens) -> error; None: the server truncates silently
+    overflow: Callable[[int, int, int], ErrorBody] | None = None
+    # model -> error; None: the server answers with whatever model it has loaded
+    unknown_model: Callable[[str], ErrorBody] | None = None
+
+
+PERSONALITIES: dict[str, Personality] = {
+    p.name: p
+    for p in [
+        Personality(
+            "openai",
+            overflow=lambda w, p, c: (
+                400,
+                _openai_error(
+                    f"This model's maximum context length is {w} tokens. However, your messages "
+                    f"resulted in {p} tokens. Please reduce the length of the messages.",
+                    "invalid_request_error",
+                    "context_length_exceeded",
+                    "messages",
+                ),
+            ),
+            unknown_model=lambda m: (
+                404,
+                _openai_error(
+                    f"The model `{m}` does not exist or you do not have access to it.",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+            ),
+        ),
+        # python -m llama_cpp.server: response_format type is Literal["text", "json_object"] (+ schema)
+        Personality(
+            "llama_cpp_python",
+            json_schema="reject",
+            reject=_llama_cpp_python_reject,
+            overflow=lambda w, p, c: (
+                400,
+                _openai_error(
+                    _too_long(w, p, c), "invalid_request_error", "context_length_exceeded", "messages"
+                ),
+            ),
+        ),
+        # llama.cpp llama-server: json_schema, json_object (+ schema) and tools (with --jinja)
+        Personality(
+            "llama_server",
+            overflow=lambda w, p, c: (
+                400,
+                {
+                    "error": {
+                        "code": 400,
+                        "message": f"request ({p} tokens) exceeds the available context size ({w} tokens), "
+                        "try increasing it",
+                        "type": "exceed_context_size_error",
+                        "n_prompt_tokens": p,
+                        "n_ctx": w,
+                    }
+                },
+            ),
+        ),
+        # Ollama /v1: json_schema (0.5+), json_object, tools; a long prompt is truncated, not refused
+        Personality(
+            "ollama",
+            unknown_model=lambda m: (
+                404,
+                _openai_error(f'model "{m}" not found, try pulling it first', "api_error"),
+            ),
+        ),
+        # vLLM: its own error shape ({"object": "error", ...}) at the top level
+        Personality(
+            "vllm",
+            overflow=lambda w, p, c: (
+                400,
+                {
+                    "object": "error",
+                    "message": _too_long(w, p, c),
+                    "type": "BadRequestError",
+                    "param": None,
+                    "code": 400,
+                },
+            ),
+            unknown_model=lambda m: (
+                404,
+                {
+                    "object": "error",
+                    "message": f"The model `{m}` does not exist.",
+                    "type": "NotFoundError",
+                    "param": None,
+                    "code": 404,
+                },
+            ),
+        ),
+        # LM Studio: json_schema only; json_object is refused with a plain-string error
+        Personality(
+            "lm_studio",
+            json_object="reject",
+            reject=lambda feature: (400, {"error": "'response_format.type' must be 'json_schema' or 'text'"}),
+        ),
+        # a gateway/proxy that drops response_format on the way (the model never sees it)
+        Personality("strips_response_format", json_schema="ignore", json_object="ignore"),
+        # a text-only server: response_format and tools are refused by strict request validation
+        Personality(
+            "no_tools",
+            json_schema="reject",
+            json_object="reject",
+            tools="reject",
+            reject=_fastapi_extra_forbidden,
+        ),
+    ]
+}
+
+
+def _personality_gate(fake: FakeLLM, req: RecordedRequest) -> None:
+    """Raise the personality's error for this request, or mark fields it drops (req.ignored)."""
+    assert fake.personality is not None
+    persona = PERSONALITIES[fake.personality]
+    body = req.body
+    fmt = body.get("response_format")
+    features: list[tuple[str, str]] = []  # (feature, request field)
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
+        features.append((fmt["type"], "response_format"))
+    if body.get("tools"):
+        features.append(("tools", "tools"))
+    ignored = set()
+    for feature, field_name in features:
+        verdict = getattr(persona, feature)
+        if verdict == "reject":
+            assert persona.reject is not None
+            status, payload = persona.reject(feature)
+            raise _FakeLLMError(status, f"{persona.name} rejects {feature}", payload=payload)
+        if verdict == "ignore":
+            ignored.add(field_name)
+    req.ignored = frozenset(ignored)
+    model = req.model
+    if persona.unknown_model is not None and model not in fake.openai_models:
+        status, payload = persona.unknown_model(str(model))
+        raise _FakeLLMError(status, "unknown model", payload=payload)
+    if fake.context_window is not None:
+        prompt = max(1, len("".join(_prompt_texts(req))) // 4)
+        completion = int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        if prompt + completion > fake.context_window and persona.overflow is not None:
+            status, payload = persona.overflow(fake.context_window, prompt, completion)
+            raise _FakeLLMError(status, "context overflow", payload=payload)
+
+
+def schema_or_prose(req: RecordedRequest) -> Reply:
+    """Default handler that behaves like a model: the schema it can see (response_format, forced
+    tool or ``<schema>`` in the prompt; not a field the server dropped) filled in, else prose."""
+    if _requested_schema(req) is None:
+        return Reply(text="Sure! The answer is ok, and I am fairly confident about it.")
+    return schema_filler(req)
 
 
 # pytest's rootdir-relative imports can make this file importable both as ``tests.fakes.fake_llm``

@@ -10,7 +10,9 @@ def schema(**props: str) -> str:
     required numeric `confidence`; 'array' means a list of strings."""
     all_props = {**props, "confidence": "number"}
     body = ", ".join(
-        f'{k} = {{ type = "array", items = {{ type = "string" }} }}' if v == "array" else f'{k} = {{ type = "{v}" }}'
+        f'{k} = {{ type = "array", items = {{ type = "string" }} }}'
+        if v == "array"
+        else f'{k} = {{ type = "{v}" }}'
         for k, v in all_props.items()
     )
     return _OBJ.format(req=", ".join(f'"{k}"' for k in all_props), props=body)

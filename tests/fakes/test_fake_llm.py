@@ -1,6 +1,7 @@
 """Tests of the FakeLLM fixture itself, driven through the real anthropic / openai SDKs."""
 
-# SDK response types are wide unions (content blocks, Optional usage...); these tests assert shapes at runtime.
+# SDK response types are wide unions (content blocks, Optional usage...); these tests assert shapes
+# at runtime.
 # mypy: disable-error-code="union-attr,attr-defined,index,arg-type,operator,type-var,assignment"
 
 from __future__ import annotations
@@ -615,3 +616,84 @@ async def test_real_hosts_are_blocked() -> None:
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__
     assert any("network blocked in tests: api.openai.com" in str(e) for e in chain), chain
+
+
+# ---------------------------------------------------------------------------------------------------
+# Server personalities
+# ---------------------------------------------------------------------------------------------------
+
+PERSONA_SCHEMA = {"type": "object", "required": ["verdict"], "properties": {"verdict": {"type": "string"}}}
+
+
+async def _chat(fake: FakeLLM, model: str = MODEL_O, **kw: object) -> openai.types.chat.ChatCompletion:
+    async with _openai(fake) as client:
+        return await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=20, **kw
+        )
+
+
+async def test_llama_cpp_python_rejects_json_schema_like_the_real_server(fake_llm: FakeLLM) -> None:
+    from .fake_llm import schema_or_prose
+
+    fake_llm.personality = "llama_cpp_python"
+    fake_llm.default = schema_or_prose
+    fake_llm.push(Reply(json={"verdict": "scripted"}))
+    fmt = {"type": "json_schema", "json_schema": {"name": "v", "schema": PERSONA_SCHEMA}}
+    with pytest.raises(openai.InternalServerError) as err:
+        await _chat(fake_llm, response_format=fmt)
+    assert "Input should be 'text' or 'json_object'" in err.value.body["message"]  # type: ignore[index]
+    assert err.value.body["type"] == "internal_server_error"  # type: ignore[index]
+    assert fake_llm.pending == 1  # a rejection consumes no scripted reply
+    fake_llm.clear()
+    resp = await _chat(fake_llm, response_format={"type": "json_object", "schema": PERSONA_SCHEMA})
+    assert json.loads(resp.choices[0].message.content or "") == {"verdict": "verdict"}
+
+
+async def test_gateway_drops_response_format_and_the_model_answers_prose(fake_llm: FakeLLM) -> None:
+    from .fake_llm import schema_or_prose
+
+    fake_llm.personality = "strips_response_format"
+    fake_llm.default = schema_or_prose
+    fmt = {"type": "json_schema", "json_schema": {"name": "v", "schema": PERSONA_SCHEMA}}
+    resp = await _chat(fake_llm, response_format=fmt)
+    assert "{" not in (resp.choices[0].message.content or "")
+    assert fake_llm.requests[0].ignored == frozenset({"response_format"})
+    assert fake_llm.requests[0].body["response_format"] == fmt  # recorded as sent
+
+
+async def test_no_tools_server_refuses_tools_with_a_fastapi_422(fake_llm: FakeLLM) -> None:
+    fake_llm.personality = "no_tools"
+    tool = {"type": "function", "function": {"name": "v", "parameters": PERSONA_SCHEMA}}
+    with pytest.raises(openai.UnprocessableEntityError) as err:
+        await _chat(fake_llm, tools=[tool], tool_choice={"type": "function", "function": {"name": "v"}})
+    assert err.value.body == {
+        "detail": [
+            {"type": "extra_forbidden", "loc": ["body", "tools"], "msg": "Extra inputs are not permitted"}
+        ]
+    }
+
+
+async def test_context_window_and_unknown_model_bodies(fake_llm: FakeLLM) -> None:
+    fake_llm.default = schema_filler
+    fake_llm.personality = "vllm"
+    fake_llm.context_window = 10
+    with pytest.raises(openai.BadRequestError) as overflow:
+        await _chat(fake_llm)
+    assert "maximum context length is 10 tokens" in str(overflow.value.body)
+    fake_llm.context_window = None
+    fake_llm.personality = "ollama"
+    with pytest.raises(openai.NotFoundError) as missing:
+        await _chat(fake_llm, model="llama9")
+    assert 'model "llama9" not found, try pulling it first' in str(missing.value)
+    fake_llm.personality = "llama_server"  # serves its one model under any name
+    resp = await _chat(fake_llm, model="llama9")
+    assert resp.choices[0].message.content
+
+
+def test_every_personality_is_complete() -> None:
+    from .fake_llm import PERSONALITIES
+
+    for persona in PERSONALITIES.values():
+        verdicts = {persona.json_schema, persona.json_object, persona.tools}
+        assert verdicts <= {"ok", "reject", "ignore"}
+        assert ("reject" in verdicts) == (persona.reject is not None), persona.name

@@ -10,7 +10,18 @@ def test_values_and_blocks():
     assert Template(t).paths() == ["inputs.query", "inputs.context", "inputs.context"]
 
 
-@pytest.mark.parametrize("hostile", ["{{ inputs.secret }}", "{0}", "${x}", "{% for x in y %}", "{{#if a}}b{{/if}}", "}}{{", "__import__('os')"])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "{{ inputs.secret }}",
+        "{0}",
+        "${x}",
+        "{% for x in y %}",
+        "{{#if a}}b{{/if}}",
+        "}}{{",
+        "__import__('os')",
+    ],
+)
 def test_user_text_is_never_template_syntax(hostile):
     out = render("<q>{{ inputs.query }}</q>", {"inputs": {"query": hostile, "secret": "LEAK"}})
     assert out == f"<q>{hostile}</q>"

@@ -21,6 +21,7 @@ from loguru import logger
 from reasonkit.config import Settings, load_settings
 from reasonkit.observability.metrics import Metrics
 from reasonkit.providers import LLMRequest, build_provider
+from reasonkit.providers.negotiation import NEGOTIATION
 from reasonkit.providers.resilience import ResilientProvider
 
 SCHEMA = {
@@ -55,11 +56,15 @@ def make_settings(api: str, url: str, fallback: tuple[str, str] | None = None, *
 
 
 def request(text: str = "hi", temperature: float | None = 0.0, **kw: Any) -> LLMRequest:
-    return LLMRequest(messages=[{"role": "user", "content": text}], schema=SCHEMA, temperature=temperature, **kw)
+    return LLMRequest(
+        messages=[{"role": "user", "content": text}], schema=SCHEMA, temperature=temperature, **kw
+    )
 
 
 @asynccontextmanager
-async def open_provider(settings: Settings, metrics: Metrics | None = None) -> AsyncIterator[ResilientProvider]:
+async def open_provider(
+    settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[ResilientProvider]:
     p = build_provider(settings, metrics=metrics or Metrics())
     assert isinstance(p, ResilientProvider)
     try:
@@ -80,11 +85,29 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_negotiation() -> Iterator[None]:
+    """Every test starts with an empty output-mode table (it is process-wide)."""
+    NEGOTIATION.clear()
+    yield
+    NEGOTIATION.clear()
+
+
+@pytest.fixture
+def no_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process `local` provider counts as not installed (only the availability check)."""
+    import reasonkit.providers as providers
+
+    monkeypatch.setattr(providers, "_local_available", lambda settings: False)
+
+
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
     """Loguru messages at INFO and above, as "LEVEL|message" strings."""
     lines: list[str] = []
-    handler = logger.add(lambda m: lines.append(str(m).rstrip("\n")), level="INFO", format="{level}|{message}")
+    handler = logger.add(
+        lambda m: lines.append(str(m).rstrip("\n")), level="INFO", format="{level}|{message}"
+    )
     yield lines
     logger.remove(handler)
 
@@ -111,7 +134,9 @@ class DripServer:
                 need = int(m.group(1)) if m else 0
                 while len(body) < need:
                     body += await stream.receive()
-                await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n")
+                await stream.send(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n"
+                )
                 for _ in range(2000):
                     await stream.send(b" ")
                     await anyio.sleep(self.interval)
@@ -154,12 +179,18 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.workdir),
-                "--requirepass", REDIS_PASSWORD,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--requirepass",
+                REDIS_PASSWORD,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.providers import NoProviderConfigured, ProviderError, build_provider
 from reasonkit.providers.resilience import CircuitBreaker
 from tests.fakes.fake_llm import FakeLLM, Reply
+from tests.fakes.schemas import schema
 from tests.providers.conftest import (
     ANTHROPIC_KEY,
     OK,
@@ -138,7 +139,9 @@ async def test_fallback_chain_when_retries_are_exhausted_then_when_the_breaker_i
                 assert r.fallbacks == [
                     {"provider": primary, "reason": "server", "detail": r.fallbacks[0]["detail"]}
                 ]
-                assert "HTTP 503" in r.fallbacks[0]["detail"] and "after 2 attempts" in r.fallbacks[0]["detail"]
+                assert (
+                    "HTTP 503" in r.fallbacks[0]["detail"] and "after 2 attempts" in r.fallbacks[0]["detail"]
+                )
             assert len(fake_llm.requests) == 6 and len(fake_b.requests) == 3
             assert sample(m, STATE, provider=primary) == 2
             assert sample(m, "reasonkit_provider_fallbacks_total", provider=primary, reason="server") == 3
@@ -146,7 +149,9 @@ async def test_fallback_chain_when_retries_are_exhausted_then_when_the_breaker_i
             r = await p.complete(request("q3", temperature=0.5))
             assert r.provider == other and r.fallbacks[0]["reason"] == "circuit_open"
             assert len(fake_llm.requests) == 6 and len(fake_b.requests) == 4
-            assert sample(m, "reasonkit_provider_fallbacks_total", provider=primary, reason="circuit_open") == 1
+            assert (
+                sample(m, "reasonkit_provider_fallbacks_total", provider=primary, reason="circuit_open") == 1
+            )
             # Everything down: one error naming both providers.
             fake_b.default = lambda req: Reply(status=500, text="b is down too")
             with pytest.raises(ProviderError) as err:
@@ -160,7 +165,9 @@ async def test_fallback_chain_when_retries_are_exhausted_then_when_the_breaker_i
 
 async def test_no_fallback_for_errors_another_provider_cannot_fix(fake_llm):
     with FakeLLM() as fake_b:
-        s = make_settings("anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url))
+        s = make_settings(
+            "anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url)
+        )
         fake_llm.push(Reply(status=401, error_type="authentication_error"))
         async with open_provider(s) as p:
             with pytest.raises(ProviderError) as err:
@@ -170,7 +177,12 @@ async def test_no_fallback_for_errors_another_provider_cannot_fix(fake_llm):
 
 async def test_fallback_uses_its_own_model_and_missing_fallback_config_is_loud(fake_llm):
     with FakeLLM() as fake_b:
-        s = make_settings("anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url), LLM_DEFAULT_MODEL="claude-haiku-4-5")
+        s = make_settings(
+            "anthropic",
+            fake_llm.anthropic_base_url,
+            fallback=("openai", fake_b.openai_base_url),
+            LLM_DEFAULT_MODEL="claude-haiku-4-5",
+        )
         fake_llm.push(Reply(status=503), Reply(status=503), Reply(status=503), Reply(status=503))
         fake_b.push(Reply(json=OK))
         async with open_provider(s) as p:
@@ -179,11 +191,16 @@ async def test_fallback_uses_its_own_model_and_missing_fallback_config_is_loud(f
         assert r.provider == "openai" and fake_b.requests[0].model == "gpt-4.1-mini"
     s = make_settings("openai", fake_llm.openai_base_url)
     s.llm.fallback_provider = ["openrouter"]
-    with pytest.raises(NoProviderConfigured, match=r"fallback provider 'openrouter' \(from \[llm\] fallback_provider\) is listed but has no API key"):
+    with pytest.raises(
+        NoProviderConfigured,
+        match=r"fallback provider 'openrouter' \(from \[llm\] fallback_provider\) is listed but has no "
+        r"API key",
+    ):
         build_provider(s, metrics=Metrics())
 
 
-PROTOCOL = """
+PROTOCOL = (
+    """
 id = "one"
 name = "One"
 description = "one step"
@@ -197,8 +214,10 @@ type = "string"
 id = "s"
 kind = "generate"
 prompt = "Q: {{ inputs.query }}{{#if inputs.context}} {{ inputs.context }}{{/if}}"
-output = { type = "object", required = ["answer", "confidence"], properties = { answer = { type = "string" }, confidence = { type = "number" } } }
-"""
+output = """
+    + schema(answer="string")
+    + "\n"
+)
 
 
 async def test_the_engine_trace_records_the_fallback_and_the_cache(fake_llm, tmp_path: Path):
@@ -206,7 +225,9 @@ async def test_the_engine_trace_records_the_fallback_and_the_cache(fake_llm, tmp
     reg = load_registry([tmp_path], include_builtin=False)
     assert not reg.problems, reg.problems
     with FakeLLM() as fake_b:
-        s = make_settings("anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url))
+        s = make_settings(
+            "anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url)
+        )
         s.llm.providers["anthropic"].max_retries = 0
         fake_llm.default = lambda req: Reply(status=529)
         fake_b.default = lambda req: Reply(json={"answer": "from b", "confidence": 0.9})
@@ -226,7 +247,9 @@ async def test_the_engine_trace_records_the_fallback_and_the_cache(fake_llm, tmp
 
 async def test_secrets_echoed_by_a_server_never_reach_errors_or_traces(fake_llm):
     with FakeLLM() as fake_b:
-        s = make_settings("anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url))
+        s = make_settings(
+            "anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url)
+        )
         s.llm.providers["anthropic"].max_retries = 0
         fake_llm.default = lambda req: Reply(status=503, text=f"overloaded for key {ANTHROPIC_KEY}")
         fake_b.push(Reply(json=OK), Reply(status=500, text=f"also {ANTHROPIC_KEY}"))

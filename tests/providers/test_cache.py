@@ -19,13 +19,25 @@ HITS, MISSES = "reasonkit_cache_hits_total", "reasonkit_cache_misses_total"
 async def test_identical_temperature_zero_requests_are_served_from_memory(fake_llm, api):
     fake_llm.push(Reply(json=OK, usage={"input": 100, "output": 20}))
     m = Metrics()
-    async with open_provider(make_settings(api, base_url(fake_llm, api), LLM_DEFAULT_MODEL="claude-haiku-4-5" if api == "anthropic" else "gpt-4o-mini"), m) as p:
+    async with open_provider(
+        make_settings(
+            api,
+            base_url(fake_llm, api),
+            LLM_DEFAULT_MODEL="claude-haiku-4-5" if api == "anthropic" else "gpt-4o-mini",
+        ),
+        m,
+    ) as p:
         first = await p.complete(request())
         second = await p.complete(request())
     assert len(fake_llm.requests) == 1
     assert not first.cached and first.cost_usd > 0 and first.usage.input == 100
     assert second.cached and second.cache_layer == "memory" and second.attempts == 0
-    assert second.cost_usd == 0 and second.usage.total == 0 and second.text == first.text and second.parsed == first.parsed
+    assert (
+        second.cost_usd == 0
+        and second.usage.total == 0
+        and second.text == first.text
+        and second.parsed == first.parsed
+    )
     assert second.provider == api and second.model == first.model
     assert sample(m, HITS, layer="memory") == 1 and sample(m, MISSES, layer="memory") == 1
 
@@ -71,7 +83,13 @@ async def test_lru_keeps_max_entries(fake_llm):
 
 
 def test_the_key_covers_every_part_of_the_request():
-    base = LLMRequest(messages=[{"role": "user", "content": "x"}], system="s", schema={"type": "object"}, temperature=0, max_tokens=100)
+    base = LLMRequest(
+        messages=[{"role": "user", "content": "x"}],
+        system="s",
+        schema={"type": "object"},
+        temperature=0,
+        max_tokens=100,
+    )
     k = cache_key("openai", "m", base)
     assert k == cache_key("openai", "m", LLMRequest(**{**base.__dict__, "temperature": 0.0}))
     variants = [
@@ -102,5 +120,10 @@ async def test_cache_off_and_health(fake_llm):
     assert await cache_health(s) is None
     s = make_settings("openai", fake_llm.openai_base_url)
     async with open_provider(s) as p:
-        assert await p.cache_health() == {"status": "healthy", "backend": "memory", "latency_ms": 0.0, "error": None}
+        assert await p.cache_health() == {
+            "status": "healthy",
+            "backend": "memory",
+            "latency_ms": 0.0,
+            "error": None,
+        }
         assert (await cache_health(s))["status"] == "healthy"

@@ -43,13 +43,23 @@ async def test_429_without_retry_after_backs_off_and_retries(fake_llm, api):
     async with open_provider(make_settings(api, base_url(fake_llm, api))) as p:
         r = await p.complete(request())
     assert r.attempts == 3 and len(fake_llm.requests) == 3
-    gaps = [b.received_at - a.finished_at for a, b in zip(fake_llm.requests, fake_llm.requests[1:], strict=False)]
+    gaps = [
+        b.received_at - a.finished_at for a, b in zip(fake_llm.requests, fake_llm.requests[1:], strict=False)
+    ]
     assert all(0 <= g < 1.0 for g in gaps)  # jittered exponential backoff from 0.01s
 
 
 @pytest.mark.parametrize(
     "api, status",
-    [("anthropic", 500), ("anthropic", 502), ("anthropic", 503), ("anthropic", 529), ("openai", 500), ("openai", 502), ("openai", 503)],
+    [
+        ("anthropic", 500),
+        ("anthropic", 502),
+        ("anthropic", 503),
+        ("anthropic", 529),
+        ("openai", 500),
+        ("openai", 502),
+        ("openai", 503),
+    ],
 )
 async def test_server_errors_are_retried(fake_llm, api, status):
     fake_llm.push(Reply(status=status), Reply(json=OK))
@@ -153,9 +163,10 @@ async def test_provider_down_is_a_clear_connection_error(api):
 
 @pytest.mark.parametrize("api", APIS)
 async def test_auth_and_bad_request_errors_are_not_retried_and_do_not_trip_the_breaker(fake_llm, api):
-    fake_llm.push(*[Reply(status=401, error_type="authentication_error")] * 4, Reply(status=400, text="bad field"))
+    fake_llm.push(
+        *[Reply(status=401, error_type="authentication_error")] * 4, Reply(status=400, text="bad field")
+    )
     s = make_settings(api, base_url(fake_llm, api))
-    s.llm.providers[api].structured_output = "native"  # a 400 would otherwise switch to JSON-in-text
     m = Metrics()
     async with open_provider(s, m) as p:
         for _ in range(4):

@@ -15,7 +15,11 @@ from reasonkit.providers import (
 from tests.fakes.fake_llm import Reply
 
 pytestmark = pytest.mark.anyio
-SCHEMA = {"type": "object", "required": ["answer", "confidence"], "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["answer", "confidence"],
+    "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+}
 
 
 @pytest.mark.parametrize(
@@ -32,27 +36,68 @@ def test_choose_provider(env, expected):
     assert choose_provider_name(load_settings(environ=env)) == expected
 
 
-def test_no_provider_says_what_to_set():
+def test_no_provider_says_what_to_set(no_local):
     with pytest.raises(NoProviderConfigured) as err:
         build_provider(load_settings(environ={}))
     msg = str(err.value)
-    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENROUTER_API_KEY", "default_provider"):
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENROUTER_API_KEY",
+        "default_provider",
+    ):
         assert name in msg
+    assert "pip install 'reasonkit[local]'" in msg
     with pytest.raises(NoProviderConfigured, match="unknown provider 'nope'"):
         build_provider(load_settings(environ={"LLM_DEFAULT_PROVIDER": "nope"}))
 
 
+def test_local_is_the_zero_configuration_default(monkeypatch):
+    import reasonkit.providers as providers
+
+    monkeypatch.setattr(providers, "_local_available", lambda settings: True)
+    assert choose_provider_name(load_settings(environ={})) == "local"
+    # anything configured still wins over it
+    assert choose_provider_name(load_settings(environ={"OPENAI_API_KEY": "o"})) == "openai"
+    # and it can be turned off: then the setup help, as without the extra
+    with pytest.raises(NoProviderConfigured, match="LOCAL_MODEL_AUTO=false"):
+        choose_provider_name(load_settings(environ={"LOCAL_MODEL_AUTO": "false"}))
+
+
 def test_model_choice_and_openrouter_base():
-    p = build_provider(load_settings(environ={"OPENROUTER_API_KEY": "r", "LLM_DEFAULT_MODEL": "openai/gpt-4o-mini"}))
+    p = build_provider(
+        load_settings(environ={"OPENROUTER_API_KEY": "r", "LLM_DEFAULT_MODEL": "openai/gpt-4o-mini"})
+    )
     assert p.name == "openrouter" and p.model == "openai/gpt-4o-mini"
     assert str(p._client.base_url).startswith("https://openrouter.ai/api/v1")
 
 
 async def test_anthropic_forced_tool_and_usage(fake_llm):
-    fake_llm.push(Reply(json={"answer": "x", "confidence": 0.7}, usage={"input": 100, "output": 20, "cache_read": 50, "cache_write": 10}))
-    p = build_provider(load_settings(environ={"ANTHROPIC_BASE_URL": fake_llm.anthropic_base_url, "ANTHROPIC_API_KEY": "sk-test", "LLM_DEFAULT_MODEL": "claude-haiku-4-5"}))
+    fake_llm.push(
+        Reply(
+            json={"answer": "x", "confidence": 0.7},
+            usage={"input": 100, "output": 20, "cache_read": 50, "cache_write": 10},
+        )
+    )
+    p = build_provider(
+        load_settings(
+            environ={
+                "ANTHROPIC_BASE_URL": fake_llm.anthropic_base_url,
+                "ANTHROPIC_API_KEY": "sk-test",
+                "LLM_DEFAULT_MODEL": "claude-haiku-4-5",
+            }
+        )
+    )
     try:
-        r = await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], system="sys", schema=SCHEMA, schema_name="s1_result"))
+        r = await p.complete(
+            LLMRequest(
+                messages=[{"role": "user", "content": "hi"}],
+                system="sys",
+                schema=SCHEMA,
+                schema_name="s1_result",
+            )
+        )
     finally:
         await p.aclose()
     body = fake_llm.requests[0].body
@@ -67,10 +112,18 @@ async def test_anthropic_forced_tool_and_usage(fake_llm):
 
 
 async def test_openai_json_schema_and_cached_tokens(fake_llm):
-    fake_llm.push(Reply(json={"answer": "x", "confidence": 0.7}, usage={"input": 100, "output": 20, "cache_read": 40}))
-    p = build_provider(load_settings(environ={"OPENAI_BASE_URL": fake_llm.openai_base_url, "LLM_DEFAULT_MODEL": "gpt-4o-mini"}))
+    fake_llm.push(
+        Reply(json={"answer": "x", "confidence": 0.7}, usage={"input": 100, "output": 20, "cache_read": 40})
+    )
+    p = build_provider(
+        load_settings(
+            environ={"OPENAI_BASE_URL": fake_llm.openai_base_url, "LLM_DEFAULT_MODEL": "gpt-4o-mini"}
+        )
+    )
     try:
-        r = await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], system="sys", schema=SCHEMA))
+        r = await p.complete(
+            LLMRequest(messages=[{"role": "user", "content": "hi"}], system="sys", schema=SCHEMA)
+        )
     finally:
         await p.aclose()
     body = fake_llm.requests[0].body
@@ -82,21 +135,38 @@ async def test_openai_json_schema_and_cached_tokens(fake_llm):
     assert r.parsed is None and '"answer"' in r.text
 
 
-async def test_server_without_json_schema_falls_back_to_json_in_text(fake_llm):
-    fake_llm.push(Reply(status=400, error_type="invalid_request_error"), Reply(text='{"answer": "x", "confidence": 0.5}'))
+async def test_server_without_json_schema_moves_to_json_object_at_once(fake_llm):
+    fake_llm.push(
+        Reply(status=400, text="response_format type json_schema is not supported"),
+        Reply(text='{"answer": "x", "confidence": 0.5}'),
+    )
     p = build_provider(load_settings(environ={"OPENAI_BASE_URL": fake_llm.openai_base_url}))
     try:
         r = await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], schema=SCHEMA))
     finally:
         await p.aclose()
     second = fake_llm.requests[1].body
-    assert "response_format" not in second
+    assert second["response_format"] == {"type": "json_object", "schema": SCHEMA}
     assert "<schema>" in second["messages"][0]["content"]
-    assert r.structured == "json_text"
+    assert r.output_mode == "json_object" and r.attempts == 1
+
+
+async def test_plain_bad_request_is_not_an_output_mode_rejection(fake_llm):
+    fake_llm.push(Reply(status=400, text="messages[0].content: bad field"))
+    p = build_provider(load_settings(environ={"OPENAI_BASE_URL": fake_llm.openai_base_url}))
+    try:
+        with pytest.raises(ProviderError) as err:
+            await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], schema=SCHEMA))
+    finally:
+        await p.aclose()
+    assert err.value.kind == "bad_request" and "bad field" in str(err.value)
+    assert len(fake_llm.requests) == 1
 
 
 async def test_retry_honours_retry_after_then_gives_clear_error(fake_llm):
-    fake_llm.push(Reply(status=429, headers={"retry-after": "0.2"}), Reply(json={"answer": "ok", "confidence": 0.5}))
+    fake_llm.push(
+        Reply(status=429, headers={"retry-after": "0.2"}), Reply(json={"answer": "ok", "confidence": 0.5})
+    )
     p = build_provider(load_settings(environ={"OPENAI_BASE_URL": fake_llm.openai_base_url}))
     try:
         r = await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], schema=SCHEMA))
@@ -122,11 +192,20 @@ def test_price_table_prefix_and_override():
 
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
 async def test_malformed_body_and_dropped_connection_are_clear_errors(fake_llm, api):
-    env = {"LLM_DEFAULT_PROVIDER": api, "OPENAI_BASE_URL": fake_llm.openai_base_url, "ANTHROPIC_BASE_URL": fake_llm.anthropic_base_url}
+    env = {
+        "LLM_DEFAULT_PROVIDER": api,
+        "OPENAI_BASE_URL": fake_llm.openai_base_url,
+        "ANTHROPIC_BASE_URL": fake_llm.anthropic_base_url,
+    }
     settings = load_settings(environ=env)
     settings.llm.providers[api].max_retries = 1
     p = build_provider(settings)
-    fake_llm.push(Reply(raw_body=b"{not json"), Reply(raw_body=b"{not json"), Reply(drop_connection=True), Reply(drop_connection=True))
+    fake_llm.push(
+        Reply(raw_body=b"{not json"),
+        Reply(raw_body=b"{not json"),
+        Reply(drop_connection=True),
+        Reply(drop_connection=True),
+    )
     try:
         with pytest.raises(ProviderError) as bad:
             await p.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], schema=SCHEMA))

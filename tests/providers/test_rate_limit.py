@@ -56,7 +56,11 @@ async def test_queue_is_bounded_by_queue_size(fake_llm):
     assert len(fake_llm.requests) == 2 and len(errors) == 3
     for exc in errors:
         assert exc.kind == "client_rate_limit" and not exc.retryable
-        assert "rate limit queue is full" in str(exc) and "requests_per_minute = 600" in str(exc) and "queue_size = 1" in str(exc)
+        assert (
+            "rate limit queue is full" in str(exc)
+            and "requests_per_minute = 600" in str(exc)
+            and "queue_size = 1" in str(exc)
+        )
     assert sample(m, LIMITED, provider="openai", outcome="queue_full") == 3
 
 
@@ -70,13 +74,18 @@ async def test_drop_fails_fast_naming_the_limit(fake_llm):
             await p.complete(request("second"))
     assert time.monotonic() - t0 < 0.1 and len(fake_llm.requests) == 1
     assert err.value.kind == "client_rate_limit"
-    assert str(err.value) == "anthropic: client-side rate limit reached (requests_per_minute = 60, strategy = drop); the call was not sent"
+    assert str(err.value) == (
+        "anthropic: client-side rate limit reached (requests_per_minute = 60, strategy = drop); "
+        "the call was not sent"
+    )
     assert sample(m, LIMITED, provider="anthropic", outcome="dropped") == 1
 
 
 async def test_fallback_strategy_goes_to_the_next_provider(fake_llm):
     with FakeLLM() as fake_b:
-        s = make_settings("anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url))
+        s = make_settings(
+            "anthropic", fake_llm.anthropic_base_url, fallback=("openai", fake_b.openai_base_url)
+        )
         s.llm.rate_limiting.strategy = "fallback"
         s.llm.providers["anthropic"].requests_per_minute = 60  # only the primary is limited
         fake_llm.default = fake_b.default = lambda req: Reply(json=OK)
@@ -86,11 +95,17 @@ async def test_fallback_strategy_goes_to_the_next_provider(fake_llm):
             second = await p.complete(request("second"))
         assert first.provider == "anthropic" and second.provider == "openai"
         assert second.fallbacks == [
-            {"provider": "anthropic", "reason": "rate_limited", "detail": "client-side rate limit reached (requests_per_minute = 60, strategy = fallback)"}
+            {
+                "provider": "anthropic",
+                "reason": "rate_limited",
+                "detail": "client-side rate limit reached (requests_per_minute = 60, strategy = fallback)",
+            }
         ]
         assert len(fake_llm.requests) == 1 and len(fake_b.requests) == 1
         assert sample(m, LIMITED, provider="anthropic", outcome="fallback") == 1
-        assert sample(m, "reasonkit_provider_fallbacks_total", provider="anthropic", reason="rate_limited") == 1
+        assert (
+            sample(m, "reasonkit_provider_fallbacks_total", provider="anthropic", reason="rate_limited") == 1
+        )
 
 
 async def test_fallback_strategy_without_a_next_provider_fails_clearly(fake_llm):

@@ -15,11 +15,11 @@ import pytest
 from reasonkit.config import Settings, load_settings
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
-from reasonkit.server.app import ReasonKitServer
+from reasonkit.server.app import ReasonKitServer, build_server
 from tests.fakes.fake_llm import Reply, schema_filler
 from tests.fakes.schemas import schema as out
 
-TINY = f'''
+TINY = f"""
 id = "tiny"
 name = "Tiny"
 description = "A two-step test protocol."
@@ -43,7 +43,8 @@ type = "string"
 [[steps]]
 id = "first"
 kind = "generate"
-prompt = "FIRST <query>{{{{ inputs.query }}}}</query> count={{{{ inputs.count }}}} strict={{{{ inputs.strict }}}} ratio={{{{ inputs.ratio }}}} <context>{{{{ inputs.context }}}}</context>"
+prompt = "FIRST <query>{{{{ inputs.query }}}}</query> count={{{{ inputs.count }}}} \
+strict={{{{ inputs.strict }}}} ratio={{{{ inputs.ratio }}}} <context>{{{{ inputs.context }}}}</context>"
 output = {out(note="string")}
 [[steps]]
 id = "join"
@@ -51,9 +52,9 @@ kind = "synthesize"
 depends_on = ["first"]
 prompt = "JOIN {{{{ steps.first.note }}}}"
 output = {out(answer="string")}
-'''
+"""
 
-FAN = f'''
+FAN = f"""
 id = "fan"
 name = "Fan"
 description = "list, for_each, join"
@@ -80,7 +81,7 @@ kind = "synthesize"
 depends_on = ["each"]
 prompt = "JOIN {{{{ steps.each }}}}"
 output = {out(answer="string")}
-'''
+"""
 
 PROFILES = """
 [profiles.pair]
@@ -135,10 +136,16 @@ def proto_dir(tmp_path: Path) -> Path:
 
 def make_settings(fake: Any, data_dir: Path, provider: str | None = "openai", **env: str) -> Settings:
     environ = {"REASONKIT_DATA_DIR": str(data_dir), **env}
+    if provider is None:  # no provider at all: not even the embedded local model
+        environ.setdefault("LOCAL_MODEL_AUTO", "false")
     if provider == "openai":
         environ.update(OPENAI_BASE_URL=fake.openai_base_url, LLM_DEFAULT_PROVIDER="openai")
     elif provider == "anthropic":
-        environ.update(ANTHROPIC_BASE_URL=fake.anthropic_base_url, ANTHROPIC_API_KEY="sk-ant-test-key-000", LLM_DEFAULT_PROVIDER="anthropic")
+        environ.update(
+            ANTHROPIC_BASE_URL=fake.anthropic_base_url,
+            ANTHROPIC_API_KEY="sk-ant-test-key-000",
+            LLM_DEFAULT_PROVIDER="anthropic",
+        )
     s = load_settings(environ=environ)
     s.protocols.dirs = []
     s.engine.default_profile = "solo"
@@ -151,17 +158,19 @@ def make_settings(fake: Any, data_dir: Path, provider: str | None = "openai", **
 def make_server(fake_llm, proto_dir: Path, tmp_path: Path) -> Iterator[Callable[..., ReasonKitServer]]:
     made: list[ReasonKitServer] = []
 
-    def make(provider: str | None = "openai", builtin: bool = False, settings: Settings | None = None, **env: str) -> ReasonKitServer:
+    def make(
+        provider: str | None = "openai", builtin: bool = False, settings: Settings | None = None, **env: str
+    ) -> ReasonKitServer:
         s = settings or make_settings(fake_llm, tmp_path / "data", provider, **env)
         reg = load_registry([proto_dir], include_builtin=builtin)
         assert not reg.problems, reg.problems
-        core = ReasonKitServer(s, reg, metrics=Metrics())
+        core = build_server(s, reg, metrics=Metrics())
         made.append(core)
         return core
 
     yield make
     for core in made:
-        core.store.close()
+        core.service.close()
 
 
 @pytest.fixture

@@ -14,7 +14,11 @@ import anyio
 import httpx
 
 LEGACY = "2025-06-18"
-MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json", "mcp-protocol-version": LEGACY}
+MCP_HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "mcp-protocol-version": LEGACY,
+}
 
 
 def rpc(method: str, params: dict[str, Any] | None = None, id: int | str = 1) -> dict[str, Any]:
@@ -47,7 +51,9 @@ def answer(resp: httpx.Response) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def asgi_client(app: Any, base_url: str = "http://127.0.0.1:9100", client: tuple[str, int] = ("127.0.0.1", 50000)) -> AsyncIterator[httpx.AsyncClient]:
+async def asgi_client(
+    app: Any, base_url: str = "http://127.0.0.1:9100", client: tuple[str, int] = ("127.0.0.1", 50000)
+) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to `app` in-process, with the app's lifespan running."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=client)

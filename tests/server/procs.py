@@ -55,7 +55,15 @@ class HttpServer:
         self.port, self.metrics_port = free_port(), free_port()
         self.stderr = open(Path(env["REASONKIT_DATA_DIR"]).parent / f"http-{self.port}.log", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*rk_command(), "serve-mcp", "--port", str(self.port), "--metrics-port", str(self.metrics_port), *args],
+            [
+                *rk_command(),
+                "serve-mcp",
+                "--port",
+                str(self.port),
+                "--metrics-port",
+                str(self.metrics_port),
+                *args,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,

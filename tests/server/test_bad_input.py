@@ -39,7 +39,10 @@ def bad_dir_server(server_env, fake_llm, tmp_path):
     bad.mkdir()
     (bad / "broken.toml").write_text('id = "broken"\n[[steps]\nthis is not toml')
     cfg = Path(server_env["REASONKIT_CONFIG"])
-    text = cfg.read_text().replace("dirs = [", f"dirs = [{json.dumps(str(bad))}, ") + "\n[security]\nmax_request_size_mb = 0.05\n"
+    text = (
+        cfg.read_text().replace("dirs = [", f"dirs = [{json.dumps(str(bad))}, ")
+        + "\n[security]\nmax_request_size_mb = 0.05\n"
+    )
     cfg.write_text(text)
     srv = HttpServer(server_env)
     yield srv
@@ -58,11 +61,18 @@ async def test_protocol_level_garbage_gets_json_rpc_errors(bad_dir_server):
         assert r.status_code == 400 and "error" in r.json()
         r = await http.post(url, headers=MCP_HEADERS, content="\udcff".encode("utf-8", "surrogatepass"))
         assert r.status_code == 400 and "error" in r.json()
-        unknown_tool = answer(await http.post(url, headers=MCP_HEADERS, json=call("no_such_tool", {"query": "q"})))
-        assert unknown_tool["error"]["code"] == -32602 and "Unknown tool: no_such_tool" in unknown_tool["error"]["message"]
+        unknown_tool = answer(
+            await http.post(url, headers=MCP_HEADERS, json=call("no_such_tool", {"query": "q"}))
+        )
+        assert (
+            unknown_tool["error"]["code"] == -32602
+            and "Unknown tool: no_such_tool" in unknown_tool["error"]["message"]
+        )
         unknown_method = answer(await http.post(url, headers=MCP_HEADERS, json=rpc("tools/explode")))
         assert unknown_method["error"]["code"] == -32601
-        bad_params = answer(await http.post(url, headers=MCP_HEADERS, json=rpc("tools/call", {"arguments": {}})))
+        bad_params = answer(
+            await http.post(url, headers=MCP_HEADERS, json=rpc("tools/call", {"arguments": {}}))
+        )
         assert bad_params["error"]["code"] == -32602  # no tool name
         # a body over [security] max_request_size_mb (50 KiB here), declared or streamed
         big = json.dumps(call("tiny", {"query": "q", "context": "x" * 100_000})).encode()
@@ -105,7 +115,9 @@ async def test_tool_arguments_wrong_coerced_huge_and_unicode(bad_dir_server, fak
         assert not r.is_error, text_of(r)
         assert "count=3 strict=true ratio=0.25" in fake_llm.requests[0].text
 
-        r = await client.call_tool("tiny", {"query": UNICODE, "context": "{{ inputs.query }} {% evil %} </query>"})
+        r = await client.call_tool(
+            "tiny", {"query": UNICODE, "context": "{{ inputs.query }} {% evil %} </query>"}
+        )
         assert not r.is_error, text_of(r)
         assert r.structured_content["answer"] == f"echo: {UNICODE}"  # back through JSON, SSE and the client
         sent = next(req for req in fake_llm.requests[2:] if first_user_text(req).startswith("FIRST"))

@@ -36,7 +36,9 @@ def _node_ok() -> str | None:
         if not (NODE_BIN / tool).exists():
             return f"{tool} is not installed in {NODE_BIN.parent.parent}"
     try:
-        version = subprocess.run([str(node), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        version = subprocess.run(
+            [str(node), "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
     except OSError as exc:
         return f"{node} does not run: {exc}"
     if not version.startswith("v") or int(version[1:].split(".")[0]) < 22:
@@ -62,7 +64,13 @@ def node_env(home: Path) -> dict[str, str]:
 
 
 def inspector(home: Path, *args: str, timeout: float = 90) -> dict:
-    r = subprocess.run([str(NODE_BIN / "mcp-inspector"), "--cli", *args], capture_output=True, text=True, env=node_env(home), timeout=timeout)
+    r = subprocess.run(
+        [str(NODE_BIN / "mcp-inspector"), "--cli", *args],
+        capture_output=True,
+        text=True,
+        env=node_env(home),
+        timeout=timeout,
+    )
     assert r.returncode == 0, f"inspector failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
     return json.loads(r.stdout)
 
@@ -80,12 +88,48 @@ def test_inspector_cli_over_http(http_server, tmp_path):
     listed = inspector(tmp_path, url, "--transport", "http", "--method", "tools/list")
     names = {t["name"] for t in listed["tools"]}
     assert {"tiny", "fan", "think", "run_result", "gigathink", "laserlogic"} <= names
-    called = inspector(tmp_path, url, "--transport", "http", "--method", "tools/call", "--tool-name", "tiny", "--tool-arg", "query=Is it safe?", "count=3", "strict=true")
+    called = inspector(
+        tmp_path,
+        url,
+        "--transport",
+        "http",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "tiny",
+        "--tool-arg",
+        "query=Is it safe?",
+        "count=3",
+        "strict=true",
+    )
     assert called.get("isError") in (None, False), called
-    assert called["structuredContent"]["status"] == "complete" and called["structuredContent"]["protocol"] == "tiny"
-    res = inspector(tmp_path, url, "--transport", "http", "--method", "resources/read", "--uri", "reasonkit://protocols/tiny")
+    assert (
+        called["structuredContent"]["status"] == "complete"
+        and called["structuredContent"]["protocol"] == "tiny"
+    )
+    res = inspector(
+        tmp_path,
+        url,
+        "--transport",
+        "http",
+        "--method",
+        "resources/read",
+        "--uri",
+        "reasonkit://protocols/tiny",
+    )
     assert 'id = "tiny"' in res["contents"][0]["text"]
-    prompt = inspector(tmp_path, url, "--transport", "http", "--method", "prompts/get", "--prompt-name", "tiny", "--prompt-args", "query=hello")
+    prompt = inspector(
+        tmp_path,
+        url,
+        "--transport",
+        "http",
+        "--method",
+        "prompts/get",
+        "--prompt-name",
+        "tiny",
+        "--prompt-args",
+        "query=hello",
+    )
     assert "<query>\nhello\n</query>" in prompt["messages"][0]["content"]["text"]
 
 
@@ -95,14 +139,33 @@ def test_inspector_cli_over_stdio(server_env, fake_llm, tmp_path):
     cmd = [*env_args, *rk_command(), "serve-mcp"]
     listed = inspector(Path(server_env["HOME"]), *cmd, "--method", "tools/list")
     assert {"tiny", "think", "run_result"} <= {t["name"] for t in listed["tools"]}
-    called = inspector(Path(server_env["HOME"]), *cmd, "--method", "tools/call", "--tool-name", "tiny", "--tool-arg", "query=q", "ratio=0.5")
+    called = inspector(
+        Path(server_env["HOME"]),
+        *cmd,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "tiny",
+        "--tool-arg",
+        "query=q",
+        "ratio=0.5",
+    )
     assert called["structuredContent"]["complete"] is True
 
 
 @pytest.mark.parametrize("scenario", CONFORMANCE_SCENARIOS)
 def test_conformance_suite_server_scenarios(http_server, tmp_path, scenario):
     r = subprocess.run(
-        [str(NODE_BIN / "conformance"), "server", "--url", f"{http_server.url}/mcp", "--scenario", scenario, "-o", str(tmp_path / "results")],
+        [
+            str(NODE_BIN / "conformance"),
+            "server",
+            "--url",
+            f"{http_server.url}/mcp",
+            "--scenario",
+            scenario,
+            "-o",
+            str(tmp_path / "results"),
+        ],
         capture_output=True,
         text=True,
         env=node_env(tmp_path),

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def get(app, path: str) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+    ) as client:
         return await client.get(path)
 
 

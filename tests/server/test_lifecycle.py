@@ -19,7 +19,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from reasonkit.config import ConfigError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.server.app import ReasonKitServer
+from reasonkit.server.app import build_server
 from tests.server.conftest import TINY, make_settings, routed
 from tests.server.helpers import MCP_HEADERS, answer, call, metric, poll, rpc, run
 from tests.server.procs import HttpServer, LineReader, rk_command
@@ -44,7 +44,7 @@ async def test_reload_swaps_protocols_keeps_previous_versions_of_broken_files(fa
     fake_llm.default = routed({})
     settings = make_settings(fake_llm, tmp_path / "data")
     settings.protocols.dirs = [str(proto_dir)]
-    core = ReasonKitServer(settings, metrics=Metrics())
+    core = build_server(settings, metrics=Metrics())
     events: list[str] = []
     core.bus.subscribe(lambda ev: events.append(type(ev).__name__))
     try:
@@ -85,7 +85,7 @@ async def test_reload_swaps_protocols_keeps_previous_versions_of_broken_files(fa
         assert "12" in next(t for t in core.tools if t.name == "tiny").description
         assert events[0] == "ToolsListChanged"
     finally:
-        core.store.close()
+        core.service.close()
 
 
 # ----------------------------------------------------------------------------- SIGHUP over HTTP
@@ -130,7 +130,9 @@ async def test_sighup_over_http_reloads_without_dropping_calls(server_env, fake_
 
             async def listen() -> None:  # a 2026-07-28 client with a subscriptions/listen stream open
                 async with (
-                    create_mcp_http_client(headers={"Authorization": "Bearer token-A-0123456789abcdef"}) as hc,
+                    create_mcp_http_client(
+                        headers={"Authorization": "Bearer token-A-0123456789abcdef"}
+                    ) as hc,
                     Client(streamable_http_client(f"{srv.url}/mcp", http_client=hc)) as client,
                     client.listen(tools_list_changed=True) as sub,
                 ):
@@ -150,12 +152,18 @@ async def test_sighup_over_http_reloads_without_dropping_calls(server_env, fake_
                 tokens.write_text("token-B-0123456789abcdef\n")
                 srv.proc.send_signal(signal.SIGHUP)
                 await poll(lambda: "reloaded:" in srv.log())
-                assert (await http.get(f"http://127.0.0.1:{srv.metrics_port}/health/ready")).status_code == 200
-            assert events == ["ToolsListChanged"]  # the open listen stream got the change (and was not dropped)
+                assert (
+                    await http.get(f"http://127.0.0.1:{srv.metrics_port}/health/ready")
+                ).status_code == 200
+            assert events == [
+                "ToolsListChanged"
+            ]  # the open listen stream got the change (and was not dropped)
             r = result["r"]  # the call in flight across the reload finished normally
             assert r.status_code == 200 and answer(r)["result"]["structuredContent"]["status"] == "complete"
 
-            assert (await http.post(f"{srv.url}/mcp", headers=old, json=rpc("ping"))).status_code == 401  # rotated out
+            assert (
+                await http.post(f"{srv.url}/mcp", headers=old, json=rpc("ping"))
+            ).status_code == 401  # rotated out
             listed = answer(await http.post(f"{srv.url}/mcp", headers=new, json=rpc("tools/list")))
             names = {t["name"] for t in listed["result"]["tools"]}
             assert {"tiny", "fan", "extra"} <= names and "broken" not in names
@@ -190,7 +198,13 @@ def _firsts(fake_llm) -> list[str]:
 # ----------------------------------------------------------------------------- SIGHUP on stdio: list_changed
 def test_sighup_on_stdio_sends_tools_list_changed(server_env, fake_llm, proto_dir):
     fake_llm.default = routed({})
-    with subprocess.Popen([*rk_command(), "serve-mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env) as proc:
+    with subprocess.Popen(
+        [*rk_command(), "serve-mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env,
+    ) as proc:
         out = LineReader(proc.stdout)
 
         def send(obj: dict) -> None:
@@ -198,20 +212,42 @@ def test_sighup_on_stdio_sends_tools_list_changed(server_env, fake_llm, proto_di
             proc.stdin.flush()
 
         try:
-            send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+            send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "raw", "version": "1"},
+                    },
+                }
+            )
             init = out.until(lambda m: m.get("id") == 1)
             caps = init["result"]["capabilities"]
             assert caps["tools"]["listChanged"] is True and caps["prompts"]["listChanged"] is True
             send({"jsonrpc": "2.0", "method": "notifications/initialized"})
             send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-            assert "extra" not in {t["name"] for t in out.until(lambda m: m.get("id") == 2)["result"]["tools"]}
+            assert "extra" not in {
+                t["name"] for t in out.until(lambda m: m.get("id") == 2)["result"]["tools"]
+            }
             (proto_dir / "extra.toml").write_text(EXTRA)
             proc.send_signal(signal.SIGHUP)
             out.until(lambda m: m.get("method") == "notifications/tools/list_changed")
             send({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
             assert "extra" in {t["name"] for t in out.until(lambda m: m.get("id") == 3)["result"]["tools"]}
-            send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "extra", "arguments": {"query": "q"}}})
-            assert out.until(lambda m: m.get("id") == 4)["result"]["isError"] is False  # same session, new tool
+            send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 4,
+                    "method": "tools/call",
+                    "params": {"name": "extra", "arguments": {"query": "q"}},
+                }
+            )
+            assert (
+                out.until(lambda m: m.get("id") == 4)["result"]["isError"] is False
+            )  # same session, new tool
             proc.stdin.close()
             assert proc.wait(timeout=15) == 0
         finally:
@@ -259,7 +295,7 @@ async def test_sigkill_mid_run_leaves_a_readable_store(server_env, fake_llm):
 
     again = HttpServer(server_env)  # the next start marks the dead process's run
     try:
-        assert "1 run(s) from a previous server process were marked interrupted" in again.log()
+        assert "1 run(s) from a previous process were marked interrupted" in again.log()
         listed = await run([*rk_command(), "runs", "list", "--format", "json"], env)
         runs = {r["run_id"]: r for r in json.loads(listed.stdout)}
         statuses = sorted(r["status"] for r in runs.values())
@@ -271,10 +307,16 @@ async def test_sigkill_mid_run_leaves_a_readable_store(server_env, fake_llm):
         shown = await run([*rk_command(), "runs", "export", dead["run_id"]], env)
         trace = json.loads(shown.stdout)
         steps = {s["step_id"]: s["status"] for e in trace["entries"] for s in e["steps"]}
-        assert trace["inputs"]["query"] == "third" and trace["status"] == "interrupted" and steps.get("first") == "ok", steps
+        assert (
+            trace["inputs"]["query"] == "third"
+            and trace["status"] == "interrupted"
+            and steps.get("first") == "ok"
+        ), steps
         for r in runs.values():
             if r["status"] == "complete":
                 full = json.loads((await run([*rk_command(), "runs", "export", r["run_id"]], env)).stdout)
-                assert full["status"] == "complete" and [s["status"] for s in full["entries"][0]["steps"]] == ["ok", "ok"]
+                assert full["status"] == "complete" and [
+                    s["status"] for s in full["entries"][0]["steps"]
+                ] == ["ok", "ok"]
     finally:
         assert again.stop() == 0

@@ -28,7 +28,9 @@ DOOMED = {i for i in range(CALLS) if i % 25 == 7}  # 8 calls whose provider alwa
 FAULTS = (500, 503, 429)
 
 
-async def test_200_concurrent_calls_with_10_percent_provider_faults(server_env, fake_llm, proto_dir, tmp_path):
+async def test_200_concurrent_calls_with_10_percent_provider_faults(
+    server_env, fake_llm, proto_dir, tmp_path
+):
     counter = itertools.count(1)
     ok_reply = routed({}, delay=0.02)
     faults = {"injected": 0}
@@ -69,7 +71,9 @@ tool_deadline_secs = 120
 
             async def one(i: int) -> None:
                 query = f"doomed question {i}" if i in DOOMED else f"question {i}"
-                r = await http.post(f"{srv.url}/mcp", headers=MCP_HEADERS, json=call("tiny", {"query": query}, id=i))
+                r = await http.post(
+                    f"{srv.url}/mcp", headers=MCP_HEADERS, json=call("tiny", {"query": query}, id=i)
+                )
                 assert r.status_code == 200, (i, r.status_code, r.text[:300])
                 answers[i] = answer(r)
 
@@ -84,12 +88,17 @@ tool_deadline_secs = 120
 
     # every call answered: a result, never a JSON-RPC error; failures are clear tool errors
     assert sorted(answers) == list(range(CALLS))
-    assert all(a["id"] == i and "result" in a for i, a in answers.items()), [a for a in answers.values() if "result" not in a][:3]
+    assert all(a["id"] == i and "result" in a for i, a in answers.items()), [
+        a for a in answers.values() if "result" not in a
+    ][:3]
     results = {i: a["result"] for i, a in answers.items()}
     failed = {i for i, r in results.items() if r["isError"]}
     for i in failed:
         text = results[i]["content"][0]["text"]
-        assert re.match(r"ReasonKit error: the protocol `tiny` failed: tiny\.(first|join): openai: HTTP (500|503|429): ", text), text[:300]
+        assert re.match(
+            r"ReasonKit error: the protocol `tiny` failed: tiny\.(first|join): openai: HTTP (500|503|429): ",
+            text,
+        ), text[:300]
         assert "(gave up after 2 attempts)" in text, text[:300]
     assert DOOMED <= failed  # the broken provider's calls fail, with the error above
     assert len(failed) < CALLS // 4  # one retry absorbs most injected faults
@@ -112,5 +121,10 @@ tool_deadline_secs = 120
 
     for status in ("complete", "incomplete", "failed"):
         n = sum(1 for s in statuses.values() if s == status)
-        assert metric(metrics_body, f'reasonkit_requests_total{{method="tiny",profile="tiny",status="{status}"}}') == n
+        assert (
+            metric(
+                metrics_body, f'reasonkit_requests_total{{method="tiny",profile="tiny",status="{status}"}}'
+            )
+            == n
+        )
     assert metric(metrics_body, 'reasonkit_provider_retries_total{provider="openai",type="server"}') > 0

@@ -29,7 +29,10 @@ async def test_protocol_resources(make_server, proto_dir, mode):
         assert {str(r.uri) for r in listed} == {"reasonkit://protocols/tiny", "reasonkit://protocols/fan"}
         assert all(r.mime_type == "application/toml" for r in listed)
         templates = (await client.list_resource_templates()).resource_templates
-        assert {t.uri_template for t in templates} == {"reasonkit://protocols/{id}", "reasonkit://runs/{run_id}"}
+        assert {t.uri_template for t in templates} == {
+            "reasonkit://protocols/{id}",
+            "reasonkit://runs/{run_id}",
+        }
         res = await client.read_resource("reasonkit://protocols/tiny")
         assert res.contents[0].mime_type == "application/toml"
         assert res.contents[0].text == (proto_dir / "tiny.toml").read_text()
@@ -54,7 +57,11 @@ async def test_one_prompt_per_thinktool(make_server, mode):
         got = await client.get_prompt("tiny", {"query": "Is {{ x }} safe?", "count": "3"})
         text = got.messages[0].content.text
         assert got.messages[0].role == "user"
-        assert "`tiny` tool" in text and "<query>\nIs {{ x }} safe?\n</query>" in text and "<count>\n3\n</count>" in text
+        assert (
+            "`tiny` tool" in text
+            and "<query>\nIs {{ x }} safe?\n</query>" in text
+            and "<count>\n3\n</count>" in text
+        )
         with pytest.raises(MCPError) as err:
             await client.get_prompt("tiny", {})
         assert "input 'query' is required" in err.value.error.message
@@ -70,7 +77,10 @@ def sampling_callback(calls: list):
         assert m, "the schema travels in the system prompt"
         obj = fill_schema(json.loads(m.group(1)))
         return types.CreateMessageResult(
-            role="assistant", content=types.TextContent(type="text", text="Here you go:\n" + json.dumps(obj)), model="client-model", stop_reason="endTurn"
+            role="assistant",
+            content=types.TextContent(type="text", text="Here you go:\n" + json.dumps(obj)),
+            model="client-model",
+            stop_reason="endTurn",
         )
 
     return cb
@@ -128,7 +138,9 @@ async def test_sampling_on_a_2026_connection_falls_back(make_server, fake_llm, t
         ("auto", True, "2026-07-28 protocol does not allow server-to-client sampling"),
     ],
 )
-async def test_sampling_unavailable_and_no_provider_is_a_clear_error(make_server, fake_llm, tmp_path, mode, callback, needle):
+async def test_sampling_unavailable_and_no_provider_is_a_clear_error(
+    make_server, fake_llm, tmp_path, mode, callback, needle
+):
     core = make_server(settings=sampling_settings(fake_llm, tmp_path, None))
     kw = {"sampling_callback": sampling_callback([])} if callback else {}
     async with Client(core.server, mode=mode, **kw) as client:

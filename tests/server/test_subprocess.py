@@ -30,15 +30,28 @@ def test_stdio_stdout_carries_only_json_rpc(server_env, fake_llm, tmp_path):
     (bad_dir / "broken.toml").write_text("this is = = not toml")
     env = {**server_env, "REASONKIT_CONFIG": ""}
     cfg = tmp_path / "config2.toml"
-    cfg.write_text(Path(server_env["REASONKIT_CONFIG"]).read_text().replace("dirs = [", f"dirs = [{json.dumps(str(bad_dir))}, "))
+    cfg.write_text(
+        Path(server_env["REASONKIT_CONFIG"])
+        .read_text()
+        .replace("dirs = [", f"dirs = [{json.dumps(str(bad_dir))}, ")
+    )
     env["REASONKIT_CONFIG"] = str(cfg)
-    with subprocess.Popen([*rk_command(), "serve-mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+    with subprocess.Popen(
+        [*rk_command(), "serve-mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
         lines, stderr = _stdio_session(proc)
     assert proc.returncode == 0, stderr
     for line in lines:
         msg = json.loads(line)  # every line is one JSON-RPC message, nothing else
         assert msg["jsonrpc"] == "2.0", line
-    assert any(m.get("method") == "notifications/progress" and m["params"]["progressToken"] == "p1" for m in map(json.loads, lines))
+    assert any(
+        m.get("method") == "notifications/progress" and m["params"]["progressToken"] == "p1"
+        for m in map(json.loads, lines)
+    )
     assert "broken.toml" in stderr  # the bad user file is reported (on stderr) ...
     assert "ReasonKit MCP server on stdio" in stderr  # ... and logs went there too
 
@@ -51,16 +64,49 @@ def _stdio_session(proc: subprocess.Popen) -> tuple[list[str], str]:
         proc.stdin.flush()
 
     try:
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "1"},
+                },
+            }
+        )
         init = out.until(lambda m: m.get("id") == 1)
-        assert init["result"]["protocolVersion"] == "2025-06-18" and init["result"]["serverInfo"]["name"] == "reasonkit"
+        assert (
+            init["result"]["protocolVersion"] == "2025-06-18"
+            and init["result"]["serverInfo"]["name"] == "reasonkit"
+        )
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
         tools = out.until(lambda m: m.get("id") == 2)
-        assert {t["name"] for t in tools["result"]["tools"]} >= {"tiny", "fan", "think", "run_result", "gigathink"}
-        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "tiny", "arguments": {"query": "q", "count": "2"}, "_meta": {"progressToken": "p1"}}})
+        assert {t["name"] for t in tools["result"]["tools"]} >= {
+            "tiny",
+            "fan",
+            "think",
+            "run_result",
+            "gigathink",
+        }
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {
+                    "name": "tiny",
+                    "arguments": {"query": "q", "count": "2"},
+                    "_meta": {"progressToken": "p1"},
+                },
+            }
+        )
         call = out.until(lambda m: m.get("id") == 3)
-        assert call["result"]["isError"] is False and call["result"]["structuredContent"]["status"] == "complete"
+        assert (
+            call["result"]["isError"] is False and call["result"]["structuredContent"]["status"] == "complete"
+        )
         send("{not json")  # garbage in must not produce garbage out
         send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope", "arguments": {}}})
         err = out.until(lambda m: m.get("id") == 4)
@@ -81,7 +127,9 @@ def _stdio_session(proc: subprocess.Popen) -> tuple[list[str], str]:
 async def test_stdio_with_the_python_client(server_env, fake_llm, tmp_path, mode):
     fake_llm.default = routed({})
     errlog = (tmp_path / f"stderr-{mode}.log").open("w")
-    params = StdioServerParameters(command=rk_command()[0], args=[*rk_command()[1:], "serve-mcp"], env=server_env)
+    params = StdioServerParameters(
+        command=rk_command()[0], args=[*rk_command()[1:], "serve-mcp"], env=server_env
+    )
     try:
         async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
             assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
@@ -92,7 +140,9 @@ async def test_stdio_with_the_python_client(server_env, fake_llm, tmp_path, mode
             async def on_progress(p, total, message):
                 progress.append(p)
 
-            r = await client.call_tool("tiny", {"query": "q", "strict": "false"}, progress_callback=on_progress)
+            r = await client.call_tool(
+                "tiny", {"query": "q", "strict": "false"}, progress_callback=on_progress
+            )
             assert not r.is_error and r.structured_content["complete"] is True
             assert progress and progress[-1] == 2.0
             bg = await client.call_tool("think", {"query": "q", "background": "true"})
@@ -126,7 +176,9 @@ async def test_http_both_eras_metrics_health_and_sigterm(server_env, fake_llm):
                 live = await http.get(f"{base}/health/live")
                 ready = await http.get(f"{base}/health/ready")
                 health = await http.get(f"{base}/health")
-                assert live.status_code == 200 and ready.status_code == 200 and ready.json()["status"] == "ready"
+                assert (
+                    live.status_code == 200 and ready.status_code == 200 and ready.json()["status"] == "ready"
+                )
                 body = health.json()
                 assert health.status_code == 200 and body["status"] == "healthy", body
                 assert body["checks"]["llm_provider"]["status"] == "healthy" and body["version"]
@@ -142,7 +194,9 @@ async def test_http_both_eras_metrics_health_and_sigterm(server_env, fake_llm):
                     async def on_progress(p, total, message, seen=seen):
                         seen.append(p)
 
-                    r = await client.call_tool("tiny", {"query": "q", "count": "3"}, progress_callback=on_progress)
+                    r = await client.call_tool(
+                        "tiny", {"query": "q", "count": "3"}, progress_callback=on_progress
+                    )
                     assert not r.is_error and r.structured_content["status"] == "complete"
                     assert seen, f"no progress over HTTP ({mode})"
                     res = await client.read_resource("reasonkit://protocols/tiny")
@@ -153,15 +207,30 @@ async def test_http_both_eras_metrics_health_and_sigterm(server_env, fake_llm):
             init = await http.post(
                 f"{srv.url}/mcp",
                 headers=headers,
-                json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}},
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "old", "version": "1"},
+                    },
+                },
             )
             assert init.status_code == 200 and '"protocolVersion":"2025-06-18"' in init.text
             listed = await http.post(
-                f"{srv.url}/mcp", headers={**headers, "mcp-protocol-version": "2025-06-18"}, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+                f"{srv.url}/mcp",
+                headers={**headers, "mcp-protocol-version": "2025-06-18"},
+                json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
             )
             assert listed.status_code == 200 and '"name":"tiny"' in listed.text
             # DNS-rebinding protection on a loopback bind
-            evil = await http.post(f"{srv.url}/mcp", headers={**headers, "origin": "http://evil.example"}, json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+            evil = await http.post(
+                f"{srv.url}/mcp",
+                headers={**headers, "origin": "http://evil.example"},
+                json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+            )
             assert evil.status_code in (400, 403, 421)
 
             for port in (srv.port, srv.metrics_port):
@@ -227,7 +296,13 @@ def test_stdio_sigterm_exits_zero_and_saves_cancelled_runs(server_env, fake_llm)
     env = {**server_env}
     cfg = Path(env["REASONKIT_CONFIG"])
     cfg.write_text(cfg.read_text().replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 0.5"))
-    with subprocess.Popen([*rk_command(), "serve-mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+    with subprocess.Popen(
+        [*rk_command(), "serve-mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
         code, took, stderr = _sigterm_session(proc, fake_llm)
     assert code == 0, stderr
     assert took < 8, stderr
@@ -241,9 +316,23 @@ def _sigterm_session(proc: subprocess.Popen, fake_llm) -> tuple[int, float, str]
     out = LineReader(proc.stdout)
     try:
         for msg in (
-            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}},
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "1"},
+                },
+            },
             {"jsonrpc": "2.0", "method": "notifications/initialized"},
-            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "tiny", "arguments": {"query": "q"}}},
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "tiny", "arguments": {"query": "q"}},
+            },
         ):
             proc.stdin.write((json.dumps(msg) + "\n").encode())
             proc.stdin.flush()

@@ -61,14 +61,20 @@ async def test_lists_every_builtin_protocol_think_and_run_result(make_server, mo
             if spec.max_length:
                 assert props[name]["maxLength"] == spec.max_length
         assert set(t.output_schema["required"]) == {"run_id", "status", "complete"}
-        assert {"answer", "confidence", "confidence_breakdown", "meets_threshold", "steps"} <= set(t.output_schema["properties"])
+        assert {"answer", "confidence", "confidence_breakdown", "meets_threshold", "steps"} <= set(
+            t.output_schema["properties"]
+        )
     think = tools["think"]
     assert think.input_schema["properties"]["profile"]["enum"] == sorted(["pair", "solo", *builtin.profiles])
     assert think.input_schema["required"] == ["query"]
     assert "context" in think.input_schema["properties"]
     rr = tools["run_result"]
     assert rr.input_schema["required"] == ["run_id"]
-    assert rr.annotations.read_only_hint is True and rr.annotations.idempotent_hint is True and rr.annotations.open_world_hint is False
+    assert (
+        rr.annotations.read_only_hint is True
+        and rr.annotations.idempotent_hint is True
+        and rr.annotations.open_world_hint is False
+    )
 
 
 async def test_tiny_schema_types_and_descriptions(make_server):
@@ -77,7 +83,11 @@ async def test_tiny_schema_types_and_descriptions(make_server):
         tiny = next(t for t in (await client.list_tools()).tools if t.name == "tiny")
     props = tiny.input_schema["properties"]
     assert props["query"] == {"type": "string", "description": "The question.", "maxLength": 200}
-    assert props["count"]["type"] == "integer" and props["strict"]["type"] == "boolean" and props["ratio"]["type"] == "number"
+    assert (
+        props["count"]["type"] == "integer"
+        and props["strict"]["type"] == "boolean"
+        and props["ratio"]["type"] == "number"
+    )
     assert tiny.input_schema["required"] == ["query"]
     assert "Use when: Testing the server." in tiny.description
     assert "Do not use when: Anything real." in tiny.description
@@ -95,7 +105,11 @@ async def test_call_each_builtin_tool(make_server, fake_llm, mode):
     builtin = load_registry([], include_builtin=True)
     async with Client(core.server, mode=mode) as client:
         for pid, proto in sorted(builtin.protocols.items()):
-            args = {n: ("true" if s.type == "boolean" else "2" if s.type in ("integer", "number") else f"a {n}") for n, s in proto.inputs.items() if s.required}
+            args = {
+                n: ("true" if s.type == "boolean" else "2" if s.type in ("integer", "number") else f"a {n}")
+                for n, s in proto.inputs.items()
+                if s.required
+            }
             r = await client.call_tool(pid, args)
             assert not r.is_error, text_of(r)
             sc = r.structured_content
@@ -103,7 +117,9 @@ async def test_call_each_builtin_tool(make_server, fake_llm, mode):
             assert 0 <= sc["confidence"] <= 1 and sc["run_id"]
             assert "Confidence" in text_of(r)
             assert core.store.get(sc["run_id"])["status"] == "complete"
-        r = await client.call_tool("think", {"query": "Should we?", "profile": "quick" if "quick" in builtin.profiles else "solo"})
+        r = await client.call_tool(
+            "think", {"query": "Should we?", "profile": "quick" if "quick" in builtin.profiles else "solo"}
+        )
         assert not r.is_error, text_of(r)
         assert r.structured_content["status"] in ("complete", "incomplete")
 
@@ -113,7 +129,17 @@ async def test_lax_coercion_of_strings(make_server, fake_llm, mode):
     fake_llm.default = routed({})
     core = make_server()
     async with Client(core.server, mode=mode) as client:
-        r = await client.call_tool("tiny", {"query": "q", "count": "3", "strict": "true", "ratio": "0.5", "deadline_s": "30", "background": "false"})
+        r = await client.call_tool(
+            "tiny",
+            {
+                "query": "q",
+                "count": "3",
+                "strict": "true",
+                "ratio": "0.5",
+                "deadline_s": "30",
+                "background": "false",
+            },
+        )
     assert not r.is_error, text_of(r)
     trace = core.store.get(r.structured_content["run_id"])
     assert trace["inputs"] == {"query": "q", "count": 3, "strict": True, "ratio": 0.5}
@@ -174,7 +200,7 @@ async def test_unknown_tool_is_a_protocol_error(make_server, mode):
 
 
 async def test_no_provider_is_a_clear_tool_error(make_server):
-    core = make_server(provider=None)
+    core = make_server(provider=None, LOCAL_MODEL_AUTO="false")
     async with Client(core.server) as client:
         tools = await client.list_tools()  # listing works without any provider
         assert "tiny" in {t.name for t in tools.tools}
@@ -286,7 +312,9 @@ async def test_background_run_and_run_result(make_server, fake_llm, mode):
             if done.structured_content["status"] != "running":
                 break
             await anyio.sleep(0.05)
-        assert done.structured_content["status"] == "complete" and done.structured_content["answer"] == "answer"
+        assert (
+            done.structured_content["status"] == "complete" and done.structured_content["answer"] == "answer"
+        )
         assert "Confidence" in text_of(done)
 
         res = await client.read_resource(f"reasonkit://runs/{run_id}")
@@ -325,8 +353,10 @@ async def test_run_result_of_a_foreground_run_and_of_an_interrupted_one(make_ser
         assert again.structured_content["answer"] == r.structured_content["answer"]
         # a trace the store marked interrupted (its process died)
         trace = core.store.get(r.structured_content["run_id"])
-        trace.update(run_id="deadbeef", status="interrupted", complete=False, stop_reason="interrupted: process ended")
-        core.store._save_trace(trace)
+        trace.update(
+            run_id="deadbeef", status="interrupted", complete=False, stop_reason="interrupted: process ended"
+        )
+        core.store.save_trace(trace)
         gone = await client.call_tool("run_result", {"run_id": "deadbeef"})
     assert not gone.is_error
     assert gone.structured_content["status"] == "interrupted"
@@ -354,14 +384,16 @@ async def test_metrics_move_after_calls(make_server, fake_llm):
 
 
 async def test_reserved_protocol_ids_are_not_exposed(fake_llm, proto_dir, tmp_path):
-    (proto_dir / "think.toml").write_text((proto_dir / "tiny.toml").read_text().replace('id = "tiny"', 'id = "think"'))
+    (proto_dir / "think.toml").write_text(
+        (proto_dir / "tiny.toml").read_text().replace('id = "tiny"', 'id = "think"')
+    )
     reg = load_registry([proto_dir], include_builtin=False)
     core = ReasonKitServer(make_settings(fake_llm, tmp_path / "d"), reg)
     try:
         names = [t.name for t in core.tools]
         assert names.count("think") == 1  # the profile tool, not the protocol
     finally:
-        core.store.close()
+        core.service.close()
 
 
 # ----------------------------------------------------------------------------- provider factory
@@ -374,7 +406,14 @@ async def test_provider_factory_is_used_and_its_failure_is_a_tool_error(fake_llm
         name, model = "local", "local-1"
 
         async def complete(self, request):
-            return LLMResponse(text=json.dumps(fill_schema(request.schema)), parsed=None, stop_reason="end", usage=Usage(3, 4), provider="local", model="local-1")
+            return LLMResponse(
+                text=json.dumps(fill_schema(request.schema)),
+                parsed=None,
+                stop_reason="end",
+                usage=Usage(3, 4),
+                provider="local",
+                model="local-1",
+            )
 
     reg = load_registry([proto_dir], include_builtin=False)
     settings = make_settings(fake_llm, tmp_path / "d", None)
@@ -388,10 +427,13 @@ async def test_provider_factory_is_used_and_its_failure_is_a_tool_error(fake_llm
         async with Client(good.server) as client:
             r = await client.call_tool("tiny", {"query": "q"})
         assert not r.is_error and r.structured_content["provider"] == "local"
-        assert 'reasonkit_llm_tokens_total{provider="local",type="output"} 8.0' in good.metrics.render()[0].decode()
+        assert (
+            'reasonkit_llm_tokens_total{provider="local",type="output"} 8.0'
+            in good.metrics.render()[0].decode()
+        )
         async with Client(bad.server) as client:
             r = await client.call_tool("tiny", {"query": "q"})
         assert r.is_error and "cannot set up the LLM provider: RuntimeError: boom" in text_of(r)
     finally:
-        good.store.close()
-        bad.store.close()
+        good.service.close()
+        bad.service.close()

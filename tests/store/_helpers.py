@@ -90,7 +90,7 @@ def make_result(
     made = 0
     for e in range(entries):
         proto = ["gigathink", "laserlogic", "bedrock", "proofguard", "brutalhonesty"][e % 5]
-        er = EntryResult(
+        entry_result = EntryResult(
             entry=f"{proto}{e // 5 or ''}",
             protocol=proto,
             status="complete",
@@ -103,22 +103,23 @@ def make_result(
         # the first step of each entry is a for_each step with items
         n_items = max(0, min(budget - 3, 8))
         if n_items:
-            parent = make_step(proto, er.entry, "explore", e)
+            parent = make_step(proto, entry_result.entry, "explore", e)
             parent.items = [
-                make_step(proto, er.entry, "explore", e * 100 + k, item_index=k + 1) for k in range(n_items)
+                make_step(proto, entry_result.entry, "explore", e * 100 + k, item_index=k + 1)
+                for k in range(n_items)
             ]
-            er.steps.append(parent)
+            entry_result.steps.append(parent)
             made += 1 + n_items
             budget -= 1 + n_items
         for s in range(budget):
-            er.steps.append(make_step(proto, er.entry, f"step{s}", e * 10 + s))
+            entry_result.steps.append(make_step(proto, entry_result.entry, f"step{s}", e * 10 + s))
             made += 1
-        er.confidence_breakdown = [Factor(signal="weighted_mean", delta=0.8, detail="steps")]
-        res.entries.append(er)
-        for st in er.steps:
-            er.tokens.add(st.tokens)
-            res.tokens.add(st.tokens)
-            res.cost_usd += st.cost_usd
+        entry_result.confidence_breakdown = [Factor(signal="weighted_mean", delta=0.8, detail="steps")]
+        res.entries.append(entry_result)
+        for step in entry_result.steps:
+            entry_result.tokens.add(step.tokens)
+            res.tokens.add(step.tokens)
+            res.cost_usd += step.cost_usd
     if status != "running":
         res.finished_at = res.started_at + 12.5
         res.duration_ms = 12500.0

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from reasonkit.config import load_settings
 from reasonkit.engine.result import RunResult
+from reasonkit.errors import InputError
 from reasonkit.store import RunStore, StoreError
 
 from ._helpers import make_result, must
@@ -158,6 +158,8 @@ def test_list_newest_first_and_filters(store: RunStore) -> None:
     assert [r["run_id"] for r in store.list(kind_or_name="profile")] == ["r2"]
     assert [r["run_id"] for r in store.list(status="complete", kind_or_name="gigathink")] == ["r1"]
     assert store.list(status="interrupted") == []
+    with pytest.raises(InputError, match="unknown run status 'done'.*running, complete"):
+        store.list(status="done")
 
 
 def test_prune_by_age_and_count_never_running(store: RunStore) -> None:
@@ -175,8 +177,10 @@ def test_prune_by_age_and_count_never_running(store: RunStore) -> None:
     assert [r["run_id"] for r in store.list(limit=100)] == ["new4", "new3", "oldrun"]
     assert store.prune(max_age_days=0, max_count=0) == 2
     assert [r["run_id"] for r in store.list()] == ["oldrun"]  # a running run is never deleted
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         store.prune(max_count=-1)
+    with pytest.raises(ValueError):  # InputError is a ValueError too
+        store.prune(max_age_days=-1)
     assert store.integrity_check() == "ok"
     raw = sqlite3.connect(store.path)
     try:  # freed pages went back to the file system (incremental auto_vacuum)
@@ -215,47 +219,6 @@ def test_newer_schema_and_garbage_file_are_clear_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot be"):
         RunStore(bad)
-
-
-def test_threads_share_one_store(store: RunStore) -> None:
-    errors: list[BaseException] = []
-
-    def work(t: int) -> None:
-        try:
-            for i in range(15):
-                r = make_result(f"t{t}-{i}", n_steps=3, entries=1)
-                store.start(r)
-                store.save(r)
-                assert store.get(r.run_id) is not None
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors
-    assert store.count() == 120
-    assert store.integrity_check() == "ok"
-    assert len(store._idle) <= store.pool_size  # threads that ended left no connection behind
-    store.close()
-    assert store._idle == []
-    assert store.count() == 120  # reopens lazily after close()
-
-
-def test_short_lived_threads_do_not_leak_connections(store: RunStore) -> None:
-    import gc
-
-    before = sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection))
-    for i in range(30):
-        th = threading.Thread(target=store.save, args=(make_result(f"short-{i}", n_steps=1, entries=1),))
-        th.start()
-        th.join()
-    gc.collect()
-    after = sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection))
-    assert after - before <= store.pool_size
-    assert store.count() == 30
 
 
 # ------------------------------------------------------------------ mark_interrupted (same process)
@@ -320,28 +283,101 @@ def test_trace_json_is_plain_sqlite(store: RunStore) -> None:
     assert name == "paranoid" and json.loads(text)["run_id"] == "j1"
 
 
-def test_locked_database_is_retried_then_reported(tmp_path: Path) -> None:
-    path = tmp_path / "runs.db"
-    s = RunStore(path, busy_timeout_ms=30)
+def test_start_trace_and_save_trace_take_a_trace(store: RunStore) -> None:
+    res = make_result("t1", status="running", n_steps=2, entries=1)
+    store.start_trace(res.trace())
+    assert must(store.summary("t1"))["status"] == "running"
+    res.status, res.finished_at = "complete", time.time()
+    store.save_trace(res.trace())
+    assert must(store.get("t1")) == res.trace()
+    # start_trace records "running" whatever the trace says; save_trace keeps the start time
+    store.start_trace(make_result("t2", status="complete", n_steps=1, entries=1).trace())
+    assert must(store.summary("t2"))["status"] == "running"
+    started = must(store.summary("t1"))["started_at"]
+    later = res.trace()
+    later["started_at"] = started + 999
+    store.save_trace(later)
+    assert must(store.summary("t1"))["started_at"] == started
+
+
+def test_interrupted_keeps_an_unparseable_trace(store: RunStore) -> None:
+    store.start(make_result("garbled", status="running", n_steps=1, entries=1))
+    raw = sqlite3.connect(store.path)
     try:
-        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock ...
-        release = threading.Timer(0.4, lambda: holder.execute("COMMIT"))
-        release.start()
-        t0 = time.monotonic()
-        s.save(make_result("waited", n_steps=2, entries=1))  # ... longer than busy_timeout: retried
-        assert time.monotonic() - t0 >= 0.3
-        release.join()
-        assert must(s.summary("waited"))["status"] == "complete"
-        # a lock that outlasts every retry is a clear error for the caller (the recorder logs it)
-        s.write_attempts = 2
-        holder.execute("BEGIN IMMEDIATE")
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            s.save(make_result("gave-up", n_steps=2, entries=1))
-        holder.execute("COMMIT")
-        holder.close()
-        assert s.summary("gave-up") is None
-        s.save(make_result("gave-up", n_steps=2, entries=1))  # the connection is usable again
-        assert s.count() == 2
+        raw.execute(
+            "UPDATE runs SET trace = 'not json', owner_pid = ? WHERE run_id = 'garbled'", (2**22 + 12345,)
+        )
+        raw.commit()
+    finally:
+        raw.close()
+    assert store.mark_interrupted() == 1
+    summ = must(store.summary("garbled"))
+    assert summ["status"] == "interrupted" and "ended before the run finished" in summ["stop_reason"]
+
+
+# ------------------------------------------------------------------ retention
+def _old_runs(store: RunStore, prefix: str, n: int) -> None:
+    for i in range(n):
+        store.save(make_result(f"{prefix}{i}", started_at=time.time() - 40 * 86400, n_steps=1, entries=1))
+
+
+def test_prune_if_due_prunes_at_most_once_per_interval(store: RunStore) -> None:
+    _old_runs(store, "a", 3)
+    assert store.prune_if_due(30, None) == 3  # the first call always prunes
+    _old_runs(store, "b", 2)
+    assert store.prune_if_due(30, None) == 0  # not due: nothing happens ...
+    assert store.count() == 2  # ... and nothing was deleted
+    assert store.prune_if_due(30, None, every_s=0) == 2  # due again
+    assert store.count() == 0
+    # keep the newest N finished runs
+    for i in range(4):
+        store.save(make_result(f"c{i}", started_at=time.time() - i, n_steps=1, entries=1))
+    assert store.prune_if_due(None, 1, every_s=0) == 3
+    assert [r["run_id"] for r in store.list()] == ["c0"]
+
+
+def test_prune_if_due_after_the_interval_and_when_nothing_is_configured(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    assert store.prune_if_due(None, None) == 0  # nothing configured: never prunes, never marks
+    _old_runs(store, "a", 2)
+    assert store.prune_if_due(30, None, every_s=300) == 2
+    _old_runs(store, "b", 2)
+    clock[0] += 299
+    assert store.prune_if_due(30, None, every_s=300) == 0
+    clock[0] += 1
+    assert store.prune_if_due(30, None, every_s=300) == 2
+
+
+def test_prune_if_due_failure_is_raised_and_not_retried_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    s = RunStore(path)
+    try:
+        _old_runs(s, "a", 1)
+        raw = sqlite3.connect(path)
+        raw.execute("DROP TABLE runs")  # a real fault: the DELETE fails inside sqlite
+        raw.commit()
+        raw.close()
+        with pytest.raises(StoreError, match="no such table"):
+            s.prune_if_due(30, None)
+        assert s.prune_if_due(30, None) == 0  # the failed attempt counts: no I/O until due again
     finally:
         s.close()
+
+
+def test_importing_the_store_stays_light() -> None:
+    """`rk runs` imports the store: it must not pull in the engine (pydantic) or anyio."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from reasonkit.store import RunStore, StoreError\n"
+        "print(sorted(m for m in ('anyio', 'pydantic', 'reasonkit.engine') if m in sys.modules))\n"
+        "from reasonkit.store import RunRecorder\n"
+        "print('anyio' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"]

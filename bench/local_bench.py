@@ -1,0 +1,160 @@
+"""The embedded local model: wall time and tokens/s of the `quick` and `balanced` profiles on the
+in-process SmolLM2-135M (with the small-model caps of `[llm.local]`), and the time per call that
+output-mode negotiation adds once the mode is known (an `openai` provider negotiating "auto" after
+its first call vs. the same provider with the mode forced; against a fake server with no latency,
+so only our client-side cost is measured; goal: none).
+
+    python -m bench.local_bench [--out FILE] [--calls N] [--skip-profiles]
+
+Prints a markdown table (and writes it to FILE). Needs `pip install 'reasonkit[local]'`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+import anyio
+
+QUESTION = "Should a small bakery start selling its bread online?"
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["answer", "confidence"],
+    "properties": {
+        "answer": {"type": "string"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
+
+
+async def profile_rows(profiles: list[str]) -> list[dict[str, Any]]:
+    from reasonkit.config import Settings
+    from reasonkit.engine import Engine
+    from reasonkit.engine.caps import StepCaps
+    from reasonkit.protocol.loader import load_registry
+    from reasonkit.providers.local import build_local_provider
+
+    settings = Settings()
+    local = settings.llm.local
+    caps = StepCaps(local.max_items or None, local.max_tokens or None, local.samples or None)
+    provider = build_local_provider(settings)
+    engine = Engine(load_registry(), provider, caps=caps)
+    started = time.perf_counter()
+    await provider.complete(_request("Say hello.", 8))  # load the model: not part of a profile's time
+    load_s = time.perf_counter() - started
+    rows = [{"what": "model load + first call", "wall_s": load_s}]
+    for profile in profiles:
+        started = time.perf_counter()
+        result = await engine.run_profile(profile, {"query": QUESTION})
+        wall = time.perf_counter() - started
+        traces = [t for step in result.all_steps() for t in (step, *step.items)]  # for_each items too
+        calls = [c for t in traces for c in t.calls]
+        rows.append(
+            {
+                "what": f"profile `{profile}`",
+                "wall_s": wall,
+                "calls": len(calls),
+                "input": result.tokens.input,
+                "output": result.tokens.output,
+                "tok_s": result.tokens.output / wall,
+                "status": f"{result.status}, confidence {result.confidence:.2f}",
+            }
+        )
+    return rows
+
+
+def _request(text: str, max_tokens: int, schema: dict[str, Any] | None = None) -> Any:
+    from reasonkit.providers.base import LLMRequest
+
+    return LLMRequest(messages=[{"role": "user", "content": text}], schema=schema, max_tokens=max_tokens)
+
+
+async def negotiation_rows(calls: int) -> list[dict[str, Any]]:
+    from bench.fake_openai import InThreadServer
+    from reasonkit.providers.base import PriceTable
+    from reasonkit.providers.openai_compat import OpenAIProvider
+
+    rows = []
+    variants = (("mode forced (json_schema)", "json_schema"), ("auto, mode known", "auto"))
+    with InThreadServer(latency=0.0) as server:
+        providers = {
+            label: OpenAIProvider(
+                "openai", "gpt-4.1-mini", PriceTable.load(), None, server.base_url, 10.0, output_mode=mode
+            )
+            for label, mode in variants
+        }
+        for provider in providers.values():  # "auto" learns its mode here; both warm up
+            for _ in range(20):
+                await provider.complete(_request("warm up", 16, SCHEMA))
+        timings: dict[str, list[float]] = {label: [] for label in providers}
+        for _ in range(calls):  # interleaved, so drift (other load, GC) hits both alike
+            for label, provider in providers.items():
+                started = time.perf_counter()
+                await provider.complete(_request("Is the sky blue?", 16, SCHEMA))
+                timings[label].append((time.perf_counter() - started) * 1000)
+        for provider in providers.values():
+            await provider.aclose()
+        base = statistics.median(timings[variants[0][0]])
+        for label, samples in timings.items():
+            median = statistics.median(samples)
+            rows.append({"what": label, "median_ms": median, "added_ms": median - base, "calls": calls})
+    return rows
+
+
+def table(profile: list[dict[str, Any]], negotiation: list[dict[str, Any]]) -> str:
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        "model SmolLM2-135M-Instruct Q4_1, caps max_items 4, max_tokens 384, samples 1.",
+        "",
+    ]
+    if profile:
+        lines += [
+            "| run | wall s | calls | input tok | output tok | output tok/s (wall) | result |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in profile:
+            if "calls" not in r:
+                lines.append(f"| {r['what']} | {r['wall_s']:.1f} | | | | | |")
+                continue
+            lines.append(
+                f"| {r['what']} | {r['wall_s']:.1f} | {r['calls']} | {r['input']} | {r['output']} | "
+                f"{r['tok_s']:.1f} | {r['status']} |"
+            )
+        lines.append("")
+    lines += [
+        "| openai provider, fake server (no latency) | median ms per call "
+        "| added by negotiation, ms | calls |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in negotiation:
+        lines.append(f"| {r['what']} | {r['median_ms']:.2f} | {r['added_ms']:+.2f} | {r['calls']} |")
+    return "\n".join(lines) + "\n"
+
+
+async def main_async(args: argparse.Namespace) -> str:
+    profile = [] if args.skip_profiles else await profile_rows(["quick", "balanced"])
+    negotiation = await negotiation_rows(args.calls)
+    return table(profile, negotiation)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.local_bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", help="also write the markdown table to this file")
+    parser.add_argument("--calls", type=int, default=200, help="calls per negotiation variant (default 200)")
+    parser.add_argument("--skip-profiles", action="store_true", help="only the negotiation comparison")
+    args = parser.parse_args(argv)
+    text = anyio.run(main_async, args)
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

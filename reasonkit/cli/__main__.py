@@ -1,0 +1,5 @@
+"""`python -m reasonkit.cli`: the `rk` command."""
+
+from reasonkit.cli import main
+
+main()

@@ -1,0 +1,259 @@
+"""`rk serve-mcp` (the MCP server) and `rk mcp-config` (ready-to-paste client configuration).
+
+Nothing heavy is imported at module level: `rk --help` must stay fast, and on stdio nothing but
+MCP messages may ever reach stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reasonkit.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+
+CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode")
+KEY_PLACEHOLDERS = {
+    "anthropic": {"ANTHROPIC_API_KEY": "<your Anthropic API key>"},
+    "openai": {"OPENAI_API_KEY": "<your OpenAI API key>"},
+    "openrouter": {"OPENROUTER_API_KEY": "<your OpenRouter API key>"},
+    "ollama": {"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "LLM_DEFAULT_MODEL": "<model, e.g. llama3.1>"},
+}
+
+
+@click.command("serve-mcp")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="Serve streamable HTTP at /mcp on this port (default: stdio).",
+)
+@click.option(
+    "--host",
+    help="Interface for HTTP mode and the metrics port (default: [server] host / SERVER_HOST, 127.0.0.1).",
+)
+@click.option(
+    "--http",
+    "http_mode",
+    is_flag=True,
+    help="Serve HTTP on [server] port / SERVER_PORT (9100) without giving --port.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve /metrics and /health* on this port (env METRICS_PORT).",
+)
+@click.option(
+    "--stateless/--stateful",
+    default=None,
+    help="Stateless streamable HTTP (default, any replica can answer) or sessions.",
+)
+@click.option(
+    "--provider", help="LLM provider: anthropic, openai, openrouter, sampling, or a [llm.providers] name."
+)
+@click.option("--model", help="Model id for the provider.")
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=1, max=3600),
+    help="Default tool-call deadline in seconds ([server] tool_deadline_secs, 50).",
+)
+@click.option("--log-level", help="trace, debug, info, warning, error (env LOG_LEVEL / RUST_LOG).")
+@click.pass_context
+def serve_mcp(
+    ctx: click.Context, port, host, http_mode, metrics_port, stateless, provider, model, deadline, log_level
+) -> None:
+    """Run the MCP server: stdio by default (for Claude Desktop, Claude Code), or streamable HTTP
+    at /mcp with --port (Cursor, VS Code, hosted setups). Logs go to stderr."""
+    overrides = {
+        "server.port": port,
+        "server.host": host,
+        "server.metrics_port": metrics_port,
+        "server.stateless_http": stateless,
+        "server.tool_deadline_secs": deadline,
+        "llm.default_provider": provider,
+        "llm.default_model": model,
+        "logging.level": log_level,
+    }
+    settings = load_settings(ctx, overrides)
+    from reasonkit.observability.logging import setup_logging
+
+    setup_logging(settings)
+    if settings.server.workers != 1:
+        from loguru import logger
+
+        logger.warning(
+            "server.workers / SERVER_WORKERS = {} is ignored: one `rk serve-mcp` is one process; "
+            "scale with replicas or several instances behind a load balancer (docs/deployment.md)",
+            settings.server.workers,
+        )
+    from reasonkit.server.security import SecurityError, SecurityPolicy, secret_values
+
+    http = port is not None or http_mode
+    bind_host = settings.server.host
+    policy = None
+    try:
+        if http:
+            # Tokens, Host/Origin, limits; refuse a non-loopback bind without tokens (exit 2).
+            policy = SecurityPolicy.from_settings(settings, bind_host)
+            policy.check_bind(bind_host, settings.server.port, settings)
+        else:
+            from reasonkit.observability.logging import add_secrets
+
+            add_secrets(secret_values(settings, []))
+    except SecurityError as exc:
+        fail(str(exc), EXIT_USAGE)
+    from reasonkit.server.app import build_server
+
+    try:
+        core = build_server(settings)
+    except Exception as exc:  # store or registry trouble: say what, on stderr
+        fail(f"cannot start the MCP server: {exc}", EXIT_FAILED)
+    from reasonkit.config import load_settings as reload_settings
+    from reasonkit.server.serve import ServeError, serve_http, serve_stdio
+
+    config_path = ctx.obj.get("config") if ctx.obj else None
+    core.settings_loader = lambda: reload_settings(
+        config_path, overrides
+    )  # SIGHUP re-reads file + environment
+    core.bind_host = bind_host
+    try:
+        if http:
+            assert policy is not None
+            core.security = policy
+            policy.startup_notes(bind_host)
+            serve_http(core, bind_host, settings.server.port)
+        else:
+            serve_stdio(core)
+    except ServeError as exc:
+        fail(str(exc), EXIT_FAILED)
+
+
+def _rk_command() -> tuple[str, list[str]]:
+    """Absolute command that starts this ReasonKit: the running `rk`, else `rk` on PATH, else
+    `python -m reasonkit.cli`."""
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is not None and argv0.name in ("rk", "rk.exe"):
+        p = argv0 if argv0.is_absolute() else Path(shutil.which(str(argv0)) or argv0).absolute()
+        if p.exists():
+            return str(p), []
+    found = shutil.which("rk")
+    if found:
+        return str(Path(found).absolute()), []
+    return str(Path(sys.executable).absolute()), ["-m", "reasonkit.cli"]
+
+
+def client_config(
+    client: str, transport: str, url: str, provider: str, name: str = "reasonkit"
+) -> tuple[str, str]:
+    """(text for stdout, hint for stderr)."""
+    command, pre = _rk_command()
+    args = [*pre, "serve-mcp"]
+    env = dict(KEY_PLACEHOLDERS[provider])
+    stdio: dict[str, Any] = {"command": command, "args": args, "env": env}
+    if client == "claude-desktop":
+        if transport == "http":
+            raise click.UsageError(
+                "Claude Desktop's config file only starts local (stdio) servers; "
+                "remote servers are added in its Settings > Connectors. Use --transport stdio."
+            )
+        text = json.dumps({"mcpServers": {name: stdio}}, indent=2)
+        hint = (
+            "Merge this into claude_desktop_config.json and restart Claude Desktop:\n"
+            "  macOS:   ~/Library/Application Support/Claude/claude_desktop_config.json\n"
+            "  Windows: %APPDATA%\\Claude\\claude_desktop_config.json\n"
+            "  Linux:   ~/.config/Claude/claude_desktop_config.json\n"
+            "Replace the placeholder key. "
+            "Logs: ~/Library/Logs/Claude/mcp-server-reasonkit.log (macOS), %APPDATA%\\Claude\\logs (Windows)."
+        )
+        return text, hint
+    if client == "claude-code":
+        if transport == "http":
+            text = f"claude mcp add --transport http {name} {url}"
+            port = url.rsplit(":", 1)[-1].split("/")[0]
+            hint = f"Start the server first: {command} {' '.join([*pre, 'serve-mcp', '--port', port])}"
+        else:
+            envs = " ".join(f"--env {k}={_shell_quote(v)}" for k, v in env.items())
+            text = f"claude mcp add {name} --scope user {envs} -- {_shell_quote(command)} {' '.join(args)}"
+            hint = (
+                "Run this in a shell (add --scope project to share it in .mcp.json). "
+                "Replace the placeholder key. Check with: claude mcp list"
+            )
+        return text, hint
+    if client == "cursor":
+        entry: dict[str, Any] = {"url": url} if transport == "http" else stdio
+        text = json.dumps({"mcpServers": {name: entry}}, indent=2)
+        hint = (
+            "Put this in ~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project); "
+            "on Windows %USERPROFILE%\\.cursor\\mcp.json."
+        )
+        if transport == "stdio":
+            hint += " Replace the placeholder key."
+        return text, hint
+    # vscode
+    if transport == "http":
+        text = json.dumps({"servers": {name: {"type": "http", "url": url}}}, indent=2)
+    else:
+        inputs = []
+        vs_env = {}
+        for key, value in env.items():
+            if key.endswith("_API_KEY"):
+                input_id = key.lower().replace("_", "-")
+                label = value.removeprefix("<your ").removesuffix(">")
+                inputs.append(
+                    {"type": "promptString", "id": input_id, "description": label, "password": True}
+                )
+                vs_env[key] = f"${{input:{input_id}}}"
+            else:
+                vs_env[key] = value
+        text = json.dumps(
+            {
+                "inputs": inputs,
+                "servers": {name: {"type": "stdio", "command": command, "args": args, "env": vs_env}},
+            },
+            indent=2,
+        )
+    hint = (
+        "Put this in .vscode/mcp.json in your workspace (or run 'MCP: Open User Configuration'). "
+        "VS Code asks for the key once and stores it securely."
+    )
+    return text, hint
+
+
+def _shell_quote(s: str) -> str:
+    import shlex
+
+    return s if s and all(c.isalnum() or c in "/._-=:\\" for c in s) else shlex.quote(s)
+
+
+@click.command("mcp-config")
+@click.argument("client", type=click.Choice(CLIENTS))
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "http"]),
+    default="stdio",
+    show_default=True,
+    help="stdio: the client starts rk; http: it connects to a running `rk serve-mcp --port`.",
+)
+@click.option("--url", help="HTTP endpoint (default: http://127.0.0.1:<[server] port>/mcp).")
+@click.option(
+    "--provider",
+    type=click.Choice(sorted(KEY_PLACEHOLDERS)),
+    default="anthropic",
+    show_default=True,
+    help="Which key placeholder to include.",
+)
+@click.option("--name", default="reasonkit", show_default=True, help="Server name in the client.")
+@click.pass_context
+def mcp_config(
+    ctx: click.Context, client: str, transport: str, url: str | None, provider: str, name: str
+) -> None:
+    """Print ready-to-paste MCP configuration for CLIENT (hints go to stderr)."""
+    if url is None:
+        settings = load_settings(ctx)
+        url = f"http://127.0.0.1:{settings.server.port}/mcp"
+    text, hint = client_config(client, transport, url, provider, name)
+    click.echo(text)
+    click.echo(hint, err=True)

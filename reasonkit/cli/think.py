@@ -1,0 +1,171 @@
+"""`rk think`: run a profile or one protocol through the run service and print the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reasonkit.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    fail,
+    load_registry,
+    load_settings,
+    warn,
+)
+
+
+def _read_query(query: str | None) -> str:
+    if query is None or query == "-":
+        if sys.stdin.isatty() and query is None:
+            fail("give a question: rk think \"...\" (or '-' to read it from stdin)")
+        query = sys.stdin.read()
+    if not query.strip():
+        fail("the question is empty")
+    return query
+
+
+def _inputs(
+    registry: Any, protocol: str | None, query: str, context: str | None, extra: tuple[str, ...]
+) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    if protocol:
+        proto = registry.protocols[protocol]
+        main_input = next((n for n, spec in proto.inputs.items() if spec.required), "query")
+        inputs[main_input] = query
+    else:
+        inputs["query"] = query
+    if context:
+        inputs["context"] = context
+    for pair in extra:
+        if "=" not in pair:
+            fail(f"--input expects NAME=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        inputs[key.strip()] = value
+    return inputs
+
+
+def _save_trace(result: Any, directory: str, quiet: bool) -> None:
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{result.run_id}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.trace(), indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    if not quiet:
+        click.echo(f"trace saved to {path}", err=True)
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option("--profile", help="Profile to run (default: [engine] default_profile, 'balanced').")
+@click.option("--protocol", help="Run a single ThinkTool protocol instead of a profile.")
+@click.option("--context", help="Background for the question.")
+@click.option(
+    "--input",
+    "extra",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra protocol input (e.g. sources=..., criteria=...).",
+)
+@click.option("--provider", help="anthropic, openai, openrouter, local, or a [llm.providers] name.")
+@click.option("--model", help="Model id for the provider.")
+@click.option(
+    "--budget", multiple=True, help="Stop scheduling new steps past: 30s, 2m, 4000t, $0.05 (repeatable)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
+@click.option(
+    "--save-trace",
+    type=click.Path(file_okay=False),
+    help="Also write the full trace JSON into this directory.",
+)
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Steps/items running at once.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.pass_context
+def think(
+    ctx,
+    query,
+    profile,
+    protocol,
+    context,
+    extra,
+    provider,
+    model,
+    budget,
+    fmt,
+    save_trace,
+    concurrency,
+    quiet,
+):
+    """Reason about QUERY with a profile (chain of ThinkTools) or one protocol.
+
+    QUERY may be '-' to read it from stdin. The result goes to stdout, progress to stderr."""
+    query = _read_query(query)
+    if profile and protocol:
+        fail("use either --profile or --protocol, not both")
+    settings = load_settings(ctx, {"engine.max_concurrency": concurrency})
+    import anyio
+
+    from reasonkit.engine import parse_budget
+    from reasonkit.errors import InputError, NoProviderConfigured
+    from reasonkit.providers import build_provider
+    from reasonkit.runs import CLI_METHOD, RunKind, RunService
+
+    try:
+        requested = parse_budget(list(budget))
+    except InputError as exc:
+        fail(str(exc))
+    registry = load_registry(settings)
+    kind: RunKind = "protocol" if protocol else "profile"
+    name = protocol or profile or settings.engine.default_profile
+    if protocol and protocol not in registry.protocols:
+        fail(f"unknown protocol '{protocol}' (loaded: {', '.join(sorted(registry.protocols))})")
+    if not protocol and name not in registry.profiles:
+        fail(f"unknown profile '{name}' (loaded: {', '.join(sorted(registry.profiles))})")
+    service = RunService(settings, registry)
+    try:
+        clean = service.check(
+            kind, name, _inputs(registry, protocol, query, context, extra), method=CLI_METHOD
+        )
+    except InputError as exc:
+        fail(str(exc))
+    try:
+        llm = build_provider(settings, provider, model)
+    except NoProviderConfigured as exc:
+        fail(str(exc))
+    notice = service.provider_notice(llm)
+    if notice:
+        warn(notice)
+    service.open_store()
+    if service.store_problem:
+        warn(service.store_problem)
+    run = service.prepare(kind, name, clean, llm, method=CLI_METHOD)
+    from reasonkit.cli.progress import ProgressDisplay
+
+    async def go() -> Any:
+        try:
+            return await service.execute(run, service.budget(requested), display.on_event)
+        finally:
+            await llm.aclose()
+
+    try:
+        with ProgressDisplay(name, quiet) as display:
+            result = anyio.run(go)
+    except KeyboardInterrupt:
+        click.echo("rk: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        service.close()
+    if save_trace:
+        _save_trace(result, save_trace, quiet)
+    from reasonkit.render import render_result
+
+    click.echo(render_result(result, fmt))
+    sys.exit(EXIT_FAILED if result.status == "failed" else EXIT_OK)

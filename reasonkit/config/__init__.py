@@ -1,0 +1,68 @@
+"""Settings: built-in defaults < TOML file < environment < CLI flags.
+
+- `reasonkit.config.schema`: the pydantic models (`Settings` and one model per table);
+- `reasonkit.config.loading`: environment names (`ENV_VARS`), config file lookup, `load_settings`;
+- `reasonkit.config.show`: `masked_dict` / `to_toml` for `rk config show` (secrets masked);
+- `reasonkit.config.reference`: `default_config_text` (`rk config init`) and `reference_markdown`
+  (`rk config reference`, docs/configuration.md), both from one walk of the model.
+"""
+
+from reasonkit.config.loading import (
+    DEFAULT_CONFIG_PATHS,
+    ENV_VARS,
+    OTHER_ENV_VARS,
+    describe_validation_error,
+    find_config_file,
+    load_settings,
+)
+from reasonkit.config.reference import default_config_text, reference_markdown
+from reasonkit.config.schema import (
+    CacheSettings,
+    DatabaseSettings,
+    EngineSettings,
+    FeatureSettings,
+    LLMSettings,
+    LocalModelSettings,
+    LoggingSettings,
+    OutputMode,
+    ProtocolSettings,
+    ProviderSettings,
+    RateLimitSettings,
+    RedisSettings,
+    SecuritySettings,
+    ServerSettings,
+    Settings,
+    StorageSettings,
+)
+from reasonkit.config.show import masked_dict, to_toml
+from reasonkit.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_PATHS",
+    "ENV_VARS",
+    "OTHER_ENV_VARS",
+    "CacheSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "EngineSettings",
+    "FeatureSettings",
+    "LLMSettings",
+    "LocalModelSettings",
+    "LoggingSettings",
+    "OutputMode",
+    "ProtocolSettings",
+    "ProviderSettings",
+    "RateLimitSettings",
+    "RedisSettings",
+    "SecuritySettings",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "default_config_text",
+    "describe_validation_error",
+    "find_config_file",
+    "load_settings",
+    "masked_dict",
+    "reference_markdown",
+    "to_toml",
+]

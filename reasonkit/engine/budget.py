@@ -1,0 +1,114 @@
+"""The state of one run: its budget (time, tokens, USD), progress events, and the budget checks that
+stop the scheduling of new steps."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from reasonkit.engine.result import RunResult
+from reasonkit.errors import InputError
+
+
+@dataclass
+class Event:
+    # run_started, entry_started, entry_skipped, entry_finished, step_started, step_finished,
+    # run_finished
+    type: str
+    run_id: str
+    entry: str | None = None
+    step: str | None = None
+    item: int | None = None
+    status: str | None = None
+    confidence: float | None = None
+    message: str = ""
+    done: int = 0
+    total: int = 0
+
+
+EventCallback = Callable[[Event], Awaitable[None] | None]
+
+
+@dataclass
+class Budget:
+    seconds: float | None = None
+    tokens: int | None = None
+    usd: float | None = None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"seconds": self.seconds, "tokens": self.tokens, "usd": self.usd}
+
+
+def parse_budget(specs: list[str] | str | None) -> Budget:
+    """'30s', '2m', '4000t', '$0.05' (several may be combined, comma-separated or repeated)."""
+    budget = Budget()
+    if not specs:
+        return budget
+    items = [specs] if isinstance(specs, str) else list(specs)
+    for raw in (p.strip() for s in items for p in s.split(",")):
+        if not raw:
+            continue
+        try:
+            if raw.startswith("$"):
+                budget.usd = float(raw[1:])
+                ok = budget.usd > 0
+            elif raw[-1] in "tT":
+                budget.tokens = int(raw[:-1].replace("_", ""))
+                ok = budget.tokens > 0
+            elif raw[-1] in "sS":
+                budget.seconds = float(raw[:-1])
+                ok = budget.seconds > 0
+            elif raw[-1] in "mM":
+                budget.seconds = float(raw[:-1]) * 60
+                ok = budget.seconds > 0
+            else:
+                ok = False
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InputError(
+                f"budget '{raw}' is not understood: use e.g. 30s, 2m, 4000t or $0.05 (positive numbers)"
+            )
+    return budget
+
+
+@dataclass
+class RunState:
+    """Everything the parts of one run share: the result being built, the budget, the concurrency
+    limiter, the progress callback and counters, and notes about what the small-model caps changed."""
+
+    result: RunResult
+    budget: Budget
+    limiter: anyio.CapacityLimiter
+    on_event: EventCallback | None
+    deadline: float | None
+    exhausted: str | None = None
+    done: int = 0
+    total: int = 0
+    # kind of trimming ("items", "max_tokens", "samples") -> {what: text}; see engine/caps.py
+    cap_notes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def check_budget(self) -> str | None:
+        """The reason the budget is spent (and stays spent), or None."""
+        if self.exhausted:
+            return self.exhausted
+        result, budget = self.result, self.budget
+        if budget.tokens is not None and result.tokens.total >= budget.tokens:
+            self.exhausted = f"token budget of {budget.tokens} reached ({result.tokens.total} used)"
+        elif budget.usd is not None and result.cost_usd >= budget.usd:
+            self.exhausted = f"cost budget of ${budget.usd:g} reached (${result.cost_usd:.4f} spent)"
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.exhausted = f"time budget of {budget.seconds:g}s reached"
+        return self.exhausted
+
+    async def emit(self, event: Event) -> None:
+        if self.on_event is None:
+            return
+        event.done, event.total = event.done or self.done, event.total or self.total
+        outcome = self.on_event(event)
+        if inspect.isawaitable(outcome):
+            await outcome

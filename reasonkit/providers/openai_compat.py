@@ -1,0 +1,131 @@
+"""OpenAI Chat Completions on the official SDK (`AsyncOpenAI`): OpenAI itself, OpenRouter, and any
+OpenAI-compatible server (Ollama, vLLM, LM Studio, llama.cpp `llama-server`, llama-cpp-python) by
+its base URL. How the schema is asked for is negotiated (negotiation.py):
+
+- `json_schema`: `response_format: {"type": "json_schema", "json_schema": {name, schema, strict}}`
+- `json_object`: `response_format: {"type": "json_object", "schema": schema}` + schema in the prompt
+- `tools`: one function with the schema as `parameters`, forced by `tool_choice`; its arguments are
+  parsed into `LLMResponse.parsed` + schema in the prompt
+- `prompt`: the schema in the system prompt only; the JSON is taken from the text by the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reasonkit.providers.base import LLMRequest, LLMResponse, PriceTable, ProviderError, StopReason, Usage
+from reasonkit.providers.negotiation import OPENAI_MODES, OutputMode
+from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider, classify
+
+
+class OpenAIProvider(_SDKProvider):
+    modes = OPENAI_MODES
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        prices: PriceTable,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        **kw: Any,
+    ):
+        super().__init__(name, model, prices, timeout=timeout, **kw)
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(
+            api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
+        )
+        self.base_url = str(self._client.base_url).rstrip("/")
+
+    async def list_models(self, request_timeout: float = 3.0) -> list[str]:
+        import openai
+
+        try:
+            page = await self._client.with_options(timeout=request_timeout).models.list()
+        except (openai.APIError, ValueError) as exc:
+            raise classify(self.name, exc) from None
+        return [m.id for m in page.data]
+
+    @staticmethod
+    def _mode_kwargs(request: LLMRequest, mode: OutputMode | None) -> dict[str, Any]:
+        if request.schema is None or mode in (None, "prompt"):
+            return {}
+        if mode == "json_schema":
+            spec = {"name": request.schema_name, "schema": request.schema, "strict": False}
+            return {"response_format": {"type": "json_schema", "json_schema": spec}}
+        if mode == "json_object":
+            # `schema` is the extension of llama-cpp-python and llama.cpp; other servers ignore it.
+            return {"response_format": {"type": "json_object", "schema": request.schema}}
+        function = {
+            "name": request.schema_name,
+            "description": TOOL_DESCRIPTION,
+            "parameters": request.schema,
+        }
+        return {
+            "tools": [{"type": "function", "function": function}],
+            "tool_choice": {"type": "function", "function": {"name": request.schema_name}},
+        }
+
+    async def _once(self, request: LLMRequest, mode: OutputMode | None) -> LLMResponse:
+        import openai
+
+        model = request.model or self.model
+        messages: list[dict[str, str]] = []
+        system = self._system_for(request, mode)
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages += request.messages
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": request.max_tokens}
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        kwargs.update(self._mode_kwargs(request, mode))
+        try:
+            resp = await self._client.chat.completions.create(**kwargs)
+        except (openai.APIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
+            err = classify(self.name, exc, mode)
+            if err.kind == "not_found":
+                err = await self._not_found(err, model)
+            raise err from None
+        if not resp.choices or resp.choices[0].message is None:
+            raise ProviderError(self.name, "bad_response", "the reply has no choices")
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        parsed: dict[str, Any] | None = None
+        calls = (choice.message.tool_calls or []) if mode == "tools" else []
+        for call in calls:
+            function = getattr(call, "function", None)
+            if function is None or function.name != request.schema_name:
+                continue
+            text = function.arguments or ""
+            try:
+                value = json.loads(text)
+            except ValueError:
+                break  # broken arguments: the engine extracts/repairs from `text`
+            parsed = value if isinstance(value, dict) else None
+            break
+        u = resp.usage
+        cached = 0
+        if u is not None and u.prompt_tokens_details is not None:
+            cached = u.prompt_tokens_details.cached_tokens or 0
+        usage = Usage(
+            input=max(0, (u.prompt_tokens if u else 0) - cached),
+            output=u.completion_tokens if u else 0,
+            cache_read=cached,
+        )
+        stop: StopReason = "max_tokens" if choice.finish_reason == "length" else "end"
+        return LLMResponse(
+            text,
+            parsed,
+            stop,
+            usage,
+            self.name,
+            resp.model or model,
+            structured="json_text" if mode == "prompt" else "native",
+            output_mode=mode,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,402 @@
+"""The run service: the one way `rk think` and the MCP server start, record and report a run.
+
+    settings + registry -> RunService
+        .prepare(kind, name, inputs, provider)   checks the target and the inputs (once), builds the
+                                                 engine around the metered provider, makes the result
+        .execute(run, budget, progress)          runs it; records it in the run store and reports
+                                                 progress side by side; counts it in the metrics
+
+The shells keep only what is theirs: argument parsing, rendering and transport (the CLI), tool
+schemas, deadlines and background task groups (the server). Neither builds an engine, touches the
+store for a run, or records run metrics itself.
+
+Progress never waits for a database write: each engine event goes to the recorder (`observe`, which
+returns at once; a background writer saves coalesced snapshots) and then to the caller's progress
+sink. Every `[storage]` setting is honoured here: `save_runs`, `retention_days`, `max_runs`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from loguru import logger
+
+from reasonkit.config import Settings
+from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
+from reasonkit.errors import InputError, NoProviderConfigured, StoreError, UnknownProtocolError
+from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
+from reasonkit.protocol.inputs import coerce_inputs
+from reasonkit.protocol.loader import Registry
+from reasonkit.protocol.models import PROFILE_INPUTS
+from reasonkit.providers.base import Provider
+from reasonkit.providers.metering import metered
+from reasonkit.store import RunRecorder, RunStore
+
+RunKind = Literal["protocol", "profile"]
+ProgressSink = Callable[[Event], Awaitable[None] | None]
+LOCAL_PROVIDER = "local"
+CLI_METHOD = "rk think"
+
+LOCAL_NOTICE = (
+    "no LLM provider is configured, so ReasonKit runs the embedded local model ({model}). "
+    "A model this small is for trying ReasonKit out: expect shallow answers and low confidence. "
+    "For real work set ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY or OPENAI_BASE_URL "
+    "(see docs/local-models.md and docs/configuration.md)."
+)
+
+
+def _where(event: Event) -> str:
+    where = ".".join(x for x in (event.entry, event.step) if x)
+    return where + (f"[{event.item}]" if event.item is not None else "")
+
+
+@dataclass
+class LiveRun:
+    """A run in progress in this process: its result (filled in by the engine as it goes) and a
+    progress summary for `run_result` and the run resource."""
+
+    result: RunResult
+    background: bool = False
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    total: int = 0
+    last: str = ""
+    finished: bool = False
+
+    def track(self, event: Event) -> None:
+        """Update the progress summary from an engine event."""
+        if event.total:
+            self.total = event.total
+        if event.type == "step_finished":
+            self.done = max(self.done, event.done)
+            self.last = f"{_where(event)} {event.status or ''}".strip()
+
+    def describe(self, event: Event) -> tuple[float, str] | None:
+        """(progress value, message) for an event worth reporting to a caller; None otherwise."""
+        if event.type == "run_started":
+            return 0.0, f"started {self.result.kind} {self.result.name}"
+        if event.type != "step_finished":
+            return None
+        confidence = f" (confidence {event.confidence:.2f})" if event.confidence is not None else ""
+        return float(event.done), f"{_where(event)}: {event.status}{confidence}"
+
+    def progress(self) -> dict[str, Any]:
+        elapsed = round(time.monotonic() - self.started, 1)
+        return {"done": self.done, "total": self.total, "last": self.last, "elapsed_s": elapsed}
+
+
+@dataclass
+class PreparedRun:
+    """A checked request, ready to execute: the engine, the result it fills in, and labels."""
+
+    engine: Engine
+    live: LiveRun
+    method: str  # the tool name (server) or "rk think" (CLI): the `method` metrics label
+    crashed: bool = False  # the engine raised: the result is marked failed with an internal error
+
+    @property
+    def result(self) -> RunResult:
+        return self.live.result
+
+    @property
+    def label(self) -> str:
+        """The `profile` metrics label: the profile or protocol that runs."""
+        return self.live.result.name
+
+
+class RunService:
+    """Settings + registry (+ store + metrics) -> prepared, executed, recorded and counted runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        store: RunStore | None = None,
+        metrics: Metrics | None = None,
+    ):
+        self.settings = settings
+        self.registry = registry
+        self.metrics = metrics or default_metrics()
+        self.store = store
+        self.store_problem: str | None = None  # why runs are not saved, when they should be
+        self.live: dict[str, LiveRun] = {}
+        self.inflight = 0
+
+    # ------------------------------------------------------------------ store lifecycle
+    def open_store(self, *, required: bool = False) -> RunStore | None:
+        """Open the run store when `[storage] save_runs` is on (I/O: call it at start-up, not per run):
+        runs left `running` by a dead process are marked interrupted and the retention settings
+        applied. A store that cannot be opened raises `StoreError` when `required` (the server: an
+        operator wants to know at start), else it is reported (`store_problem`) and runs go unsaved
+        (`rk think`: the answer matters more than its record)."""
+        if self.store is not None or not self.settings.storage.save_runs:
+            return self.store
+        try:
+            self.store = RunStore.for_settings(self.settings)
+        except (StoreError, OSError) as exc:
+            if required:
+                raise StoreError(f"the run store cannot be opened: {exc}") from None
+            self.store_problem = f"runs will not be saved: {exc}"
+            logger.warning(self.store_problem)
+            return None
+        try:
+            marked = self.store.mark_interrupted()
+            if marked:
+                logger.warning("{} run(s) from a previous process were marked interrupted", marked)
+        except (StoreError, OSError) as exc:
+            logger.warning("could not check the run store for interrupted runs: {}", exc)
+        self.prune()
+        return self.store
+
+    def prune(self) -> int:
+        """Apply `[storage] retention_days` and `max_runs` (at start-up and after every run; one DELETE
+        that is cheap next to a run's own writes)."""
+        storage = self.settings.storage
+        if self.store is None or not (storage.retention_days or storage.max_runs):
+            return 0
+        try:
+            return self.store.prune(storage.retention_days, storage.max_runs)
+        except (StoreError, OSError) as exc:
+            logger.warning("pruning the run store failed: {}", exc)
+            return 0
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def reconfigure(self, settings: Settings, registry: Registry) -> None:
+        """After a reload: the next runs use these. Runs in flight keep what they started with."""
+        self.settings = settings
+        self.registry = registry
+
+    # ------------------------------------------------------------------ budgets
+    def budget(self, requested: Budget | None = None, *, deadline: float | None = None) -> Budget:
+        """The budget of a run: what the caller asked for, else `[engine] budget_*`; a `deadline` (the
+        server's tool deadline) caps the time budget."""
+        engine = self.settings.engine
+        given = requested or Budget()
+        if given.seconds is None and given.tokens is None and given.usd is None:
+            given = Budget(engine.budget_secs, engine.budget_tokens, engine.budget_usd)
+        seconds = given.seconds
+        if deadline is not None:
+            seconds = deadline if seconds is None else min(seconds, deadline)
+        return Budget(seconds=seconds, tokens=given.tokens, usd=given.usd)
+
+    # ------------------------------------------------------------------ small models
+    def caps_for(self, provider: Provider) -> StepCaps | None:
+        """Small-model caps for runs on the embedded local model (`[llm.local]` max_items, max_tokens,
+        samples; 0 turns one off). Other providers run protocols as written."""
+        if provider.name != LOCAL_PROVIDER:
+            return None
+        local = self.settings.llm.local
+        caps = StepCaps(
+            max_items=local.max_items or None,
+            max_tokens=local.max_tokens or None,
+            samples=local.samples or None,
+        )
+        return caps if (caps.max_items or caps.max_tokens or caps.samples) else None
+
+    def provider_notice(self, provider: Provider) -> str | None:
+        """The one-time notice when a run falls back to the embedded local model (not when the user
+        chose it)."""
+        if provider.name != LOCAL_PROVIDER or self.settings.llm.default_provider == LOCAL_PROVIDER:
+            return None
+        return LOCAL_NOTICE.format(model=provider.model)
+
+    def startup_notice(self) -> str | None:
+        """The same notice, known before any provider is built (the server says it at start-up)."""
+        from reasonkit.providers import choose_provider_name
+
+        local = self.settings.llm.local
+        if self.settings.llm.default_provider == LOCAL_PROVIDER:
+            return None
+        try:
+            if choose_provider_name(self.settings) != LOCAL_PROVIDER:
+                return None
+        except NoProviderConfigured:
+            return None
+        model = Path(local.model_path).stem if local.model_path else "SmolLM2-135M-Instruct"
+        return LOCAL_NOTICE.format(model=model)
+
+    # ------------------------------------------------------------------ runs
+    def target_inputs(self, kind: RunKind, name: str) -> dict[str, Any]:
+        """The input specs of a protocol or profile; `UnknownProtocolError` when it is not loaded."""
+        if kind == "profile":
+            self.registry.profile(name)
+            return PROFILE_INPUTS
+        return self.registry.protocol(name).inputs
+
+    def check(self, kind: RunKind, name: str, inputs: dict[str, Any], *, method: str) -> dict[str, Any]:
+        """Check the target and coerce the inputs ("3" -> 3, "true" -> True): the one place inputs are
+        validated. Raises `InputError` naming the problem."""
+        try:
+            specs = self.target_inputs(kind, name)
+        except UnknownProtocolError as exc:
+            raise InputError(str(exc)) from None
+        what = f"{kind} '{name}'" if method == CLI_METHOD else f"tool '{method}'"
+        return coerce_inputs(specs, inputs, what)
+
+    def prepare(
+        self,
+        kind: RunKind,
+        name: str,
+        inputs: dict[str, Any],
+        provider: Provider,
+        *,
+        method: str,
+        background: bool = False,
+    ) -> PreparedRun:
+        """Build the engine and the result for inputs that `check` returned (the engine does not check
+        them again). Nothing is recorded until `execute` (or `record_start`)."""
+        engine_settings, llm = self.settings.engine, self.settings.llm
+        engine = Engine(
+            self.registry,
+            metered(provider, self.metrics),
+            max_concurrency=engine_settings.max_concurrency,
+            temperature=llm.temperature,
+            max_tokens=llm.max_tokens,
+            caps=self.caps_for(provider),
+        )
+        result = engine.new_result(kind, name, inputs)
+        return PreparedRun(engine, LiveRun(result, background), method)
+
+    async def record_start(self, run: PreparedRun) -> None:
+        """Save the run as `running` before the call returns (background runs: `run_result` must
+        find it at once). Raises `StoreError` when the store cannot take it."""
+        if self.store is not None and self.settings.storage.save_runs:
+            try:
+                await anyio.to_thread.run_sync(self.store.start, run.result)
+            except (StoreError, OSError) as exc:
+                raise StoreError(f"the run store cannot record the run: {exc}") from None
+
+    async def execute(
+        self, run: PreparedRun, budget: Budget, progress: ProgressSink | None = None
+    ) -> RunResult:
+        """Run to the end (or the budget), record, count. A cancelled run is recorded as cancelled and
+        the cancellation propagates; an engine crash is recorded as failed, logged with its traceback
+        and returned with an `internal error` entry in `errors` (never raised to the shell)."""
+        result = run.result
+        self.live[result.run_id] = run.live
+        saving = self.store is not None and self.settings.storage.save_runs
+        recorder = RunRecorder(self.store, result) if saving and self.store is not None else None
+        stopwatch = Stopwatch()
+        log = logger.bind(tool=run.method, profile=run.label, run_id=result.run_id)
+
+        async def on_event(event: Event) -> None:
+            if recorder is not None:
+                recorder.observe(event)  # returns at once: the writer saves in the background
+            run.live.track(event)
+            if progress is not None:
+                value = progress(event)
+                if inspect.isawaitable(value):
+                    await value
+
+        crashed: BaseException | None = None
+        self.inflight += 1
+        try:
+            with self.metrics.track_inflight():
+                await self._run_engine(run, budget, on_event, recorder)
+        except anyio.get_cancelled_exc_class():
+            if result.status == "running":  # cancelled before the engine's own handler was reached
+                result.status, result.complete = "cancelled", False
+                result.stop_reason = result.stop_reason or "cancelled by the caller"
+            with anyio.CancelScope(shield=True):
+                await self._finish(run, recorder, stopwatch, log)
+            raise
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not take the shell down
+            crashed = exc
+            run.crashed = True
+            result.status, result.complete = "failed", False
+            result.errors.append(f"internal error: {type(exc).__name__}: {exc}")
+            result.finished_at = time.time()
+        finally:
+            self.inflight -= 1
+        with anyio.CancelScope(shield=True):
+            await self._finish(run, recorder, stopwatch, log, crashed)
+        return result
+
+    async def _run_engine(
+        self,
+        run: PreparedRun,
+        budget: Budget,
+        on_event: Callable[[Event], Awaitable[None]],
+        recorder: RunRecorder | None,
+    ) -> None:
+        result = run.result
+        runner = run.engine.run_profile if result.kind == "profile" else run.engine.run_protocol
+        if recorder is None:
+            await runner(
+                result.name, result.inputs, budget=budget, on_event=on_event, result=result, validated=True
+            )
+            return
+        async with recorder:
+            await runner(
+                result.name, result.inputs, budget=budget, on_event=on_event, result=result, validated=True
+            )
+
+    async def _finish(
+        self,
+        run: PreparedRun,
+        recorder: RunRecorder | None,
+        stopwatch: Stopwatch,
+        log: Any,
+        crashed: BaseException | None = None,
+    ) -> None:
+        result = run.result
+        try:
+            if recorder is not None:
+                await anyio.to_thread.run_sync(recorder.finish, result)
+        finally:
+            run.live.finished = True
+            self.live.pop(result.run_id, None)
+        status = "error" if crashed is not None else result.status
+        self.metrics.observe_request(run.method, run.label, status, stopwatch.seconds)
+        steps = [
+            (step.protocol, step.step_id, step.duration_ms / 1000)
+            for step in result.all_steps()
+            if step.status in ("ok", "degraded", "failed")
+        ]
+        self.metrics.observe_run(run.label, result.status, result.confidence, steps)
+        bound = log.bind(
+            duration_ms=round(stopwatch.seconds * 1000, 1),
+            confidence=round(result.confidence, 4),
+            tokens=result.tokens.total,
+            status=result.status,
+        )
+        if crashed is not None:
+            bound.opt(exception=crashed).error("run crashed")
+        elif result.status == "cancelled":
+            bound.info("run cancelled")
+        else:
+            (bound.warning if result.status == "failed" else bound.info)("run finished")
+        if recorder is not None:
+            await anyio.to_thread.run_sync(self.prune)
+
+    # ------------------------------------------------------------------ reading runs
+    def live_run(self, run_id: str) -> LiveRun | None:
+        live = self.live.get(run_id)
+        return live if live is not None and not live.finished else None
+
+    async def stored_trace(self, run_id: str) -> dict[str, Any] | None:
+        """A finished (or other-process) run's trace from the store; None when unknown. Raises
+        `StoreError` when the store cannot be read."""
+        if self.store is None:
+            return None
+        try:
+            return await anyio.to_thread.run_sync(self.store.get, run_id)
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors too: report, never crash the handler
+            raise StoreError(f"the run store cannot be read: {exc}") from None
+
+    async def trace(self, run_id: str) -> dict[str, Any] | None:
+        """The live trace of a run in progress here, else the stored one."""
+        live = self.live_run(run_id)
+        if live is not None:
+            return live.result.trace()
+        return await self.stored_trace(run_id) if run_id else None

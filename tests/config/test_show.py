@@ -1,0 +1,45 @@
+"""reasonkit.config.show: `rk config show` never prints a secret."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+
+from reasonkit.config import load_settings, masked_dict, to_toml
+
+
+def test_secrets_are_masked():
+    settings = load_settings(
+        environ={"OPENAI_API_KEY": "sk-supersecret-123", "REDIS_URL": "redis://:pw@host/0"}
+    )
+    text = to_toml(settings) + json.dumps(masked_dict(settings))
+    assert "sk-supersecret-123" not in text and "pw@host" not in text
+    assert masked_dict(settings)["llm"]["providers"]["openai"]["api_key"] == "********"
+    assert masked_dict(settings)["database"]["redis"]["url"] == "********"
+
+
+def test_show_lists_the_new_settings_and_leaves_out_bookkeeping(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[llm.providers.ollama]\napi_base = "http://h/v1"\nstructured_output = "json_text"\n')
+    settings = load_settings(cfg, environ={"LOCAL_N_CTX": "2048"})
+    shown = tomllib.loads(to_toml(settings))
+    assert shown["llm"]["output_mode"] == "auto"
+    assert shown["llm"]["local"]["n_ctx"] == 2048
+    assert "model_path" not in shown["llm"]["local"]  # None: TOML has no null
+    assert shown["llm"]["providers"]["ollama"]["output_mode"] == "prompt"
+    assert "source_file" not in masked_dict(settings)
+
+
+def test_cli_config_show(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OPENAI_API_KEY": "sk-hidden-999"}
+    show = subprocess.run(
+        [sys.executable, "-m", "reasonkit.cli", "config", "show"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert show.returncode == 0, show.stderr
+    assert "sk-hidden-999" not in show.stdout + show.stderr and "********" in show.stdout

@@ -1,0 +1,87 @@
+"""Health checks for /health (reasonkit/server/health.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from reasonkit.config import load_settings
+from reasonkit.server.health import HealthChecker
+
+
+@pytest.mark.anyio
+async def test_health_provider_reachable_and_cached(fake_llm):
+    s = load_settings(environ={"OPENAI_BASE_URL": fake_llm.openai_base_url})
+    checker = HealthChecker(s, "9.9.9")
+    body = await checker.check()
+    assert body["status"] == "healthy" and body["version"] == "9.9.9" and body["timestamp"].endswith("Z")
+    llm = body["checks"]["llm_provider"]
+    assert llm["status"] == "healthy" and llm["provider"] == "openai" and llm["latency_ms"] >= 0
+    assert "redis" not in body["checks"]
+    assert fake_llm.requests == []  # a TCP connect, no HTTP request, no tokens
+    fake_llm.stop()
+    assert (await checker.check())["status"] == "healthy"  # cached
+    checker.cache_secs = 0
+    body = await checker.check()
+    assert body["status"] == "unhealthy" and body["checks"]["llm_provider"]["status"] == "unhealthy"
+
+
+@pytest.mark.anyio
+async def test_health_without_provider_and_with_sampling_only():
+    body = await HealthChecker(load_settings(environ={"LOCAL_MODEL_AUTO": "false"}), "1").check()
+    assert (
+        body["status"] == "unhealthy"
+        and "no LLM provider configured" in body["checks"]["llm_provider"]["detail"]
+    )
+    s = load_settings(environ={"LOCAL_MODEL_AUTO": "false"})
+    s.features.sampling = True
+    body = await HealthChecker(s, "1").check()
+    assert body["status"] == "degraded" and body["checks"]["llm_provider"]["provider"] == "sampling"
+
+
+@pytest.fixture
+def fake_redis():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                if conn.recv(64).startswith(b"PING"):
+                    conn.sendall(b"+PONG\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join(2)
+    srv.close()
+
+
+@pytest.mark.anyio
+async def test_health_checks_redis_only_when_configured(fake_llm, fake_redis):
+    s = load_settings(
+        environ={
+            "OPENAI_BASE_URL": fake_llm.openai_base_url,
+            "REDIS_URL": f"redis://:pw@127.0.0.1:{fake_redis}/0",
+        }
+    )
+    body = await HealthChecker(s, "1").check()
+    assert body["checks"]["redis"]["status"] == "healthy" and body["status"] == "healthy"
+    assert "pw" not in json.dumps(body)
+    s = load_settings(
+        environ={"OPENAI_BASE_URL": fake_llm.openai_base_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    )
+    body = await HealthChecker(s, "1").check()
+    assert body["checks"]["redis"]["status"] == "unhealthy" and body["status"] == "degraded"
