@@ -188,7 +188,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
                 group = [x for x in profile["by_reasonkit_caller"] if x["name"].startswith(provider_callers)]
                 c = {
                     "name": " + ".join(x["name"].split(" (")[0] for x in group)
-                    + " (reasonkit/providers/sdk.py)",
+                    + " (reasonkit/providers/openai_compat.py)",
                     "pct": sum(x["pct"] for x in group),
                     "leaves": c.get("leaves", []),
                 }
@@ -213,9 +213,9 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
                     "anyio cancel scope around every socket operation, pydantic parsing of the reply. "
                     + sdk_cost_note(provider)
                     + " Proposed fix: a direct HTTP path for OpenAI-compatible chat completions in "
-                    "`reasonkit/providers/sdk.py` (one POST of the JSON body on a shared httpx connection "
-                    "pool, `json.loads` of the reply, the SDK kept for its error classes); the largest "
-                    "single lever in sections 1 and 4."
+                    "`reasonkit/providers/openai_compat.py` (one POST of the JSON body on a shared httpx "
+                    "connection pool, `json.loads` of the reply, the SDK kept for its error classes); the "
+                    "largest single lever in sections 1 and 4."
                 )
             elif "reasonkit/store/" in name and not store_done:
                 store_done = True

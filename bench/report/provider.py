@@ -119,8 +119,8 @@ def provider_section(provider: dict[str, Any], fake_cost: dict[str, Any] | None)
             "almost all of A's "
             "cost; LiteLLM calls the same SDK for `openai/` models and adds its own logging and cost "
             "calculation. Proposed: a direct "
-            "HTTP path for OpenAI-compatible chat completions in `reasonkit/providers/sdk.py` would take "
-            "most of the "
+            "HTTP path for OpenAI-compatible chat completions in `reasonkit/providers/openai_compat.py` "
+            "would take most of the "
             f"{fmt(sdk['cpu_ms'] - raw['cpu_ms'], 1)} ms off every LLM call (see section 4, where it is the "
             "largest share of the "
             "server's CPU under load).",

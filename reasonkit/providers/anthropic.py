@@ -5,35 +5,28 @@ server rejects tools, the schema goes into the system prompt instead (`prompt` m
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reasonkit.providers.base import LLMRequest, LLMResponse, PriceTable, ProviderError, StopReason, Usage
+from reasonkit.providers.base import LLMRequest, LLMResponse, ProviderError, StopReason, Usage
+from reasonkit.providers.errors_http import classify
 from reasonkit.providers.negotiation import ANTHROPIC_MODES, OutputMode
-from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider, classify
+from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
 
 
 class AnthropicProvider(_SDKProvider):
+    _client: AsyncAnthropic
     modes = ANTHROPIC_MODES
     # The forced tool is native here: only `prompt` mode puts the schema in the system prompt.
     schema_in_prompt = frozenset({"prompt"})
 
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        prices: PriceTable,
-        api_key: str | None,
-        base_url: str | None,
-        timeout: float,
-        **kw: Any,
-    ):
-        super().__init__(name, model, prices, timeout=timeout, **kw)
+    @staticmethod
+    def _client_class() -> type[AsyncAnthropic]:
         from anthropic import AsyncAnthropic
 
-        self._client = AsyncAnthropic(
-            api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
-        )
-        self.base_url = str(self._client.base_url).rstrip("/")
+        return AsyncAnthropic
 
     async def list_models(self, request_timeout: float = 3.0) -> list[str]:
         import anthropic
@@ -65,10 +58,7 @@ class AnthropicProvider(_SDKProvider):
         try:
             msg = await self._client.messages.create(**kwargs)
         except (anthropic.APIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
-            err = classify(self.name, exc, mode)
-            if err.kind == "not_found":
-                err = await self._not_found(err, model)
-            raise err from None
+            raise await self._failed(exc, mode, model) from None
         parsed: dict[str, Any] | None = None
         texts: list[str] = []
         for block in msg.content or []:
@@ -77,14 +67,14 @@ class AnthropicProvider(_SDKProvider):
             elif getattr(block, "type", None) == "text":
                 texts.append(block.text)
         text = json.dumps(parsed, ensure_ascii=False) if parsed is not None else "".join(texts)
-        u = msg.usage
-        if u is None:
+        reported = msg.usage
+        if reported is None:
             raise ProviderError(self.name, "bad_response", "the reply has no usage block")
         usage = Usage(
-            input=u.input_tokens or 0,
-            output=u.output_tokens or 0,
-            cache_read=getattr(u, "cache_read_input_tokens", None) or 0,
-            cache_write=getattr(u, "cache_creation_input_tokens", None) or 0,
+            input=reported.input_tokens or 0,
+            output=reported.output_tokens or 0,
+            cache_read=getattr(reported, "cache_read_input_tokens", None) or 0,
+            cache_write=getattr(reported, "cache_creation_input_tokens", None) or 0,
         )
         stop: StopReason = "max_tokens" if msg.stop_reason == "max_tokens" else "end"
         return LLMResponse(
@@ -97,6 +87,3 @@ class AnthropicProvider(_SDKProvider):
             structured="json_text" if mode == "prompt" else "native",
             output_mode=mode,
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()

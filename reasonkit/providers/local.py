@@ -316,6 +316,12 @@ class LocalProvider(Provider):
         except anyio.get_cancelled_exc_class():
             cancel.set()  # the thread stops at its next token and gives the context back
             raise
+        except ProviderError as exc:
+            if exc.kind == "timeout" and deadline is not None:
+                # The thread saw the caller's deadline first (its clock check can beat the event
+                # loop's by a hair): let the caller's own cancellation land, as for any other call.
+                await anyio.sleep(max(0.0, deadline - time.monotonic()) + 0.05)
+            raise
         response.latency_ms = (time.perf_counter() - started) * 1000
         return response
 

@@ -17,7 +17,7 @@ The `anthropic` kind has `ANTHROPIC_MODES`: a forced tool, then `prompt`.
 Rules (one small process-wide table, `NEGOTIATION`):
 
 - "auto" uses the mode that worked before for this key, else the first mode not known to fail;
-- a rejection (`ProviderError(kind="unsupported")`, see `classify_http` in sdk.py) marks the mode as
+- a rejection (`ProviderError(kind="unsupported")`, see `classify_http` in errors_http.py) marks the mode as
   failed and the NEXT mode is tried at once, in the same attempt: no retry, no backoff;
 - the first reply that shows a mode works marks it `works` and is logged once at INFO
   ("provider X (base, model): structured output via json_object");

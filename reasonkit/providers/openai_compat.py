@@ -12,33 +12,26 @@ its base URL. How the schema is asked for is negotiated (negotiation.py):
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reasonkit.providers.base import LLMRequest, LLMResponse, PriceTable, ProviderError, StopReason, Usage
+from reasonkit.providers.base import LLMRequest, LLMResponse, ProviderError, StopReason, Usage
+from reasonkit.providers.errors_http import classify
 from reasonkit.providers.negotiation import OPENAI_MODES, OutputMode
-from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider, classify
+from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 
 class OpenAIProvider(_SDKProvider):
+    _client: AsyncOpenAI
     modes = OPENAI_MODES
 
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        prices: PriceTable,
-        api_key: str | None,
-        base_url: str | None,
-        timeout: float,
-        **kw: Any,
-    ):
-        super().__init__(name, model, prices, timeout=timeout, **kw)
+    @staticmethod
+    def _client_class() -> type[AsyncOpenAI]:
         from openai import AsyncOpenAI
 
-        self._client = AsyncOpenAI(
-            api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
-        )
-        self.base_url = str(self._client.base_url).rstrip("/")
+        return AsyncOpenAI
 
     async def list_models(self, request_timeout: float = 3.0) -> list[str]:
         import openai
@@ -85,10 +78,7 @@ class OpenAIProvider(_SDKProvider):
         try:
             resp = await self._client.chat.completions.create(**kwargs)
         except (openai.APIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
-            err = classify(self.name, exc, mode)
-            if err.kind == "not_found":
-                err = await self._not_found(err, model)
-            raise err from None
+            raise await self._failed(exc, mode, model) from None
         if not resp.choices or resp.choices[0].message is None:
             raise ProviderError(self.name, "bad_response", "the reply has no choices")
         choice = resp.choices[0]
@@ -106,13 +96,13 @@ class OpenAIProvider(_SDKProvider):
                 break  # broken arguments: the engine extracts/repairs from `text`
             parsed = value if isinstance(value, dict) else None
             break
-        u = resp.usage
+        reported = resp.usage
         cached = 0
-        if u is not None and u.prompt_tokens_details is not None:
-            cached = u.prompt_tokens_details.cached_tokens or 0
+        if reported is not None and reported.prompt_tokens_details is not None:
+            cached = reported.prompt_tokens_details.cached_tokens or 0
         usage = Usage(
-            input=max(0, (u.prompt_tokens if u else 0) - cached),
-            output=u.completion_tokens if u else 0,
+            input=max(0, (reported.prompt_tokens if reported else 0) - cached),
+            output=reported.completion_tokens if reported else 0,
             cache_read=cached,
         )
         stop: StopReason = "max_tokens" if choice.finish_reason == "length" else "end"
@@ -126,6 +116,3 @@ class OpenAIProvider(_SDKProvider):
             structured="json_text" if mode == "prompt" else "native",
             output_mode=mode,
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()

@@ -1,23 +1,22 @@
-"""Providers on the official SDKs: the shared base (retries, timeouts, output-mode negotiation) and
-the error classification. Anthropic Messages is in `anthropic.py`; OpenAI Chat Completions (which
-also covers OpenRouter, Ollama, vLLM, LM Studio and llama.cpp servers through their
-OpenAI-compatible base URLs) in `openai_compat.py`. Both classes are importable from here too.
+"""The shared base of the providers on the official SDKs: retries, the whole-attempt timeout,
+output-mode negotiation and the schema instructions. Anthropic Messages is in `anthropic.py`; OpenAI
+Chat Completions (which also covers OpenRouter, Ollama, vLLM, LM Studio and llama.cpp servers through
+their OpenAI-compatible base URLs) in `openai_compat.py`: import the classes from there (this module
+does not import them, so that neither depends on the other's import order).
 
 SDK retries are turned off (max_retries=0): `with_retries` in base.py is the only retry loop.
 How the schema is asked for (the output mode) is negotiated per (provider, base URL, model): see
-negotiation.py. Errors are classified from the status AND the body (`classify_http`): a server
-that answers a request-validation error with HTTP 500 (llama-cpp-python does) is not retried as a
-server fault.
+negotiation.py. Errors are classified from the status AND the body: see errors_http.py (`classify`,
+`classify_http` and `error_detail` are importable from here too).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
@@ -27,9 +26,9 @@ from reasonkit.providers.base import (
     PriceTable,
     Provider,
     ProviderError,
-    parse_retry_after,
     with_retries,
 )
+from reasonkit.providers.errors_http import classify, classify_http, error_detail
 from reasonkit.providers.negotiation import (
     NEGOTIATION,
     OPENAI_MODES,
@@ -39,17 +38,13 @@ from reasonkit.providers.negotiation import (
     resolve_mode,
 )
 
-if TYPE_CHECKING:
-    from reasonkit.providers.anthropic import AnthropicProvider
-    from reasonkit.providers.openai_compat import OpenAIProvider
-
 __all__ = [
-    "AnthropicProvider",
     "JSON_TEXT_INSTRUCTION",
-    "OpenAIProvider",
+    "TOOL_DESCRIPTION",
     "TOOL_INSTRUCTION",
     "classify",
     "classify_http",
+    "error_detail",
 ]
 
 JSON_TEXT_INSTRUCTION = (
@@ -63,241 +58,6 @@ TOOL_INSTRUCTION = (
 TOOL_DESCRIPTION = "Record your answer. Fill every field as the schema describes."
 
 
-def __getattr__(name: str) -> Any:
-    # The provider classes live in their own modules; `from reasonkit.providers.sdk import
-    # AnthropicProvider` keeps working (lazily, so either module can be imported first).
-    if name == "AnthropicProvider":
-        from reasonkit.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider
-    if name == "OpenAIProvider":
-        from reasonkit.providers.openai_compat import OpenAIProvider
-
-        return OpenAIProvider
-    raise AttributeError(name)
-
-
-# --------------------------------------------------------------------------------------------------
-# Error classification
-# --------------------------------------------------------------------------------------------------
-
-
-def _status_kind(status: int) -> str:
-    if status in (401, 403):
-        return "auth"
-    if status == 404:
-        return "not_found"
-    if status in (408, 409, 425, 429):
-        return "rate_limit" if status == 429 else "server"
-    if status >= 500:
-        return "server"
-    return "bad_request"
-
-
-# (pattern, group of the requested tokens, group of the window), most specific first.
-_CONTEXT_SIZES: list[tuple[re.Pattern[str], int, int]] = [
-    # llama-cpp-python (raw): "Requested tokens (5000) exceed context window of 4096"
-    (re.compile(r"requested tokens \((\d+)\) exceed context window of (\d+)", re.I), 1, 2),
-    # OpenAI, vLLM, llama-cpp-python, OpenRouter: "maximum context length is 4096 tokens. However,
-    # you requested 5000 tokens" / "your messages resulted in 5000 tokens"
-    (
-        re.compile(
-            r"maximum context length is (\d+) tokens.{0,80}?(?:requested|resulted in) (?:about )?(\d+)",
-            re.I | re.S,
-        ),
-        2,
-        1,
-    ),
-    # llama.cpp llama-server: "request (5000 tokens) exceeds the available context size (4096 tokens)"
-    (
-        re.compile(r"request \((\d+) tokens\) exceeds? the available context size \((\d+) tokens\)", re.I),
-        1,
-        2,
-    ),
-    # Anthropic: "prompt is too long: 210000 tokens > 200000 maximum"
-    (re.compile(r"prompt is too long: (\d+) tokens > (\d+)", re.I), 1, 2),
-]
-_CONTEXT_WORDS = (
-    "context length",
-    "context_length",
-    "maximum context",
-    "too many tokens",
-    "exceeds the context window",
-    "exceed context window",
-    "context window of",
-    "available context size",
-    "exceed_context_size",
-    "prompt is too long",
-)
-# Request fields of the output modes: a rejection that names one is about the output mode.
-_MODE_FIELDS = re.compile(
-    r"response_format|json_schema|json_object|tool_choice|\btools?\b|function[_ ]?call|\bfunctions\b"
-    r"|guided_json|structured output",
-    re.I,
-)
-_REJECTION_WORDS = (
-    "not supported",
-    "unsupported",
-    "input should be",
-    "validation error",
-    "field required",
-    "extra inputs are not permitted",
-    "extra_forbidden",
-    "literal_error",
-    "not implemented",
-    "unrecognized",
-    "unknown parameter",
-    "invalid value",
-    "must be",
-)
-_VALIDATION_SHAPE = re.compile(r"""['"]loc['"]\s*:""")
-_MODEL_UNKNOWN = re.compile(
-    r"model\b[^.\n]{0,120}?\b(?:not found|does not exist|not exist|is not available|unknown)"
-    r"|model_not_found|no such model|unknown model",
-    re.I,
-)
-
-
-def error_detail(body: Any, text: str = "") -> str:
-    """The human part of an error body: `error.message`, `message`, FastAPI's `detail` list
-    ("body.response_format.type: Input should be ..."), a string `error`, else the raw text."""
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, str) and err.strip():
-            return err.strip()[:300]
-        if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"].strip():
-            return err["message"].strip()[:300]
-        detail = body.get("detail")
-        if isinstance(detail, str) and detail.strip():
-            return detail.strip()[:300]
-        if isinstance(detail, list):
-            parts = []
-            for item in detail[:5]:
-                if isinstance(item, dict):
-                    loc = ".".join(str(x) for x in item.get("loc") or [])
-                    parts.append(f"{loc}: {item.get('msg', '')}".strip(": "))
-            if parts:
-                return "; ".join(parts)[:300]
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:300]
-    return text.strip()[:300]
-
-
-def _parse_body(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def classify_http(
-    provider: str,
-    status: int,
-    body: Any,
-    text: str = "",
-    *,
-    mode: OutputMode | None = None,
-    retry_after: float | None = None,
-) -> ProviderError:
-    """An HTTP error answer -> ProviderError, judged by status AND body:
-
-    - context overflow (any status): kind `context_overflow`, with the sizes when the body has them;
-    - 401/403: `auth`;
-    - 404 or a body saying the model is unknown: `not_found`;
-    - 400/422, 501, or a 500 that is really a request-validation error (pydantic/FastAPI `loc`/`msg`,
-      "Input should be", "not supported", "unsupported"...): `unsupported` when it names a field
-      of the output mode in use (`mode`: response_format, json_schema, json_object, tools,
-      tool_choice), else `bad_request` - never retried;
-    - other 5xx, 408/409/425: `server`; 429: `rate_limit`.
-    """
-    if body is None or body == "":
-        body = _parse_body(text) if text else None
-    detail = error_detail(body, text)
-    raw = text or (json.dumps(body) if body is not None and not isinstance(body, str) else str(body or ""))
-    hay = f"{detail}\n{raw}"
-    low = hay.lower()
-
-    for pattern, req_group, win_group in _CONTEXT_SIZES:
-        m = pattern.search(hay)
-        if m:
-            requested, window = int(m.group(req_group)), int(m.group(win_group))
-            return ProviderError(
-                provider,
-                "context_overflow",
-                f"the prompt does not fit the model's context window ({requested} tokens requested, "
-                f"the window is {window}): shorten the input or lower max_tokens (HTTP {status}: {detail})",
-                status,
-            )
-    if any(word in low for word in _CONTEXT_WORDS):
-        return ProviderError(
-            provider,
-            "context_overflow",
-            f"the prompt does not fit the model's context window: shorten the input or lower "
-            f"max_tokens (HTTP {status}: {detail})",
-            status,
-        )
-    if status in (401, 403):
-        return ProviderError(
-            provider, "auth", f"HTTP {status}: {detail} (check the API key for this provider)", status
-        )
-    if status == 404 or (status in (400, 422) and _MODEL_UNKNOWN.search(hay)):
-        return ProviderError(provider, "not_found", f"HTTP {status}: {detail}", status)
-
-    names_mode = mode not in (None, "prompt") and _MODE_FIELDS.search(hay) is not None
-    looks_rejected = names_mode or any(w in low for w in _REJECTION_WORDS) or _VALIDATION_SHAPE.search(hay)
-    if status in (400, 422, 501) or (status == 500 and looks_rejected):
-        if names_mode:
-            return ProviderError(
-                provider,
-                "unsupported",
-                f"the server does not take output mode {mode} (HTTP {status}: {detail})",
-                status,
-            )
-        what = "a request-validation error" if status >= 500 else f"HTTP {status}"
-        return ProviderError(provider, "bad_request", f"{what}: {detail}", status)
-    kind = _status_kind(status)
-    suffix = f": {detail}" if detail else ""
-    message = f"HTTP {status}{suffix}"
-    return ProviderError(provider, kind, message, status, retry_after)  # type: ignore[arg-type]
-
-
-def classify(provider: str, exc: Exception, mode: OutputMode | None = None) -> ProviderError:
-    """Turn an SDK exception into a ProviderError with a message that carries no secrets."""
-    status = getattr(exc, "status_code", None)
-    response = getattr(exc, "response", None)
-    if isinstance(status, int):
-        retry_after = None
-        text = ""
-        if response is not None:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            try:
-                text = response.text[:20_000]
-            except Exception:  # noqa: BLE001 - a streamed or closed body: judge by `body` alone
-                text = ""
-        return classify_http(
-            provider, status, getattr(exc, "body", None), text, mode=mode, retry_after=retry_after
-        )
-    name = type(exc).__name__
-    if "Timeout" in name:
-        return ProviderError(provider, "timeout", "the request timed out")
-    if "Connection" in name:
-        return ProviderError(
-            provider,
-            "connection",
-            "the connection failed or was reset (is the base URL right and the server up?)",
-        )
-    if "ResponseValidation" in name or isinstance(exc, json.JSONDecodeError | ValueError):
-        return ProviderError(
-            provider, "bad_response", "the server sent a response that is not valid for its API"
-        )
-    return ProviderError(provider, "other", f"{name}")
-
-
-# --------------------------------------------------------------------------------------------------
-# The shared base
-# --------------------------------------------------------------------------------------------------
-
-
 class _SDKProvider(Provider):
     # The output modes this wire format can use, strongest first (negotiation.py).
     modes: tuple[OutputMode, ...] = OPENAI_MODES
@@ -309,9 +69,12 @@ class _SDKProvider(Provider):
         name: str,
         model: str,
         prices: PriceTable,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        *,
         max_retries: int = 3,
         output_mode: str | None = "auto",
-        timeout: float | None = None,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 20.0,
         on_retry: Callable[[ProviderError, int, float], None] | None = None,
@@ -328,9 +91,18 @@ class _SDKProvider(Provider):
         self.retry_base_delay = retry_base_delay
         self.retry_max_delay = retry_max_delay
         self.on_retry = on_retry  # (error, attempt, delay) before each retry: metrics hook
-        self.base_url = ""  # set by the subclass from its client
+        client_class = self._client_class()
+        self._client: Any = client_class(
+            api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
+        )
+        self.base_url = str(self._client.base_url).rstrip("/")
 
     # ---- what the subclasses implement ----
+
+    @staticmethod
+    @abstractmethod
+    def _client_class() -> Callable[..., Any]:
+        """The SDK's async client class, imported inside the method (the SDK loads only when used)."""
 
     @abstractmethod
     async def _once(self, request: LLMRequest, mode: OutputMode | None) -> LLMResponse:
@@ -339,6 +111,9 @@ class _SDKProvider(Provider):
     @abstractmethod
     async def list_models(self, request_timeout: float = 3.0) -> list[str]:
         """The model ids the server lists (GET {base}/models); raises ProviderError."""
+
+    async def aclose(self) -> None:
+        await self._client.close()
 
     # ---- negotiation ----
 
@@ -414,6 +189,13 @@ class _SDKProvider(Provider):
                 NEGOTIATION.ignored(key, mode, f"the reply began {text[:60]!r}")
                 return
         NEGOTIATION.worked(key, mode)
+
+    async def _failed(self, exc: Exception, mode: OutputMode | None, model: str) -> ProviderError:
+        """The ProviderError for an SDK exception of a request for `model` in output mode `mode`."""
+        error = classify(self.name, exc, mode)
+        if error.kind == "not_found":
+            error = await self._not_found(error, model)
+        return error
 
     async def _not_found(self, exc: ProviderError, model: str) -> ProviderError:
         """A 404 / unknown-model answer -> a message that says the model is unknown and lists the

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from reasonkit import __version__
 from reasonkit.server.health import HealthChecker
-from reasonkit.server.security import SecurityMiddleware, SecurityPolicy, is_loopback
+from reasonkit.server.middleware import SecurityMiddleware
+from reasonkit.server.security import SecurityPolicy, is_loopback
 
 if TYPE_CHECKING:
     from reasonkit.server.app import ReasonKitServer

@@ -21,28 +21,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
-import math
 import os
 import stat
-import time
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from loguru import logger
-from starlette.datastructures import Headers
 
 from reasonkit.errors import SecurityError  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
     from reasonkit.config import Settings
-    from reasonkit.observability.metrics import Metrics
 
 TOKENS_ENV = "REASONKIT_AUTH_TOKENS"
 REALM = "reasonkit"
@@ -62,8 +54,6 @@ ERROR_CODES = {
     "invalid_origin": -32600,
     "too_large": -32600,
 }
-
-
 
 
 # ----------------------------------------------------------------------------- hosts
@@ -122,7 +112,14 @@ def _origin_matches(origin: str, pattern: str) -> bool:
     return False
 
 
-LOCAL_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*", "https://localhost:*", "https://127.0.0.1:*", "https://[::1]:*")
+LOCAL_ORIGINS = (
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+    "https://[::1]:*",
+)
 
 
 # ----------------------------------------------------------------------------- tokens
@@ -141,16 +138,27 @@ def load_tokens(settings: Settings, environ: Mapping[str, str] | None = None) ->
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise SecurityError(f"[security] auth_tokens_file = {path}: cannot be read: {why}") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            logger.warning("the token file {} is readable by other users (mode {:o}); chmod 600 it", p, stat.S_IMODE(mode))
+            logger.warning(
+                "the token file {} is readable by other users (mode {:o}); chmod 600 it",
+                p,
+                stat.S_IMODE(mode),
+            )
         for line in text.splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 tokens.append(line)
     bad = [i for i, t in enumerate(tokens) if any(c.isspace() or not c.isprintable() for c in t)]
     if bad:
-        raise SecurityError(f"bearer token #{bad[0] + 1} contains whitespace or control characters; tokens are single words (e.g. `openssl rand -hex 32`)")
+        raise SecurityError(
+            f"bearer token #{bad[0] + 1} contains whitespace or control characters; "
+            "tokens are single words (e.g. `openssl rand -hex 32`)"
+        )
     if any(len(t) < SHORT_TOKEN for t in tokens):
-        logger.warning("a bearer token is shorter than {} characters; use long random tokens (e.g. `openssl rand -hex 32`)", SHORT_TOKEN)
+        logger.warning(
+            "a bearer token is shorter than {} characters; "
+            "use long random tokens (e.g. `openssl rand -hex 32`)",
+            SHORT_TOKEN,
+        )
     return list(dict.fromkeys(tokens))
 
 
@@ -182,7 +190,9 @@ class SecurityPolicy:
     rate_limit: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, host: str, environ: Mapping[str, str] | None = None) -> SecurityPolicy:
+    def from_settings(
+        cls, settings: Settings, host: str, environ: Mapping[str, str] | None = None
+    ) -> SecurityPolicy:
         s = settings.security
         tokens = load_tokens(settings, environ)
         from reasonkit.observability.logging import add_secrets
@@ -208,27 +218,37 @@ class SecurityPolicy:
             return
         if settings.security.allow_unauthenticated_remote:
             logger.warning(
-                "serving HTTP on {}:{} WITHOUT authentication ([security] allow_unauthenticated_remote): anyone who reaches this port can run tools",
+                "serving HTTP on {}:{} WITHOUT authentication ([security] allow_unauthenticated_remote): "
+                "anyone who reaches this port can run tools",
                 host,
                 port,
             )
             return
         raise SecurityError(
-            f"refusing to serve HTTP on {host or 'all interfaces'}:{port} (not a loopback address) without authentication. "
-            f"Either set bearer tokens ({TOKENS_ENV}=token1,token2 or [security] auth_tokens_file = \"/path/to/tokens\"), "
-            "or allow unauthenticated remote access explicitly ([security] allow_unauthenticated_remote = true or "
-            "REASONKIT_ALLOW_UNAUTHENTICATED=true), e.g. behind a proxy that authenticates; or bind 127.0.0.1"
+            f"refusing to serve HTTP on {host or 'all interfaces'}:{port} (not a loopback address) "
+            "without authentication. "
+            f"Either set bearer tokens ({TOKENS_ENV}=token1,token2 "
+            'or [security] auth_tokens_file = "/path/to/tokens"), '
+            "or allow unauthenticated remote access explicitly "
+            "([security] allow_unauthenticated_remote = true or "
+            "REASONKIT_ALLOW_UNAUTHENTICATED=true), e.g. behind a proxy that authenticates; "
+            "or bind 127.0.0.1"
         )
 
     def startup_notes(self, host: str) -> None:
         if not self.loopback and not self.allowed_hosts:
             logger.warning(
-                "HTTP on {}: the Host header is not checked ([security] allowed_hosts is empty); set it to the names clients use "
+                "HTTP on {}: the Host header is not checked ([security] allowed_hosts is empty); "
+                "set it to the names clients use "
                 "(e.g. reasonkit.example.com) for DNS-rebinding protection",
                 host,
             )
         if self.auth:
-            logger.info("bearer-token authentication on ({} token(s)); /metrics and /health on this port: {}", len(self.tokens), "open" if self.public_metrics else "token required")
+            logger.info(
+                "bearer-token authentication on ({} token(s)); /metrics and /health on this port: {}",
+                len(self.tokens),
+                "open" if self.public_metrics else "token required",
+            )
 
     # -- checks
     def host_ok(self, value: str | None) -> bool:
@@ -277,171 +297,3 @@ def bearer_token(header: str | None) -> str | None:
         return None
     token = rest.strip()
     return token or None
-
-
-# ----------------------------------------------------------------------------- rate limit
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
-@dataclass
-class RateLimiter:
-    """A token bucket per client: `per_minute` requests of capacity, refilled continuously."""
-
-    clock: Callable[[], float] = time.monotonic
-    buckets: dict[str, _Bucket] = field(default_factory=dict)
-
-    def hit(self, key: str, per_minute: int) -> float:
-        """Take one request for `key`; 0.0 when allowed, else seconds until the next one is."""
-        now = self.clock()
-        rate = per_minute / 60.0
-        b = self.buckets.get(key)
-        if b is None:
-            if len(self.buckets) >= MAX_RATE_KEYS:
-                self._prune(now, rate, per_minute)
-            b = self.buckets[key] = _Bucket(float(per_minute), now)
-        b.tokens = min(float(per_minute), b.tokens + (now - b.at) * rate)
-        b.at = now
-        if b.tokens >= 1.0:
-            b.tokens -= 1.0
-            return 0.0
-        return (1.0 - b.tokens) / rate
-
-    def _prune(self, now: float, rate: float, cap: int) -> None:
-        full = [k for k, b in self.buckets.items() if b.tokens + (now - b.at) * rate >= cap]
-        for k in full:
-            del self.buckets[k]
-        if len(self.buckets) >= MAX_RATE_KEYS:  # still full: forget the oldest half
-            for k in sorted(self.buckets, key=lambda k: self.buckets[k].at)[: MAX_RATE_KEYS // 2]:
-                del self.buckets[k]
-
-
-# ----------------------------------------------------------------------------- middleware
-def rejection(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    body = json.dumps(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": ERROR_CODES[reason], "message": message, "data": {"reason": reason, "status": status}}}
-    ).encode()
-    hdrs = {"content-type": "application/json", "content-length": str(len(body)), "cache-control": "no-store", **(headers or {})}
-    return status, body, [(k.encode("latin-1"), v.encode("latin-1")) for k, v in hdrs.items()]
-
-
-def _short(value: str, n: int = 80) -> str:
-    v = value.encode("ascii", "backslashreplace").decode()
-    return v if len(v) <= n else v[:n] + "..."
-
-
-class SecurityMiddleware:
-    """The checks of the module docstring around an ASGI app. `policy` is read on every request
-    (a callable, so a SIGHUP reload takes effect at once); `side` is the metrics/health port."""
-
-    def __init__(self, app: ASGIApp, policy: Callable[[], SecurityPolicy], metrics: Metrics | None = None, *, side: bool = False):
-        self.app = app
-        self.policy = policy
-        self.metrics = metrics
-        self.side = side
-        self.limiter = RateLimiter()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in PROBE_PATHS:
-            await self.app(scope, receive, send)
-            return
-        policy = self.policy()
-        headers = Headers(scope=scope)
-        path = scope.get("path", "")
-        client = scope.get("client")
-        ip = str(client[0]) if client else "unknown"
-
-        host = headers.get("host")
-        if not policy.host_ok(host):
-            names = "localhost and loopback addresses" if policy.loopback else "the names in [security] allowed_hosts"
-            hint = " (add it to [security] allowed_hosts if clients use this name)"
-            msg = f"Invalid Host header {_short(host or '')!r}: this server answers to {names}{hint}"
-            await self._reject(scope, receive, send, rejection(421, "invalid_host", msg), ip)
-            return
-        origin = headers.get("origin")
-        if not policy.origin_ok(origin):
-            msg = f"Invalid Origin header {_short(origin or '')!r}: not allowed (add it to [security] allowed_origins)"
-            await self._reject(scope, receive, send, rejection(403, "invalid_origin", msg), ip)
-            return
-
-        identity: str | None = None
-        open_path = path in OBSERVABILITY_PATHS and (self.side or policy.public_metrics)
-        if policy.auth and not open_path:
-            presented = bearer_token(headers.get("authorization"))
-            identity = policy.token_id(presented)
-            if identity is None:
-                wait = self.limiter.hit(f"ip:{ip}", policy.rate_limit) if policy.rate_limit and not self.side else 0.0
-                if wait > 0:
-                    await self._reject(scope, receive, send, self._too_many(policy, wait), ip)
-                    return
-                if presented is None:
-                    reason, challenge = "unauthorized", f'Bearer realm="{REALM}"'
-                    msg = "authentication required: send the header 'Authorization: Bearer <token>' (a token from REASONKIT_AUTH_TOKENS or [security] auth_tokens_file)"
-                else:
-                    reason, challenge = "invalid_token", f'Bearer realm="{REALM}", error="invalid_token", error_description="the bearer token is not valid"'
-                    msg = "invalid bearer token"
-                await self._reject(scope, receive, send, rejection(401, reason, msg, {"www-authenticate": challenge}), ip)
-                return
-
-        if policy.rate_limit and not self.side:
-            key = f"token:{identity}" if identity else f"ip:{ip}"
-            wait = self.limiter.hit(key, policy.rate_limit)
-            if wait > 0:
-                await self._reject(scope, receive, send, self._too_many(policy, wait), ip)
-                return
-
-        limit = policy.max_body
-        too_large = rejection(
-            413,
-            "too_large",
-            f"request body larger than the limit of {limit / 1048576:g} MiB ([security] max_request_size_mb)",
-        )
-        declared = headers.get("content-length")
-        if declared is not None:
-            try:
-                if int(declared) > limit:
-                    await self._reject(scope, receive, send, too_large, ip)
-                    return
-            except ValueError:
-                pass
-        # Read (and count) the whole body before the app sees it: a chunked upload has no length.
-        cached: deque[Message] = deque()
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                cached.append(message)
-                break
-            size += len(message.get("body", b""))
-            if size > limit:
-                await self._reject(scope, receive, send, too_large, ip)
-                return
-            cached.append(message)
-            more = bool(message.get("more_body", False))
-        if len(cached) > 1 and all(m["type"] == "http.request" for m in cached):
-            body = b"".join(m.get("body", b"") for m in cached)
-            cached = deque([{"type": "http.request", "body": body, "more_body": False}])
-
-        async def replay() -> Message:
-            if cached:
-                return cached.popleft()
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    def _too_many(self, policy: SecurityPolicy, wait: float) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        secs = max(1, math.ceil(wait))
-        msg = f"rate limit of {policy.rate_limit} requests per minute exceeded ([security] rate_limit_per_minute); retry after {secs} s"
-        return rejection(429, "rate_limited", msg, {"retry-after": str(secs)})
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send, answer: tuple[int, bytes, list[tuple[bytes, bytes]]], ip: str) -> None:
-        status, body, headers = answer
-        reason = json.loads(body)["error"]["data"]["reason"]
-        if self.metrics is not None:
-            self.metrics.http_rejected.labels(reason=reason).inc()
-        logger.bind(status=status).info("HTTP {} {} from {}: {} ({})", scope.get("method"), scope.get("path"), ip, status, reason)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})

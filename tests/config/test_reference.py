@@ -89,7 +89,10 @@ def test_default_config_round_trips(tmp_path):
 
 def test_descriptions_and_environment_variables_are_shown():
     text, markdown = default_config_text(), reference_markdown()
-    assert "# CPU threads; unset: all cores. Env: LOCAL_N_THREADS." in text
+    threads = (
+        "# CPU threads; unset: llama.cpp's default (half the logical CPUs, at least 1). Env: LOCAL_N_THREADS."
+    )
+    assert threads in text
     assert re.search(r"^\| `n_gpu_layers` \| int \| `0` \| `LOCAL_N_GPU_LAYERS` \| .*-1: all", markdown, re.M)
     # [llm.providers.<name>] names the variable and the provider it sets
     assert "`OPENAI_API_KEY` (openai)" in markdown and "OPENROUTER_API_KEY (openrouter)" in text

@@ -28,6 +28,13 @@ NOT_OURS = {
     "AF_INET6": "systemd RestrictAddressFamilies= value",
     "AF_UNIX": "systemd RestrictAddressFamilies= value",
     "RUN_ID": "a placeholder in command synopses (docs/runs.md)",
+    "CONFIDENCE_WORDS": "a constant of reasonkit/engine/parsing.py named in docs/confidence.md",
+    "NO_CONFIDENCE": "a constant of reasonkit/engine/confidence.py named in docs/confidence.md",
+    "Q4_1": "a GGUF quantisation name (docs/local-models.md)",
+    # read by llama-cpp-python's source build (docs/local-models.md: GPU offload)
+    "CMAKE_ARGS": "pip's build of llama-cpp-python reads it (docs/local-models.md)",
+    "DGGML_CUDA": "part of a CMAKE_ARGS value (-DGGML_CUDA=on), not a variable",
+    "DGGML_METAL": "part of a CMAKE_ARGS value (-DGGML_METAL=on), not a variable",
     "TOOL_OR_PROFILE": "a placeholder in command synopses (docs/runs.md)",
 }
 # Grafana's container reads GF_<SECTION>_<KEY>; allowed in the compose files only.

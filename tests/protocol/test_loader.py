@@ -8,7 +8,7 @@ import pytest
 
 from reasonkit.protocol.loader import builtin_dir, load_registry, validate_paths
 
-GOOD = '''
+GOOD = """
 id = "tiny"
 name = "Tiny"
 description = "d"
@@ -20,8 +20,9 @@ required = true
 id = "s1"
 kind = "generate"
 prompt = "{{ inputs.query }} {{ inputs.context }}"
-output = { type = "object", required = ["answer", "confidence"], properties = { answer = { type = "string" }, confidence = { type = "number" } } }
-'''
+output = { type = "object", required = ["answer", "confidence"], \
+properties = { answer = { type = "string" }, confidence = { type = "number" } } }
+"""
 
 
 def write(d: Path, name: str, text: str) -> Path:
@@ -35,7 +36,9 @@ def test_builtin_protocols_and_profiles_are_valid():
     reg = load_registry([], include_builtin=True)
     assert reg.problems == []
     assert {"gigathink", "laserlogic", "bedrock", "proofguard", "brutalhonesty"} <= set(reg.protocols)
-    assert {"quick", "balanced", "deep", "paranoid", "decide", "scientific", "powercombo"} <= set(reg.profiles)
+    assert {"quick", "balanced", "deep", "paranoid", "decide", "scientific", "powercombo"} <= set(
+        reg.profiles
+    )
     assert max(s.min_items or 0 for s in reg.protocols["gigathink"].steps) >= 10  # 10+ perspectives
     names = {p: set(reg.protocols[p].inputs) for p in reg.protocols}
     assert names["gigathink"] >= {"query", "context"}
@@ -62,13 +65,36 @@ def problems_for(tmp_path, text, name="p.toml"):
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda t: t.replace('kind = "generate"', 'kind = "generate"\ndepends_on = ["nope"]'), "steps[0].depends_on: names unknown step 'nope'"),
-        (lambda t: t.replace("{{ inputs.query }}", "{{ inputs.qurey }}"), "template names 'inputs.qurey', but the protocol has no such input"),
-        (lambda t: t.replace('answer = { type = "string" }', 'answer = { type = "strang" }'), "is not a valid JSON schema"),
-        (lambda t: t.replace('"answer", "confidence"', '"answer"').replace(", confidence = { type = \"number\" }", ""), "numeric `confidence` property"),
-        (lambda t: t.replace(" {{ inputs.context }}", ""), "inputs.context: is never used by any step prompt"),
-        (lambda t: t.replace('kind = "generate"', 'kind = "generate"\ndepends = ["x"]'), "steps[0].depends: unknown key"),
-        (lambda t: t.replace('field = "answer"', 'field = "nope"'), "result.field: 'nope' is not a field of step 's1'"),
+        (
+            lambda t: t.replace('kind = "generate"', 'kind = "generate"\ndepends_on = ["nope"]'),
+            "steps[0].depends_on: names unknown step 'nope'",
+        ),
+        (
+            lambda t: t.replace("{{ inputs.query }}", "{{ inputs.qurey }}"),
+            "template names 'inputs.qurey', but the protocol has no such input",
+        ),
+        (
+            lambda t: t.replace('answer = { type = "string" }', 'answer = { type = "strang" }'),
+            "is not a valid JSON schema",
+        ),
+        (
+            lambda t: t.replace('"answer", "confidence"', '"answer"').replace(
+                ', confidence = { type = "number" }', ""
+            ),
+            "numeric `confidence` property",
+        ),
+        (
+            lambda t: t.replace(" {{ inputs.context }}", ""),
+            "inputs.context: is never used by any step prompt",
+        ),
+        (
+            lambda t: t.replace('kind = "generate"', 'kind = "generate"\ndepends = ["x"]'),
+            "steps[0].depends: unknown key",
+        ),
+        (
+            lambda t: t.replace('field = "answer"', 'field = "nope"'),
+            "result.field: 'nope' is not a field of step 's1'",
+        ),
         (lambda t: t + "[oops", "not valid TOML"),
         (lambda t: t.replace("{{ inputs.query }}", "{{#if inputs.query}}x"), "never closed"),
     ],
@@ -80,26 +106,34 @@ def test_validation_reports_file_field_and_sentence(tmp_path, change, expected):
 
 
 def test_cycle_is_reported(tmp_path):
-    two = GOOD.replace('kind = "generate"', 'kind = "generate"\ndepends_on = ["s2"]') + '''
+    two = (
+        GOOD.replace('kind = "generate"', 'kind = "generate"\ndepends_on = ["s2"]')
+        + """
 [[steps]]
 id = "s2"
 kind = "analyze"
 depends_on = ["s1"]
 prompt = "{{ steps.s1.answer }}"
 output = { type = "object", required = ["confidence"], properties = { confidence = { type = "number" } } }
-'''
+"""
+    )
     probs = problems_for(tmp_path, two)
-    assert any("dependency cycle: s1 -> s2 -> s1" in p or "dependency cycle: s2 -> s1 -> s2" in p for p in probs), probs
+    assert any(
+        "dependency cycle: s1 -> s2 -> s1" in p or "dependency cycle: s2 -> s1 -> s2" in p for p in probs
+    ), probs
 
 
 def test_template_naming_a_step_that_is_not_a_dependency(tmp_path):
-    two = GOOD + '''
+    two = (
+        GOOD
+        + """
 [[steps]]
 id = "s2"
 kind = "analyze"
 prompt = "{{ steps.s1.answer }}"
 output = { type = "object", required = ["confidence"], properties = { confidence = { type = "number" } } }
-'''
+"""
+    )
     probs = problems_for(tmp_path, two)
     assert any("step 's1' is not in depends_on" in p for p in probs), probs
 
@@ -116,7 +150,7 @@ def test_profile_problems(tmp_path):
     write(
         tmp_path,
         "profiles.toml",
-        '''
+        """
 [profiles.p]
 description = "d"
 min_confidence = 0.5
@@ -128,7 +162,7 @@ protocol = "missing"
 [[profiles.p.chain]]
 protocol = "tiny"
 inputs = { query = "{{ results.nothere.answer }}", nope = "x" }
-''',
+""",
     )
     _, probs = validate_paths([tmp_path])
     text = "\n".join(map(str, probs))
@@ -148,7 +182,9 @@ def test_bad_user_file_does_not_hide_good_ones(tmp_path):
 
 
 def rk(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "reasonkit.cli", *args], capture_output=True, text=True, timeout=60, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "reasonkit.cli", *args], capture_output=True, text=True, timeout=60, **kw
+    )
 
 
 def test_cli_validate_exit_codes(tmp_path):
@@ -161,3 +197,21 @@ def test_cli_validate_exit_codes(tmp_path):
     assert "inputs.qurey" in bad.stdout and "Traceback" not in bad.stdout + bad.stderr
     missing = rk("protocols", "validate", str(tmp_path / "nope.toml"))
     assert missing.returncode == 1 and "does not exist" in missing.stdout
+
+
+def test_prompts_may_name_the_step_item_bounds(tmp_path):
+    """`{{ min_items }}` / `{{ max_items }}` are the step's bounds as the engine applies them (the
+    small-model caps lower them), so a prompt can say how many items to give."""
+    from reasonkit.protocol.loader import validate_paths
+
+    source = (Path(__file__).resolve().parents[2] / "protocols" / "gigathink.toml").read_text()
+    marker = "prompt = '''"
+    assert marker in source
+    patched = source.replace(marker, marker + "Give {{ min_items }} to {{ max_items }} items.\n", 1)
+    target = tmp_path / "gigathink.toml"
+    target.write_text(patched)
+    _, problems = validate_paths([target])
+    assert problems == []
+    target.write_text(source.replace(marker, marker + "{{ most_items }}\n", 1))
+    _, problems = validate_paths([target])
+    assert any("most_items" in str(p) for p in problems)

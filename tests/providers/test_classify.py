@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reasonkit.providers.sdk import classify_http, error_detail
+from reasonkit.providers.errors_http import classify_http, error_detail
 
 LLAMA_CPP_PYTHON_500 = {
     "error": {

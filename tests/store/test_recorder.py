@@ -16,8 +16,8 @@ import pytest
 from reasonkit.engine import Engine, Event
 from reasonkit.engine.result import EntryResult, RunResult, StepTrace
 from reasonkit.protocol.loader import load_registry
+from reasonkit.providers.anthropic import AnthropicProvider
 from reasonkit.providers.base import PriceTable
-from reasonkit.providers.sdk import AnthropicProvider
 from reasonkit.store import SAVE_EVENTS, RunRecorder, RunStore, StoreError
 
 from ._helpers import must
