@@ -36,6 +36,8 @@ def render_markdown(result: RunResult, include_steps: bool = True) -> str:
             c = "" if e.confidence is None else f"{e.confidence:.2f}"
             extra = f" ({e.skip_reason})" if e.skip_reason else ""
             out.append(f"| {e.entry} | {e.status}{extra} | {c} |")
+    if result.notes:
+        out += ["", *(f"- note: {note}" for note in result.notes)]
     cost = (
         f"${result.cost_usd:.4f}"
         if result.price_known
@@ -73,6 +75,7 @@ def render_text(result: RunResult) -> str:
             lines.append(
                 f"    {s.step_id + items:<22} {s.status:<10} {sc}" + (f"  {s.error}" if s.error else "")
             )
+    lines += [f"Note: {note}" for note in result.notes]
     lines.append(
         f"run {result.run_id}: {result.tokens.input} input + {result.tokens.output} output tokens, "
         f"${result.cost_usd:.4f}, {result.duration_ms / 1000:.1f}s"

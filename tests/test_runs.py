@@ -132,3 +132,32 @@ def test_the_time_budget_is_capped_by_a_deadline(tmp_path):
     assert service.budget(None).seconds == 100
     assert service.budget(None, deadline=50).seconds == 50
     assert service.budget(Budget(tokens=10), deadline=50) == Budget(seconds=50, tokens=10)
+
+
+async def test_runs_on_the_local_model_get_small_model_caps_and_say_so(tmp_path):
+    from reasonkit.render import render_markdown, render_text
+
+    service = make_service(tmp_path, save_runs=False)
+    local = FakeProvider(name="local", model="SmolLM2-135M-Instruct.Q4_1")
+    clean = service.check("protocol", "gigathink", {"query": "q"}, method=CLI_METHOD)
+    run = service.prepare("protocol", "gigathink", clean, local, method=CLI_METHOD)
+    result = await service.execute(run, Budget())
+    assert result.status in ("complete", "incomplete")
+    assert any("small-model caps" in note and "gigathink" in note for note in result.notes)
+    assert result.summary()["notes"] == result.notes
+    assert "small-model caps" in render_text(result) and "small-model caps" in render_markdown(result)
+    dimensions = next(s for s in result.entries[0].steps if s.step_id == "dimensions")
+    assert len(dimensions.output["perspectives"]) <= service.settings.llm.local.max_items
+    # other providers run the protocol as written
+    other = service.prepare("protocol", "gigathink", clean, FakeProvider(), method=CLI_METHOD)
+    assert (await service.execute(other, Budget())).notes == []
+
+
+async def test_the_local_notice_is_for_the_fallback_only(tmp_path):
+    service = make_service(tmp_path, save_runs=False)
+    local = FakeProvider(name="local", model="SmolLM2-135M-Instruct.Q4_1")
+    notice = service.provider_notice(local)
+    assert notice is not None and "SmolLM2-135M-Instruct.Q4_1" in notice and "OPENAI_BASE_URL" in notice
+    assert service.provider_notice(FakeProvider()) is None
+    service.settings.llm.default_provider = "local"  # chosen on purpose: nothing to say
+    assert service.provider_notice(local) is None

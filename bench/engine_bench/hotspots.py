@@ -32,8 +32,9 @@ def _engine_sample(
         for pid in pids:
             inputs = protocol_inputs(registry.protocol(pid))
             res = await engine.run_protocol(pid, inputs)
-            for tr in res.entries[0].steps:
-                weights[(pid, tr.step_id)] = len(tr.calls) + sum(len(i.calls) for i in tr.items)
+            for step_trace in res.entries[0].steps:
+                item_calls = sum(len(item.calls) for item in step_trace.items)
+                weights[(pid, step_trace.step_id)] = len(step_trace.calls) + item_calls
             c0 = provider.calls
             t0 = time.perf_counter()
             for _ in range(runs):

@@ -253,7 +253,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
             elif name.startswith("SecurityMiddleware") or name.startswith("rejection"):
                 txt.append(
                     head
-                    + "the inbound-security middleware (`reasonkit/server/security.py`) on every request."
+                    + "the inbound-security middleware (`reasonkit/server/middleware.py`) on every request."
                 )
         if len(txt) > 2:
             out += txt + [""]

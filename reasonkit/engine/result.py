@@ -193,6 +193,8 @@ class RunResult(BaseModel):
             d["stop_reason"] = self.stop_reason
         if self.errors:
             d["errors"] = self.errors
+        if self.notes:
+            d["notes"] = self.notes
         return d
 
     def trace(self) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
     """Streamable HTTP MCP at /mcp (stateless per `[server] stateless_http`; both protocol eras: the
     SDK routes 2026-07-28 requests by their MCP-Protocol-Version header, handshake clients to the
     2025 path) plus the health and metrics routes, behind `SecurityMiddleware` (tokens, Host/Origin,
-    body size, rate limit: see reasonkit/server/security.py)."""
+    body size, rate limit: see reasonkit/server/middleware.py)."""
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
     from mcp.server.transport_security import TransportSecuritySettings
 

@@ -182,6 +182,11 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         "model": {"type": "string"},
         "stop_reason": {"type": "string"},
         "errors": {"type": "array", "items": {"type": "string"}},
+        "notes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "What the run changed on its own, e.g. small-model caps on the local model.",
+        },
         "progress": {
             "type": "object",
             "description": (

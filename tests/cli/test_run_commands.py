@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from reasonkit.store import RunStore
-
-from ._helpers import make_result
+from tests.store._helpers import make_result
 
 ROOT = Path(__file__).resolve().parents[2]
 _RK = Path(sys.executable).parent / "rk"
@@ -185,3 +184,12 @@ def test_version_does_not_import_the_store() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.stdout.split() == ["False", "False"], r.stderr
+
+
+def test_the_status_choices_are_the_run_statuses():
+    """`rk runs list --status` spells the statuses out (so `rk --help` imports no engine); they must
+    be exactly the engine's one RunStatus."""
+    from reasonkit.cli.run_commands import STATUS_CHOICES
+    from reasonkit.engine.result import RUN_STATUSES
+
+    assert STATUS_CHOICES == RUN_STATUSES
