@@ -113,6 +113,13 @@ def think(
     settings = load_settings(ctx, {"engine.max_concurrency": concurrency})
     import anyio
 
+    from reasonkit.observability.logging import setup_logging
+
+    # The terminal shows progress and the result; logs only from warnings up, unless a level was set
+    # (LOG_LEVEL, RUST_LOG or [logging] level).
+    explicit = "level" in settings.logging.model_fields_set
+    setup_logging(settings, level=None if explicit else "warning")
+
     from reasonkit.engine import parse_budget
     from reasonkit.errors import InputError, NoProviderConfigured
     from reasonkit.providers import build_provider

@@ -106,8 +106,9 @@ def test_think_profile_json_and_trace(fake_llm, tmp_path, profile):
     first = trace["entries"][0]["steps"][0]
     assert first["prompt"] and first["raw_response"] and first["calls"]
     assert "{{ inputs.x }}" in first["prompt"]  # user text verbatim
-    # progress went to stderr as plain lines (not a terminal)
+    # progress went to stderr as plain lines (not a terminal), and no log chatter below warnings
     assert "start" in r.stderr and "confidence" in r.stderr
+    assert "| INFO" not in r.stderr and "| DEBUG" not in r.stderr
     # every request used the real SDK wire format against the fake
     assert all(q.api == "openai" for q in fake_llm.requests)
 
