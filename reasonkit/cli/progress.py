@@ -87,5 +87,7 @@ class ProgressDisplay:
             if line and event.type in ("entry_finished", "entry_skipped"):
                 self._live.console.print(line)
             return
-        if line:
+        # Plain lines (a log, CI, a pipe): one per step and per entry; a for_each step's items only
+        # move the live bar on a terminal.
+        if line and event.item is None:
             print(line, file=sys.stderr, flush=True)
