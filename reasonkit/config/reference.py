@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 
 from reasonkit.config.loading import ENV_VARS
 from reasonkit.config.schema import NOT_SETTINGS, Settings
+from reasonkit.errors import ConfigError
 
 # Stands for the table name the user chooses in tables such as `[llm.providers.<name>]`.
 NAME_PLACEHOLDER = "<name>"
@@ -115,6 +116,34 @@ def _env_text(setting: Setting, quote: str) -> str:
 # ---- `rk config init` ----
 
 
+# Example values for settings without a default, so every commented key in `rk config init`'s file
+# is valid TOML and a valid setting once uncommented (a test uncomments them all and loads the file).
+EXAMPLES: dict[str, str] = {  # TOML values
+    "metrics_port": "9101",
+    "file": '"/var/log/reasonkit/reasonkit.log"',
+    "default_provider": '"openai"',
+    "default_model": '"gpt-4.1-mini"',
+    "prices": '{ "my-model" = { input = 1.0, output = 2.0 } }',
+    "api_key": '"prefer-the-environment-variable"',
+    "api_base": '"http://127.0.0.1:11434/v1"',
+    "model": '"llama3.1"',
+    "kind": '"openai"',
+    "output_mode": '"auto"',
+    "requests_per_minute": "60",
+    "model_path": '"/models/model.gguf"',
+    "n_threads": "4",
+    "url": '"redis://127.0.0.1:6379/0"',
+    "auth_tokens_file": '"/etc/reasonkit/tokens"',
+    "rate_limit_per_minute": "120",
+    "data_dir": '"/var/lib/reasonkit"',
+    "retention_days": "30",
+    "max_runs": "10000",
+    "budget_secs": "120",
+    "budget_tokens": "200000",
+    "budget_usd": "0.5",
+}
+
+
 def default_config_text() -> str:
     """A commented default config file for `rk config init`: every key with its description."""
     import tomli_w
@@ -140,7 +169,10 @@ def default_config_text() -> str:
                 lines.append(f"# {description.strip()}")
             default = setting.default
             if default is None or isinstance(default, SecretStr) or default == {}:
-                lines.append(f"# {setting.name} = ")
+                example = EXAMPLES.get(setting.name)
+                if example is None:
+                    raise ConfigError(f"no example value for setting '{setting.name}' (config/reference.py)")
+                lines.append(f"# {setting.name} = {example}")
             else:
                 lines.append(comment + tomli_w.dumps({setting.name: default}).strip())
         lines.append("")

@@ -118,3 +118,24 @@ def test_cli_config_init(tmp_path):
     assert init.returncode == 0 and path.read_text() == default_config_text(), init.stderr
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_every_commented_key_of_config_init_is_a_valid_example(tmp_path):
+    """Uncommenting any key of `rk config init`'s file (here: all of them at once, the named provider
+    table with a real name) gives valid TOML and valid settings."""
+    import tomllib
+
+    from reasonkit.config import load_settings
+
+    text = default_config_text()
+    assert not re.search(r"^# ?[a-z_]+ = *$", text, re.M), "a key without a value"
+    uncommented = []
+    for line in text.splitlines():
+        match = re.match(r"^# ((\[llm\.providers\.<name>\])|([a-z_]+ = .+))$", line)
+        uncommented.append(match.group(1).replace("<name>", "ollama") if match else line)
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(uncommented))
+    tomllib.loads(path.read_text())
+    settings = load_settings(str(path), environ={})
+    assert settings.llm.providers["ollama"].api_base == "http://127.0.0.1:11434/v1"
+    assert settings.llm.prices["my-model"]["output"] == 2.0 and settings.storage.max_runs == 10000
