@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "reasonkit": 0,  # the package's __init__ (version only)
     "reasonkit.errors": 0,
     "reasonkit.data": 0,  # the shipped price table
+    "reasonkit.tomlfile": 0,  # reading a TOML file with one clear error
     "reasonkit.config": 1,
     "reasonkit.observability": 1,
     "reasonkit.protocol": 2,

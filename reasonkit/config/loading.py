@@ -8,7 +8,6 @@ Environment variable names follow the deployment guide (see ``ENV_VARS``).
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 
 from reasonkit.config.schema import Settings
 from reasonkit.errors import ConfigError
+from reasonkit.tomlfile import TomlFileError, read_toml
 
 # Environment variable -> dotted settings key. This table is the only place the code reads settings
 # from the environment (plus the SDK variables read in providers/), so docs can be checked against it.
@@ -161,12 +161,9 @@ def load_settings(
     tree: dict[str, Any] = {}
     if path is not None:
         try:
-            with path.open("rb") as fh:
-                tree = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+            tree = read_toml(path)
+        except TomlFileError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         try:
             Settings.model_validate(tree)
         except ValidationError as exc:

@@ -6,7 +6,6 @@ good ones from loading: the registry keeps what is valid and lists what is not.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from reasonkit.protocol.checks import (  # noqa: F401 - re-exported: callers imp
     effective_deps,
 )
 from reasonkit.protocol.models import Profile, Protocol
+from reasonkit.tomlfile import TomlFileError, read_toml
 
 PROFILES_FILE = "profiles.toml"
 
@@ -61,13 +61,11 @@ def _pydantic_problems(path: str, err: ValidationError, prefix: str = "") -> lis
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """The file's TOML table, or a problem: unreadable, not UTF-8 (binary, truncated) or not TOML."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh), []
-    except tomllib.TOMLDecodeError as exc:
-        return None, [Problem(str(path), "", f"not valid TOML: {exc}")]
-    except OSError as exc:
-        return None, [Problem(str(path), "", f"cannot be read: {exc.strerror or exc}")]
+        return read_toml(path), []
+    except TomlFileError as exc:
+        return None, [Problem(str(path), "", str(exc))]
 
 
 def load_protocol(path: Path) -> tuple[Protocol | None, list[Problem]]:

@@ -1,7 +1,7 @@
 """SIGHUP: re-read the settings, the token file and the protocol directories, and switch to them
 without dropping connections. Calls in flight finish with what they started with; the next ones use
-the new set. A config that cannot be loaded leaves everything as it was; a protocol file that is now
-broken is reported and its previous version stays."""
+the new set. A config that cannot be loaded (or any other failure while loading) leaves everything
+as it was; a protocol file that is now broken is reported and its previous version stays."""
 
 from __future__ import annotations
 
@@ -60,11 +60,17 @@ class Reloader:
             logger.info("reloading settings and protocols")
             try:
                 settings, registry, policy = await anyio.to_thread.run_sync(self._load)
-            except (ConfigError, SecurityError, OSError) as exc:
+                kept = self._keep_previous(registry)
+            except Exception as exc:  # noqa: BLE001 - any failure leaves the running server as it was
                 core.metrics.reloads.labels(outcome="failed").inc()
-                logger.error("reload failed; the previous settings and protocols stay in effect: {}", exc)
+                # Our own errors say what is wrong; anything else gets its type (and the traceback in
+                # the debug log) so the operator can tell a bug from a bad file.
+                known = isinstance(exc, (ConfigError, SecurityError, OSError))
+                reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
+                logger.error("reload failed; the previous settings and protocols stay in effect: {}", reason)
+                if not known:
+                    logger.opt(exception=exc).debug("reload failure details")
                 return False
-            kept = self._keep_previous(registry)
             for problem in registry.problems:
                 logger.warning("skipped invalid protocol data: {}", problem)
             old = core.settings

@@ -166,47 +166,35 @@ def test_lists(tmp_path):
     assert 'id = "bedrock"' in r.stdout
 
 
-def test_think_honours_save_runs_false(fake_llm, tmp_path):
+def storage_env(fake_llm, tmp_path, storage_toml: str) -> dict[str, str]:
+    """Environment for `rk` with a config file holding `storage_toml` under [storage]."""
     fake_llm.default = schema_filler
     config = tmp_path / "config.toml"
-    config.write_text("[storage]\nsave_runs = false\n")
-    env = {
+    config.write_text(f"[storage]\n{storage_toml}\n")
+    return {
         "OPENAI_BASE_URL": fake_llm.openai_base_url,
         "HOME": str(tmp_path),
         "REASONKIT_DATA_DIR": str(tmp_path / "data"),
         "REASONKIT_CONFIG": str(config),
     }
+
+
+def think_laserlogic(env: dict[str, str]) -> dict:
     r = run_rk(
         "think", "--protocol", "laserlogic", "--format", "json", "-q", "All men are mortal.", env_extra=env
     )
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["status"] == "complete"
+    return json.loads(r.stdout)
+
+
+def test_think_honours_save_runs_false(fake_llm, tmp_path):
+    env = storage_env(fake_llm, tmp_path, "save_runs = false")
+    assert think_laserlogic(env)["status"] == "complete"
     assert not (tmp_path / "data" / "runs.db").exists()
 
 
 def test_think_applies_max_runs(fake_llm, tmp_path):
-    fake_llm.default = schema_filler
-    config = tmp_path / "config.toml"
-    config.write_text("[storage]\nmax_runs = 1\n")
-    env = {
-        "OPENAI_BASE_URL": fake_llm.openai_base_url,
-        "HOME": str(tmp_path),
-        "REASONKIT_DATA_DIR": str(tmp_path / "data"),
-        "REASONKIT_CONFIG": str(config),
-    }
-    ids = []
-    for _ in range(2):
-        r = run_rk(
-            "think",
-            "--protocol",
-            "laserlogic",
-            "--format",
-            "json",
-            "-q",
-            "All men are mortal.",
-            env_extra=env,
-        )
-        assert r.returncode == 0, r.stderr
-        ids.append(json.loads(r.stdout)["run_id"])
+    env = storage_env(fake_llm, tmp_path, "max_runs = 1")
+    ids = [think_laserlogic(env)["run_id"] for _ in range(2)]
     listed = run_rk("runs", "list", "--format", "json", env_extra=env)
     assert [row["run_id"] for row in json.loads(listed.stdout)] == [ids[1]]

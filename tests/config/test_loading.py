@@ -87,3 +87,30 @@ def test_find_config_file_order(tmp_path):
     assert find_config_file(None, {"REASONKIT_CONFIG": str(from_env)}) == from_env
     with pytest.raises(ConfigError, match="does not exist"):
         find_config_file(tmp_path / "missing.toml", {})
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b"\xff\xfe\x00garbage", "byte 0xff at position 0: invalid start byte"),
+        (b'[llm]\ndefault_model = "caf\xc3', "byte 0xc3 at position 26: unexpected end of data"),  # cut
+    ],
+)
+def test_undecodable_config_file_is_a_config_error_naming_it(tmp_path, content, detail):
+    cfg = tmp_path / "config.toml"
+    cfg.write_bytes(content)
+    for kwargs in ({"config_file": cfg, "environ": {}}, {"environ": {"REASONKIT_CONFIG": str(cfg)}}):
+        with pytest.raises(ConfigError) as err:
+            load_settings(**kwargs)
+        assert str(err.value).startswith(f"{cfg}: not valid UTF-8 (")
+        assert detail in str(err.value)
+
+
+def test_binary_or_deeply_nested_config_file_is_a_config_error(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_bytes(b"\x00\x01\x02ELF")  # valid UTF-8, but control characters
+    with pytest.raises(ConfigError, match="config.toml: not valid TOML"):
+        load_settings(cfg, environ={})
+    cfg.write_text("a = " + "[" * 5000)
+    with pytest.raises(ConfigError, match="config.toml: not valid TOML: nested too deeply"):
+        load_settings(cfg, environ={})

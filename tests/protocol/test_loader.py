@@ -215,3 +215,26 @@ def test_prompts_may_name_the_step_item_bounds(tmp_path):
     target.write_text(source.replace(marker, marker + "{{ most_items }}\n", 1))
     _, problems = validate_paths([target])
     assert any("most_items" in str(p) for p in problems)
+
+
+def test_undecodable_files_are_problems_and_good_ones_still_load(tmp_path):
+    d = tmp_path / "protos"
+    write(d, "good.toml", GOOD)
+    (d / "binary.toml").write_bytes(b"\xff\xfe\x00garbage")
+    (d / "truncated.toml").write_bytes(GOOD.replace("Tiny", "T\u00efny").encode()[:23])  # cut inside "ï"
+    (d / "profiles.toml").write_bytes(b"[profiles.x]\ndescription = '\xe9'\n")
+    (d / "deep.toml").write_text("a = " + "[" * 5000)
+    reg = load_registry([d], include_builtin=False)
+    assert set(reg.protocols) == {"tiny"}
+    by_file = {Path(p.file).name: p for p in reg.problems}
+    assert set(by_file) == {"binary.toml", "truncated.toml", "profiles.toml", "deep.toml"}
+    assert str(by_file["binary.toml"]) == (
+        f"{d / 'binary.toml'}: not valid UTF-8 (byte 0xff at position 0: invalid start byte)"
+    )
+    assert "not valid UTF-8" in by_file["truncated.toml"].message
+    assert "unexpected end of data" in by_file["truncated.toml"].message
+    assert "byte 0xe9" in by_file["profiles.toml"].message
+    assert "nested too deeply" in by_file["deep.toml"].message
+    _, problems = validate_paths([d / "binary.toml", d / "profiles.toml"])
+    assert [Path(p.file).name for p in problems] == ["binary.toml", "profiles.toml"]
+    assert all("not valid UTF-8" in p.message for p in problems)
