@@ -6,6 +6,13 @@ import json
 
 from reasonkit.engine.result import RunResult
 
+UNKNOWN_PRICE = "price unknown for some models: cost not counted"
+
+
+def cost_text(cost_usd: float, price_known: bool) -> str:
+    """The cost as every rendering shows it, with the one wording for unknown prices."""
+    return f"${cost_usd:.4f}" + ("" if price_known else f" ({UNKNOWN_PRICE})")
+
 
 def breakdown_lines(result: RunResult) -> list[str]:
     lines = []
@@ -38,11 +45,7 @@ def render_markdown(result: RunResult, include_steps: bool = True) -> str:
             out.append(f"| {e.entry} | {e.status}{extra} | {c} |")
     if result.notes:
         out += ["", *(f"- note: {note}" for note in result.notes)]
-    cost = (
-        f"${result.cost_usd:.4f}"
-        if result.price_known
-        else f"${result.cost_usd:.4f} (price unknown for some models)"
-    )
+    cost = cost_text(result.cost_usd, result.price_known)
     out += [
         "",
         f"run `{result.run_id}` · {result.tokens.input} in / {result.tokens.output} out tokens · "
@@ -57,6 +60,7 @@ def render_text(result: RunResult) -> str:
     )
     verdict = "meets" if result.meets_threshold else "BELOW"
     lines = [
+        "Answer:",
         result.answer.strip(),
         "",
         f"Confidence: {result.confidence:.2f} ({verdict} threshold {result.min_confidence:.2f}) - {status}",
@@ -78,7 +82,7 @@ def render_text(result: RunResult) -> str:
     lines += [f"Note: {note}" for note in result.notes]
     lines.append(
         f"run {result.run_id}: {result.tokens.input} input + {result.tokens.output} output tokens, "
-        f"${result.cost_usd:.4f}, {result.duration_ms / 1000:.1f}s"
+        f"{cost_text(result.cost_usd, result.price_known)}, {result.duration_ms / 1000:.1f}s"
     )
     return "\n".join(lines)
 

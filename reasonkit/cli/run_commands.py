@@ -203,7 +203,9 @@ def render_tree(t: dict[str, Any]) -> str:
     """A run trace as a readable tree (used by `rk runs show`)."""
     tok = t.get("tokens") or {}
     total = sum(int(tok.get(k, 0)) for k in ("input", "output", "cache_read", "cache_write"))
-    cost = f"${t.get('cost_usd', 0.0):.4f}" + ("" if t.get("price_known", True) else " (some prices unknown)")
+    from reasonkit.render import cost_text
+
+    cost = cost_text(t.get("cost_usd", 0.0), t.get("price_known", True))
     meets = "yes" if t.get("meets_threshold") else "no"
     lines = [
         f"run {t.get('run_id')}  {t.get('kind')} {t.get('name')}",

@@ -1,0 +1,34 @@
+"""Renderings of a result: one wording for unknown prices everywhere, a heading on the answer."""
+
+from __future__ import annotations
+
+from reasonkit.cli.run_commands import render_tree
+from reasonkit.engine.result import RunResult
+from reasonkit.render import UNKNOWN_PRICE, render_markdown, render_text
+
+
+def result(price_known: bool) -> RunResult:
+    return RunResult(
+        run_id="r1",
+        kind="protocol",
+        name="laserlogic",
+        status="complete",
+        complete=True,
+        answer="Valid but unsound.",
+        cost_usd=0.0123,
+        price_known=price_known,
+    )
+
+
+def test_unknown_prices_read_the_same_in_every_rendering():
+    unknown = result(price_known=False)
+    for text in (render_text(unknown), render_markdown(unknown), render_tree(unknown.trace())):
+        assert f"$0.0123 ({UNKNOWN_PRICE})" in text
+    known = result(price_known=True)
+    for text in (render_text(known), render_markdown(known), render_tree(known.trace())):
+        assert "$0.0123" in text and UNKNOWN_PRICE not in text
+
+
+def test_the_text_answer_has_a_heading():
+    lines = render_text(result(price_known=True)).splitlines()
+    assert lines[:2] == ["Answer:", "Valid but unsound."]
