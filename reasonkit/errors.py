@@ -56,6 +56,9 @@ ErrorKind = Literal[
     "client_rate_limit",  # our own client-side rate limit refused the call (drop / full queue)
 ]
 RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection", "bad_response"})
+# Failures of the provider as a whole (after retries and fallbacks): every later call would fail the
+# same way, so a run stops at once instead of trying each remaining step (engine/budget.py).
+HALTING: frozenset[str] = frozenset({"auth", "not_found", "connection", "config", "circuit_open"})
 
 
 class ProviderError(ReasonKitError):

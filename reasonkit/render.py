@@ -56,7 +56,9 @@ def render_markdown(result: RunResult, include_steps: bool = True) -> str:
 
 def render_text(result: RunResult) -> str:
     status = (
-        "complete" if result.complete else f"INCOMPLETE ({result.stop_reason or 'some steps did not finish'})"
+        "complete"
+        if result.complete
+        else f"{result.status.upper()} ({result.stop_reason or 'some steps did not finish'})"
     )
     verdict = "meets" if result.meets_threshold else "BELOW"
     lines = [

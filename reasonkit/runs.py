@@ -375,7 +375,9 @@ class RunService:
         elif result.status == "cancelled":
             bound.info("run cancelled")
         else:
-            (bound.warning if result.status == "failed" else bound.info)("run finished")
+            # The CLI shows a failed run in its result; the server's operators need the warning.
+            failed = result.status == "failed" and run.method != CLI_METHOD
+            (bound.warning if failed else bound.info)("run finished")
         if recorder is not None:
             await anyio.to_thread.run_sync(self.prune)
 

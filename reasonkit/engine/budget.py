@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from reasonkit.engine.result import RunResult
-from reasonkit.errors import InputError
+from reasonkit.errors import HALTING, InputError, ProviderError
 
 
 @dataclass
@@ -87,13 +87,19 @@ class RunState:
     on_event: EventCallback | None
     deadline: float | None
     exhausted: str | None = None
+    # why the run stopped as a whole: the provider failed in a way no later step can avoid
+    # (unreachable, bad key, unknown model, circuit open); see `halt_on`
+    halted: str | None = None
+    scope: anyio.CancelScope | None = None  # the run's scope, cancelled by a halt
     done: int = 0
     total: int = 0
     # kind of trimming ("items", "max_tokens", "samples") -> {what: text}; see engine/caps.py
     cap_notes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def check_budget(self) -> str | None:
-        """The reason the budget is spent (and stays spent), or None."""
+        """The reason the budget is spent (and stays spent) or the run halted, or None."""
+        if self.halted:
+            return self.halted
         if self.exhausted:
             return self.exhausted
         result, budget = self.result, self.budget
@@ -104,6 +110,15 @@ class RunState:
         elif self.deadline is not None and time.monotonic() >= self.deadline:
             self.exhausted = f"time budget of {budget.seconds:g}s reached"
         return self.exhausted
+
+    def halt_on(self, exc: ProviderError) -> None:
+        """Stop the whole run at once when a provider error will fail every later call too: no new
+        step is scheduled and the steps in flight are cancelled (the run ends `failed`)."""
+        if exc.kind not in HALTING or self.halted:
+            return
+        self.halted = f"provider failed, the run was stopped: {exc}"
+        if self.scope is not None:
+            self.scope.cancel()
 
     async def emit(self, event: Event) -> None:
         if self.on_event is None:

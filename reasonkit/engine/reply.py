@@ -43,6 +43,7 @@ async def call_model(
         call.error = str(exc)
         call.duration_ms = (time.monotonic() - t0) * 1000
         trace.calls.append(call)
+        state.halt_on(exc)
         raise
     call.raw_response = resp.text
     call.stop_reason = resp.stop_reason

@@ -66,6 +66,16 @@ class Engine:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.caps = caps
+        self._state: RunState | None = None  # the run in progress (see `expire`)
+
+    def expire(self, reason: str) -> None:
+        """End the run in progress as its deadline would (what finished is returned, `incomplete`),
+        e.g. when a server's shutdown grace period ends."""
+        state = self._state
+        if state is not None and not state.exhausted:
+            state.exhausted = reason
+            if state.scope is not None:
+                state.scope.cancel()
 
     # ----------------------------------------------------------------- public API
     def new_result(
@@ -156,14 +166,17 @@ class Engine:
         t0 = time.monotonic()
         deadline = t0 + budget.seconds if budget.seconds else None
         state = RunState(res, budget, anyio.CapacityLimiter(self.max_concurrency), on_event, deadline)
+        self._state = state
         await state.emit(Event("run_started", res.run_id, message=f"{res.kind} {res.name}"))
         scope_deadline = anyio.current_time() + budget.seconds if budget.seconds else float("inf")
         try:
             with anyio.CancelScope(deadline=scope_deadline) as scope:
+                state.scope = scope
                 await body(state)
-            if scope.cancelled_caught:
+            if scope.cancelled_caught and state.halted is None:
                 state.exhausted = state.exhausted or f"time budget of {budget.seconds:g}s reached"
-                self._finalize_after_timeout(res)
+            if scope.cancelled_caught or state.halted is not None:
+                self._finalize_after_timeout(res, halted=state.halted is not None)
         except anyio.get_cancelled_exc_class():
             res.status = "cancelled"
             res.stop_reason = "cancelled by the caller"
@@ -181,17 +194,20 @@ class Engine:
         all_failed = all(e.status in ("failed", "skipped") for e in res.entries)
         if res.complete:
             res.status = "complete"
-        elif res.entries and all_failed and not any(e.status == "complete" for e in res.entries):
+        elif state.halted is not None or (
+            res.entries and all_failed and not any(e.status == "complete" for e in res.entries)
+        ):
             res.status = "failed"
         else:
             res.status = "incomplete"
-        if state.exhausted:
-            res.stop_reason = state.exhausted
+        if state.halted or state.exhausted:
+            res.stop_reason = state.halted or state.exhausted
         if not res.answer:
             res.answer = fallback_answer(res)
-        if not res.complete and not res.answer.startswith("**Incomplete"):
+        if not res.complete and not res.answer.startswith("**"):
             reason = res.stop_reason or "some steps did not finish"
-            res.answer = f"**Incomplete result** ({reason}).\n\n{res.answer}"
+            heading = "Failed" if res.status == "failed" else "Incomplete result"
+            res.answer = f"**{heading}** ({reason}).\n\n{res.answer}"
         await state.emit(
             Event(
                 "run_finished",
@@ -207,17 +223,24 @@ class Engine:
     @staticmethod
     def _close_open(res: RunResult, status: str) -> None:
         for entry_result in res.entries:
-            if entry_result.status in ("pending", "running"):
+            if status == "halted" and entry_result.status == "pending":
+                entry_result.status = "skipped"
+                entry_result.skip_reason = "not started: the provider failed"
+            elif entry_result.status in ("pending", "running"):
                 entry_result.status = "cancelled" if status == "cancelled" else "incomplete"
             for trace in [*entry_result.steps, *(item for st in entry_result.steps for item in st.items)]:
-                if trace.status == "running":
+                failed_call = next((c.error for c in reversed(trace.calls) if c.error), None)
+                if trace.status == "running" and status == "halted" and failed_call:
+                    trace.status, trace.error = "failed", failed_call  # the call that halted the run
+                elif trace.status == "running":
                     trace.status = "cancelled"
                 elif trace.status == "pending":
                     trace.status = "skipped"
-                    trace.error = f"not started: {status}"
+                    why = "the provider failed" if status == "halted" else status
+                    trace.error = f"not started: {why}"
 
-    def _finalize_after_timeout(self, res: RunResult) -> None:
-        self._close_open(res, "incomplete")
+    def _finalize_after_timeout(self, res: RunResult, *, halted: bool = False) -> None:
+        self._close_open(res, "halted" if halted else "incomplete")
         # Entries that were cut off get their confidence from what finished.
         for entry_result in res.entries:
             if entry_result.confidence is None and entry_result.status in ("incomplete", "cancelled"):

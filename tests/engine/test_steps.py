@@ -126,8 +126,11 @@ async def test_provider_error_is_a_clear_step_error(make_engine, fake_llm):
     fake_llm.default = lambda req: Reply(status=401, error_type="authentication_error")
     r = await make_engine().run_protocol("linear", {"query": "q"})
     assert r.status == "failed"
-    assert all(s.status in ("failed", "skipped") for s in r.all_steps())
+    # the bad key stops the run at once: the step in flight beside it is cancelled, none starts after
+    assert all(s.status in ("failed", "skipped", "cancelled") for s in r.all_steps())
+    assert sum(len(s.calls) for s in r.all_steps()) == 1
     assert any("HTTP 401" in e and "API key" in e for e in r.errors)
+    assert r.stop_reason.startswith("provider failed, the run was stopped")
 
 
 async def test_item_count_outside_schema_bounds_is_trimmed_not_dropped(make_engine, fake_llm, proto_dir):

@@ -437,3 +437,18 @@ async def test_provider_factory_is_used_and_its_failure_is_a_tool_error(fake_llm
     finally:
         good.service.close()
         bad.service.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_provider_failure_fails_the_think_call_at_once(make_server, fake_llm, mode):
+    """A dead key stops the profile after the first call; the MCP result is an error, and the stored
+    run is `failed` like the structured content says (issue 11, point 3)."""
+    fake_llm.default = lambda req: Reply(status=401, text="bad key", error_type="invalid_request_error")
+    core = make_server(builtin=True)
+    async with Client(core.server, mode=mode) as client:
+        r = await client.call_tool("think", {"query": "Should we?", "profile": "balanced"})
+    assert r.is_error and "provider failed" in text_of(r)
+    sc = r.structured_content
+    assert sc["status"] == "failed"
+    assert len([q for q in fake_llm.requests if q.path.endswith("/chat/completions")]) == 1
+    assert core.store.get(sc["run_id"])["status"] == "failed"
