@@ -14,6 +14,10 @@ def cost_text(cost_usd: float, price_known: bool) -> str:
     return f"${cost_usd:.4f}" + ("" if price_known else f" ({UNKNOWN_PRICE})")
 
 
+def _notes(result: RunResult) -> list[str]:
+    return [*result.notes, *([result.budget_note] if result.budget_note else [])]
+
+
 def breakdown_lines(result: RunResult) -> list[str]:
     lines = []
     for f in result.confidence_breakdown:
@@ -43,8 +47,8 @@ def render_markdown(result: RunResult, include_steps: bool = True) -> str:
             c = "" if e.confidence is None else f"{e.confidence:.2f}"
             extra = f" ({e.skip_reason})" if e.skip_reason else ""
             out.append(f"| {e.entry} | {e.status}{extra} | {c} |")
-    if result.notes:
-        out += ["", *(f"- note: {note}" for note in result.notes)]
+    if result.notes or result.budget_note:
+        out += ["", *(f"- note: {note}" for note in _notes(result))]
     cost = cost_text(result.cost_usd, result.price_known)
     out += [
         "",
@@ -81,7 +85,7 @@ def render_text(result: RunResult) -> str:
             lines.append(
                 f"    {s.step_id + items:<22} {s.status:<10} {sc}" + (f"  {s.error}" if s.error else "")
             )
-    lines += [f"Note: {note}" for note in result.notes]
+    lines += [f"Note: {note}" for note in _notes(result)]
     lines.append(
         f"run {result.run_id}: {result.tokens.input} input + {result.tokens.output} output tokens, "
         f"{cost_text(result.cost_usd, result.price_known)}, {result.duration_ms / 1000:.1f}s"

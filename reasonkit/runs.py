@@ -29,6 +29,7 @@ from loguru import logger
 
 from reasonkit.config import Settings
 from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
+from reasonkit.engine.budget import unenforced_budget
 from reasonkit.errors import InputError, NoProviderConfigured, StoreError, UnknownProtocolError
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.protocol.inputs import coerce_inputs
@@ -188,6 +189,11 @@ class RunService:
         if deadline is not None:
             seconds = deadline if seconds is None else min(seconds, deadline)
         return Budget(seconds=seconds, tokens=given.tokens, usd=given.usd)
+
+    @staticmethod
+    def budget_notice(provider: Provider, budget: Budget) -> str | None:
+        """Said before a run starts: a cost budget that cannot be enforced (unknown prices)."""
+        return unenforced_budget(budget.usd, provider.unpriced_models())
 
     # ------------------------------------------------------------------ small models
     def caps_for(self, provider: Provider) -> StepCaps | None:

@@ -154,25 +154,37 @@ def think(
     if service.store_problem:
         warn(service.store_problem)
     run = service.prepare(kind, name, clean, llm, method=CLI_METHOD)
+    run_budget = service.budget(requested)
+    budget_notice = service.budget_notice(llm, run_budget)
+    if budget_notice:
+        warn(budget_notice)
     from reasonkit.cli.progress import ProgressDisplay
 
     async def go() -> Any:
         try:
-            return await service.execute(run, service.budget(requested), display.on_event)
+            return await service.execute(run, run_budget, display.on_event)
         finally:
             await llm.aclose()
+
+    from reasonkit.render import render_result
 
     try:
         with ProgressDisplay(name, quiet) as display:
             result = anyio.run(go)
     except KeyboardInterrupt:
-        click.echo("rk: interrupted", err=True)
+        # The run service recorded the run as cancelled with what finished; show that too.
+        result = run.result
+        if result.status != "cancelled":  # interrupted before the run started
+            click.echo("rk: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        click.echo("rk: interrupted; what finished follows, marked cancelled", err=True)
+        if save_trace:
+            _save_trace(result, save_trace, quiet)
+        click.echo(render_result(result, fmt))
         sys.exit(EXIT_INTERRUPTED)
     finally:
         service.close()
     if save_trace:
         _save_trace(result, save_trace, quiet)
-    from reasonkit.render import render_result
-
     click.echo(render_result(result, fmt))
     sys.exit(EXIT_FAILED if result.status == "failed" else EXIT_OK)

@@ -33,6 +33,18 @@ class Event:
 EventCallback = Callable[[Event], Awaitable[None] | None]
 
 
+def unenforced_budget(usd: float | None, unpriced: list[str]) -> str | None:
+    """Why a cost budget cannot be enforced (models whose price is unknown cost 0), or None."""
+    if usd is None or not unpriced:
+        return None
+    models = ", ".join(sorted(set(unpriced)))
+    return (
+        f"the cost budget ${usd:g} is not enforced: no price is known for {models} "
+        '(add it under [llm] prices, e.g. prices = { "MODEL" = { input = 1.0, output = 2.0 } }, '
+        "in USD per million tokens)"
+    )
+
+
 @dataclass
 class Budget:
     seconds: float | None = None

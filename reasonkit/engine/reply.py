@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from reasonkit.engine.budget import RunState
+from reasonkit.engine.budget import RunState, unenforced_budget
 from reasonkit.engine.parsing import (
     coerce_numbers,
     dedupe_lists,
@@ -61,6 +61,8 @@ async def call_model(
     result.tokens.add(call.tokens)
     result.cost_usd += resp.cost_usd
     result.price_known = result.price_known and resp.price_known
+    if not resp.price_known and result.budget_note is None:
+        result.budget_note = unenforced_budget(state.budget.usd, [resp.model])
     return resp
 
 

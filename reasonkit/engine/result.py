@@ -133,6 +133,8 @@ class RunResult(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     answer: str = ""
     confidence: float = 0.0
+    # the heuristic value when a fitted calibrator replaced it (engine/calibration.py); else None
+    confidence_raw: float | None = None
     confidence_breakdown: list[Factor] = Field(default_factory=list)
     min_confidence: float = 0.0
     meets_threshold: bool = False
@@ -146,6 +148,7 @@ class RunResult(BaseModel):
     provider: str = ""
     model: str = ""
     budget: dict[str, float | int | None] = Field(default_factory=dict)
+    budget_note: str | None = None  # why the cost budget is not enforced (unknown prices)
     errors: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
@@ -189,6 +192,12 @@ class RunResult(BaseModel):
             "provider": self.provider,
             "model": self.model,
         }
+        if self.confidence_raw is not None:
+            d["confidence_raw"] = round(self.confidence_raw, 4)
+        if self.budget.get("usd") is not None:
+            d["budget_enforced"] = self.budget_note is None
+            if self.budget_note:
+                d["budget_note"] = self.budget_note
         if self.stop_reason:
             d["stop_reason"] = self.stop_reason
         if self.errors:

@@ -22,7 +22,14 @@ from typing import Any
 
 import anyio
 
-from reasonkit.engine.budget import Budget, Event, EventCallback, RunState, parse_budget
+from reasonkit.engine.budget import (
+    Budget,
+    Event,
+    EventCallback,
+    RunState,
+    parse_budget,
+    unenforced_budget,
+)
 from reasonkit.engine.caps import StepCaps, cap_lines
 from reasonkit.engine.chain import run_chain
 from reasonkit.engine.graph import run_entry
@@ -163,6 +170,7 @@ class Engine:
         body: Callable[[RunState], Awaitable[None]],
     ) -> RunResult:
         res.budget = budget.as_dict()
+        res.budget_note = unenforced_budget(budget.usd, self.provider.unpriced_models())
         t0 = time.monotonic()
         deadline = t0 + budget.seconds if budget.seconds else None
         state = RunState(res, budget, anyio.CapacityLimiter(self.max_concurrency), on_event, deadline)
@@ -176,12 +184,15 @@ class Engine:
             if scope.cancelled_caught and state.halted is None:
                 state.exhausted = state.exhausted or f"time budget of {budget.seconds:g}s reached"
             if scope.cancelled_caught or state.halted is not None:
-                self._finalize_after_timeout(res, halted=state.halted is not None)
+                self._finalize_partial(res, "halted" if state.halted is not None else "incomplete")
         except anyio.get_cancelled_exc_class():
             res.status = "cancelled"
             res.stop_reason = "cancelled by the caller"
             res.complete = False
-            self._close_open(res, "cancelled")
+            # What finished is kept and scored, so a cancelled run reports (and stores) its
+            # partial confidence and answer like a run cut by its deadline.
+            self._finalize_partial(res, "cancelled")
+            res.answer = f"**Cancelled** ({res.stop_reason}).\n\n{res.answer or fallback_answer(res)}"
             res.notes += cap_lines(state.cap_notes)
             res.duration_ms = (time.monotonic() - t0) * 1000
             res.finished_at = time.time()
@@ -239,15 +250,16 @@ class Engine:
                     why = "the provider failed" if status == "halted" else status
                     trace.error = f"not started: {why}"
 
-    def _finalize_after_timeout(self, res: RunResult, *, halted: bool = False) -> None:
-        self._close_open(res, "halted" if halted else "incomplete")
-        # Entries that were cut off get their confidence from what finished.
+    def _finalize_partial(self, res: RunResult, why: str) -> None:
+        """Close what is still open (`why`: incomplete, halted or cancelled) and score what finished:
+        entries that were cut off get their confidence from their finished steps."""
+        self._close_open(res, why)
         for entry_result in res.entries:
             if entry_result.confidence is None and entry_result.status in ("incomplete", "cancelled"):
                 proto = self.registry.protocols.get(entry_result.protocol)
                 if proto:
                     score_entry(proto, entry_result)
-                entry_result.status = "incomplete"
+                entry_result.status = "cancelled" if why == "cancelled" else "incomplete"
         if res.kind == "profile":
             prof = self.registry.profiles.get(res.name)
             if prof:

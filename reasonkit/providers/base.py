@@ -97,6 +97,11 @@ class Provider(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         return None
 
+    def unpriced_models(self) -> list[str]:
+        """Models this provider may call whose price is not in the price table: a cost budget cannot
+        be enforced on them (their cost counts as 0). Free providers (local, fake) have none."""
+        return []
+
     def output_modes(self) -> list[dict[str, Any]]:
         """How this provider asks for structured output (see providers/negotiation.py): one row per
         (provider, base_url, model) with `mode`, `state` (untested | works | forced) and `failed`.

@@ -34,6 +34,9 @@ class WrapperProvider(Provider):
             raise AttributeError(attr)
         return getattr(self.inner, attr)
 
+    def unpriced_models(self) -> list[str]:
+        return self.inner.unpriced_models()
+
     def unwrapped(self) -> Provider:
         """The innermost provider."""
         inner = self.inner

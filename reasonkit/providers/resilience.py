@@ -232,6 +232,9 @@ class ResilientProvider(Provider):
             raise AttributeError(attr)
         return getattr(self.legs[0].provider, attr)
 
+    def unpriced_models(self) -> list[str]:
+        return [model for leg in self.legs for model in leg.provider.unpriced_models()]
+
     def output_modes(self) -> list[dict[str, Any]]:
         """How each provider of the chain asks for structured output (providers/negotiation.py),
         for `/health` and `rk providers check`: rows of provider, base_url, model, mode, state."""

@@ -120,6 +120,9 @@ class _SDKProvider(Provider):
     def _key(self, request: LLMRequest) -> tuple[str, str, str]:
         return (self.name, self.base_url, request.model or self.model)
 
+    def unpriced_models(self) -> list[str]:
+        return [] if self.prices.lookup(self.model) is not None else [self.model]
+
     def output_modes(self) -> list[dict[str, Any]]:
         """How this provider asks for structured output, per model it has been used with: provider,
         base_url, model, mode, state (untested | works | forced) and the modes that failed."""

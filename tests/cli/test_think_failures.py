@@ -1,12 +1,18 @@
 """`rk think` when the provider fails as a whole (issue 11, point 3), when a budget cannot be
 enforced (point 5) and when the user presses Ctrl-C (point 6): subprocesses against the fake LLM."""
 
+import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from tests.cli.test_think import run_rk
-from tests.fakes.fake_llm import Reply
+from tests.fakes.fake_llm import Reply, schema_filler
 
 
 def _env(fake_llm, tmp_path, **extra):
@@ -80,3 +86,108 @@ def test_unreachable_provider_is_not_retried_by_later_entries(tmp_path):
     started = [e for e in out["entries"] if e["status"] != "skipped"]
     assert len(started) == 1, out["entries"]
     assert "connect" in out["stop_reason"].lower() or "reach" in out["stop_reason"].lower()
+
+
+def test_unenforceable_cost_budget_is_said_at_the_start_and_in_the_result(fake_llm, tmp_path):
+    fake_llm.default = schema_filler
+    r = run_rk(
+        "think",
+        "--protocol",
+        "laserlogic",
+        "--model",
+        "mystery-model-1",
+        "--budget",
+        "$0.0001",
+        "--format",
+        "json",
+        "All swans are white, so this bird is white.",
+        env_extra=_env(fake_llm, tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+    warning = [line for line in r.stderr.splitlines() if "not enforced" in line]
+    assert warning and "mystery-model-1" in warning[0] and "[llm] prices" in warning[0]
+    # said before the first step's progress line
+    assert r.stderr.index("not enforced") < r.stderr.index("confidence")
+    out = json.loads(r.stdout)
+    assert out["budget_enforced"] is False and "mystery-model-1" in out["budget_note"]
+    assert out["price_known"] is False
+
+
+def test_known_price_budget_is_enforced_and_says_so(fake_llm, tmp_path):
+    fake_llm.default = schema_filler
+    r = run_rk(
+        "think",
+        "--protocol",
+        "laserlogic",
+        "--model",
+        "gpt-4o-mini",
+        "--budget",
+        "$5",
+        "--format",
+        "json",
+        "All swans are white, so this bird is white.",
+        env_extra=_env(fake_llm, tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["budget_enforced"] is True and "budget_note" not in out
+    assert "not enforced" not in r.stderr
+
+
+def test_ctrl_c_prints_the_partial_result_and_stores_its_confidence(fake_llm, tmp_path):
+    """GigaThink finishes, LaserLogic hangs, the user presses Ctrl-C: what finished is printed,
+    marked cancelled, and the stored run keeps its confidence (issue 11, point 6)."""
+
+    def handler(req):
+        reply = schema_filler(req)
+        if "Reconstruct the argument below" in req.last_user_text:
+            return dataclasses.replace(reply, delay=60)  # LaserLogic's first step never answers in time
+        return reply
+
+    fake_llm.default = handler
+    env = {
+        "PATH": os.environ["PATH"],
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+        **_env(fake_llm, tmp_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reasonkit.cli", "think", "--profile", "quick", "--format", "json", "q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        assert proc.stderr is not None
+        seen = ""
+        while time.monotonic() < deadline:  # wait (bounded) until GigaThink's last step finished
+            line = proc.stderr.readline()
+            seen += line
+            if "synthesize" in line and "laserlogic" not in line:
+                break
+            if not line and proc.poll() is not None:
+                break
+        assert "synthesize" in seen, seen
+        while not any("Reconstruct the argument below" in q.last_user_text for q in fake_llm.requests):
+            assert time.monotonic() < deadline, "laserlogic never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out_text, err_text = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err_text
+    out = json.loads(out_text)
+    assert out["status"] == "cancelled"
+    entries = {e["entry"]: e for e in out["entries"]}
+    assert entries["gigathink"]["status"] == "complete" and entries["gigathink"]["confidence"] > 0
+    assert entries["laserlogic"]["status"] == "cancelled"
+    assert out["confidence"] > 0 and out["answer"].startswith("**Cancelled**")
+    assert "Traceback" not in err_text and "interrupted" in err_text
+    stored = _stored(tmp_path, out["run_id"])
+    assert stored["status"] == "cancelled" and stored["confidence"] == pytest.approx(
+        out["confidence"], abs=1e-3
+    )

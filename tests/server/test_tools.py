@@ -452,3 +452,19 @@ async def test_provider_failure_fails_the_think_call_at_once(make_server, fake_l
     assert sc["status"] == "failed"
     assert len([q for q in fake_llm.requests if q.path.endswith("/chat/completions")]) == 1
     assert core.store.get(sc["run_id"])["status"] == "failed"
+
+
+async def test_unenforceable_cost_budget_is_noted_in_the_tool_result(make_server, fake_llm, tmp_path):
+    """`[engine] budget_usd` with a model whose price is unknown: the result says the budget is not
+    enforced, in the structured content and the text (issue 11, point 5)."""
+    fake_llm.default = routed({})
+    settings = make_settings(fake_llm, tmp_path / "data", "openai")
+    settings.llm.providers["openai"].model = "mystery-model-1"
+    settings.engine.budget_usd = 0.01
+    core = make_server(settings=settings)
+    async with Client(core.server) as client:
+        r = await client.call_tool("tiny", {"query": "q"})
+    assert not r.is_error, text_of(r)
+    sc = r.structured_content
+    assert sc["budget_enforced"] is False and "mystery-model-1" in sc["budget_note"]
+    assert "not enforced" in text_of(r)
