@@ -14,6 +14,11 @@ def cost_text(cost_usd: float, price_known: bool) -> str:
     return f"${cost_usd:.4f}" + ("" if price_known else f" ({UNKNOWN_PRICE})")
 
 
+def _calibrated(result: RunResult) -> str:
+    raw = result.confidence_raw
+    return "" if raw is None else f", calibrated from {raw:.2f}"
+
+
 def _notes(result: RunResult) -> list[str]:
     return [*result.notes, *([result.budget_note] if result.budget_note else [])]
 
@@ -36,7 +41,8 @@ def render_markdown(result: RunResult, include_steps: bool = True) -> str:
     out = [
         result.answer.strip(),
         "",
-        f"**Confidence {result.confidence:.2f}** ({verdict} the {result.min_confidence:.2f} threshold "
+        f"**Confidence {result.confidence:.2f}**{_calibrated(result)} ({verdict} the "
+        f"{result.min_confidence:.2f} threshold "
         f"of {result.kind} `{result.name}`; {status})",
         "",
         *breakdown_lines(result),
@@ -69,7 +75,8 @@ def render_text(result: RunResult) -> str:
         "Answer:",
         result.answer.strip(),
         "",
-        f"Confidence: {result.confidence:.2f} ({verdict} threshold {result.min_confidence:.2f}) - {status}",
+        f"Confidence: {result.confidence:.2f}{_calibrated(result)} ({verdict} threshold "
+        f"{result.min_confidence:.2f}) - {status}",
         *breakdown_lines(result),
         "",
         "Entries:",

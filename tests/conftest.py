@@ -130,3 +130,10 @@ def fake_llm() -> Iterator[FakeLLM]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# --------------------------------------------------------------------------------------------------
+# (5) System programs (redis-server, promtool, shellcheck, systemd-analyze, logrotate, Node 22 tools):
+# tests call `tests.programs.require_program(name, install_hint)`: skipped with a reason naming what
+# to install when missing, FAILED when `CI` is set (as `.ci/run` sets it). See tests/programs.py.
+# --------------------------------------------------------------------------------------------------

@@ -32,3 +32,15 @@ def test_unknown_prices_read_the_same_in_every_rendering():
 def test_the_text_answer_has_a_heading():
     lines = render_text(result(price_known=True)).splitlines()
     assert lines[:2] == ["Answer:", "Valid but unsound."]
+
+
+def test_a_calibrated_confidence_shows_its_raw_value_in_text_and_markdown():
+    from reasonkit.engine.result import RunResult
+    from reasonkit.render import render_markdown, render_text
+
+    result = RunResult(run_id="r1", kind="protocol", name="proofguard", status="complete", complete=True)
+    result.confidence, result.confidence_raw = 0.588, 0.744
+    assert "Confidence: 0.59, calibrated from 0.74 (" in render_text(result)
+    assert "**Confidence 0.59**, calibrated from 0.74 (" in render_markdown(result)
+    result.confidence_raw = None
+    assert "calibrated" not in render_text(result) + render_markdown(result)

@@ -80,12 +80,15 @@ def test_vscode_uses_secure_inputs_for_keys():
 
 
 @pytest.mark.parametrize("client", ["claude-desktop", "claude-code", "cursor", "vscode"])
-def test_every_client_names_the_running_rk(client):
-    out = run("mcp-config", client).stdout
+def test_every_client_names_the_running_rk(client, tmp_path):
+    # The installed `rk` script itself (not pytest's argv[0]) must name its own absolute path.
     exe = Path(sys.executable).parent / "rk"
-    if exe.exists() and sys.argv[0].endswith("rk"):
-        assert str(exe) in out
-    assert "serve-mcp" in out
+    assert exe.exists(), f"{exe} missing: install the package (pip install -e '.[dev]')"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "REASONKIT_CONFIG": ""}
+    r = subprocess.run([str(exe), "mcp-config", client], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert str(exe) in r.stdout and "serve-mcp" in r.stdout
+    assert "-m reasonkit.cli" not in r.stdout and '"-m"' not in r.stdout
 
 
 def test_serve_mcp_bad_config_fails_on_stderr_only(tmp_path):

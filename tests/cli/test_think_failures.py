@@ -191,3 +191,21 @@ def test_ctrl_c_prints_the_partial_result_and_stores_its_confidence(fake_llm, tm
     assert stored["status"] == "cancelled" and stored["confidence"] == pytest.approx(
         out["confidence"], abs=1e-3
     )
+
+
+def test_save_trace_into_a_file_path_is_one_clear_error(fake_llm, tmp_path):
+    fake_llm.default = schema_filler
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    r = run_rk(
+        "think",
+        "--protocol",
+        "laserlogic",
+        "--save-trace",
+        str(blocker / "traces"),
+        "A, so B.",
+        env_extra=_env(fake_llm, tmp_path),
+    )
+    assert r.returncode == 1
+    assert "rk: error: cannot write" in r.stderr and "Traceback" not in r.stderr
+    assert blocker.read_text() == "x" and list(tmp_path.glob("**/.*.tmp")) == []

@@ -9,11 +9,11 @@ is skipped with a loud NOT VALIDATED reason elsewhere.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-import pytest
+from tests.programs import require_program, skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -21,15 +21,9 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def require_tool(name: str, installed_by: str) -> str:
-    """Absolute path of `name` (the test interpreter's bin dir first, then PATH)."""
-    found = VENV_BIN / name
-    path = str(found) if found.is_file() and os.access(found, os.X_OK) else shutil.which(name)
-    if path:
-        return path
-    message = f"NOT VALIDATED: `{name}` is not installed ({installed_by}; `bash .ci/run` installs it)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    """Absolute path of `name` (the test interpreter's bin dir first, then PATH); skipped, or failed
+    under CI, when missing (tests/programs.py)."""
+    return require_program(name, installed_by, search=[VENV_BIN])
 
 
 def compose_binary() -> str:
@@ -50,7 +44,5 @@ def compose_binary() -> str:
     raise AssertionError("unreachable")
 
 
-def fail_or_skip(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+def fail_or_skip(message: str) -> NoReturn:
+    skip_or_fail(message)

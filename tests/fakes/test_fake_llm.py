@@ -449,7 +449,6 @@ async def test_default_handler_sync_and_async(fake_llm: FakeLLM) -> None:
 async def test_concurrent_requests_overlap(fake_llm: FakeLLM) -> None:
     fake_llm.push(*[Reply(json={"i": i}, delay=0.3) for i in range(3)])
     results: list[dict] = []
-    start = time.monotonic()
     async with _anthropic(fake_llm) as client:
 
         async def one() -> None:
@@ -461,10 +460,10 @@ async def test_concurrent_requests_overlap(fake_llm: FakeLLM) -> None:
         async with anyio.create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(one)
-    elapsed = time.monotonic() - start
+    # Overlap is shown by order, not by wall time: all three were in flight at once (every request
+    # arrived before any finished).
     assert fake_llm.max_concurrent == 3
     assert sorted(r["i"] for r in results) == [0, 1, 2]
-    assert elapsed < 0.85, elapsed
     reqs = fake_llm.requests
     assert max(r.received_at for r in reqs) < min(r.finished_at for r in reqs)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import anyio
@@ -67,11 +66,11 @@ async def test_breaker_closed_open_half_open_closed(fake_llm, api):
                 await p.complete(request(f"q{i}"))
             assert err.value.kind == "server"
         assert seen == ["closed", "open"] and sample(m, STATE, provider=api) == 2
-        # Open: refused at once, the provider is not contacted.
-        t0 = time.monotonic()
+        # Open: refused at once, the provider is not contacted (a call that waited out the cooldown
+        # would have gone through as the half-open trial: a fourth request, a half_open state).
         with pytest.raises(ProviderError) as err:
             await p.complete(request("refused"))
-        assert time.monotonic() - t0 < 0.1 and len(fake_llm.requests) == 3
+        assert len(fake_llm.requests) == 3 and seen == ["closed", "open"]
         assert err.value.kind == "circuit_open" and not err.value.retryable
         assert "circuit breaker open after 3 consecutive failed calls (last: HTTP 503" in str(err.value)
         # After the cooldown one trial call goes through (half-open); others are still refused.

@@ -258,8 +258,25 @@ def test_sighup_on_stdio_sends_tools_list_changed(server_env, fake_llm, proto_di
 
 
 # ----------------------------------------------------------------------------- kill -9 mid-run
+def _stored_step_status(store_path: Path, query: str, step_id: str) -> str | None:
+    """The stored status of `step_id` in the running run for `query` (read from the run store)."""
+    from reasonkit.store import RunStore
+
+    with RunStore(store_path) as store:
+        for row in store.list(status="running"):
+            trace = store.get(row["run_id"]) or {}
+            if (trace.get("inputs") or {}).get("query") != query:
+                continue
+            for entry in trace.get("entries") or []:
+                for step in entry.get("steps") or []:
+                    if step.get("step_id") == step_id:
+                        return step.get("status")
+    return None
+
+
 async def test_sigkill_mid_run_leaves_a_readable_store(server_env, fake_llm):
     fake_llm.default = routed({})
+    store_path = Path(server_env["REASONKIT_DATA_DIR"]) / "runs.db"
     srv = HttpServer(server_env)
     try:
         async with Client(f"{srv.url}/mcp") as client:
@@ -279,7 +296,8 @@ async def test_sigkill_mid_run_leaves_a_readable_store(server_env, fake_llm):
 
             tg.start_soon(stuck)
             await poll(lambda: len(fake_llm.requests) >= n + 2)
-            await anyio.sleep(0.2)  # the first step's result is written as it finishes
+            # the first step's result is written as it finishes: wait until the store holds it
+            await poll(lambda: _stored_step_status(store_path, "third", "first") == "ok")
             srv.proc.kill()  # SIGKILL: no handler, no cleanup
             assert srv.proc.wait(timeout=10) == -signal.SIGKILL
             tg.cancel_scope.cancel()
