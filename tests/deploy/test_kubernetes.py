@@ -53,23 +53,34 @@ def test_kubernetes_validate_accepts_every_object(rendered, tmp_path):
     assert out.stdout.count("passed") == len(files), out.stdout
 
 
+COMMON = [
+    "Namespace",
+    "ServiceAccount",
+    "ConfigMap",
+    "Ingress",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+]
+EXPECTED = {
+    # one pod with its own SQLite volume
+    "base": [*COMMON, "Service", "Service", "StatefulSet", "NetworkPolicy"],
+    # replicas sharing PostgreSQL (the operator's) and Redis (redis.yaml): Deployment + Redis
+    "production": [
+        *COMMON,
+        "Service",
+        "Service",
+        "Deployment",
+        "Deployment",
+        "NetworkPolicy",
+        "NetworkPolicy",
+    ],
+}
+
+
 def test_expected_objects(rendered):
     name, objs = rendered
     kinds = sorted(o["kind"] for o in objs)
-    assert kinds == sorted(
-        [
-            "Namespace",
-            "ServiceAccount",
-            "ConfigMap",
-            "Service",
-            "Service",
-            "StatefulSet",
-            "Ingress",
-            "HorizontalPodAutoscaler",
-            "PodDisruptionBudget",
-            "NetworkPolicy",
-        ]
-    ), kinds
+    assert kinds == sorted(EXPECTED[name]), kinds
     for o in objs:
         if o["kind"] != "Namespace":
             assert o["metadata"]["namespace"] == "reasonkit", o["metadata"]["name"]
@@ -77,13 +88,22 @@ def test_expected_objects(rendered):
     assert not [o for o in objs if o["kind"] == "Secret"]
 
 
+def _workload(objs):
+    """The server's StatefulSet (base) or Deployment (production)."""
+    found = [
+        o for o in objs if o["kind"] in ("StatefulSet", "Deployment") and o["metadata"]["name"] == "reasonkit"
+    ]
+    assert len(found) == 1, [o["kind"] for o in found]
+    return found[0]
+
+
 def _container(objs):
-    sts = _one(objs, "StatefulSet", "reasonkit")
+    sts = _workload(objs)
     (c,) = sts["spec"]["template"]["spec"]["containers"]
     return sts, c
 
 
-def test_statefulset_matches_the_code(rendered):
+def test_workload_matches_the_code(rendered):
     name, objs = rendered
     sts, c = _container(objs)
     pod = sts["spec"]["template"]
@@ -118,9 +138,11 @@ def test_statefulset_matches_the_code(rendered):
 
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert mounts["/app/data"] == "data" and [
-        t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]
-    ] == ["data"]
+    assert mounts["/app/data"] == "data"
+    if sts["kind"] == "StatefulSet":  # its SQLite store on a volume of its own
+        assert [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]] == ["data"]
+    else:  # runs live in PostgreSQL: the data directory is scratch
+        assert "emptyDir" in volumes["data"]
     assert "emptyDir" in volumes[mounts["/tmp"]]
     cm_name = volumes[mounts["/app/config"]]["configMap"]["name"]
     cm = _one(objs, "ConfigMap", cm_name)
@@ -129,7 +151,8 @@ def test_statefulset_matches_the_code(rendered):
     # SIGTERM -> preStop sleep + drain must fit into the grace period
     sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
     assert pod["spec"]["terminationGracePeriodSeconds"] > sleep + settings.server.shutdown_grace_secs
-    assert sts["spec"]["serviceName"] == "reasonkit-headless"
+    if sts["kind"] == "StatefulSet":
+        assert sts["spec"]["serviceName"] == "reasonkit-headless"
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -142,11 +165,12 @@ def test_objects_reference_each_other(rendered):
     labels = sts["spec"]["template"]["metadata"]["labels"]
     assert _selects(sts["spec"]["selector"]["matchLabels"], labels)
     ports = {p["name"] for p in c["ports"]}
-    for svc in [o for o in objs if o["kind"] == "Service"]:
+    for svc in [o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] != "reasonkit-redis"]:
         assert _selects(svc["spec"]["selector"], labels)
         for p in svc["spec"]["ports"]:
             assert p["targetPort"] in ports
-    assert _one(objs, "Service", sts["spec"]["serviceName"])["spec"]["clusterIP"] == "None"
+    if sts["kind"] == "StatefulSet":
+        assert _one(objs, "Service", sts["spec"]["serviceName"])["spec"]["clusterIP"] == "None"
     ing = _one(objs, "Ingress", "reasonkit")
     assert ing["spec"]["tls"] and ing["spec"]["tls"][0]["secretName"]
     (rule,) = ing["spec"]["rules"]
@@ -159,7 +183,7 @@ def test_objects_reference_each_other(rendered):
     hpa = _one(objs, "HorizontalPodAutoscaler", "reasonkit")
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
+        "kind": sts["kind"],
         "name": "reasonkit",
     }
     pdb = _one(objs, "PodDisruptionBudget", "reasonkit")
@@ -169,17 +193,25 @@ def test_objects_reference_each_other(rendered):
     for rule in netpol["spec"]["ingress"]:
         for p in rule["ports"]:
             assert p["port"] in ports
+    # out: the LLM APIs, Redis and PostgreSQL
+    egress_ports = {p["port"] for rule in netpol["spec"]["egress"] for p in rule.get("ports", [])}
+    assert {443, 6379, 5432} <= egress_ports
     sa = _one(objs, "ServiceAccount", sts["spec"]["template"]["spec"]["serviceAccountName"])
     assert sa["automountServiceAccountToken"] is False
 
 
-def test_production_runs_several_replicas_statelessly():
+def _production() -> list[dict[str, Any]]:
     out = subprocess.run(
         [_kubectl(), "kustomize", str(TARGETS["production"])], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    objs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def test_production_runs_several_replicas_statelessly():
+    objs = _production()
     sts, c = _container(objs)
+    assert sts["kind"] == "Deployment" and not [o for o in objs if o["kind"] == "StatefulSet"]
     replicas = sts["spec"]["replicas"]
     hpa = _one(objs, "HorizontalPodAutoscaler", "reasonkit")
     pdb = _one(objs, "PodDisruptionBudget", "reasonkit")
@@ -191,10 +223,11 @@ def test_production_runs_several_replicas_statelessly():
     assert 1 <= pdb["spec"]["minAvailable"] < replicas and "maxUnavailable" not in pdb["spec"]
     assert "--stateless" in c["args"]
     assert c["image"].startswith("registry.example.com/reasonkit:")
-    # background runs live in the replica that started them: client -> replica affinity
+    # runs live in the shared store: no client -> replica affinity anywhere
     ing = _one(objs, "Ingress", "reasonkit")
-    assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/upstream-hash-by"]
-    assert _one(objs, "Service", "reasonkit")["spec"]["sessionAffinity"] == "ClientIP"
+    assert not [a for a in ing["metadata"].get("annotations", {}) if "hash-by" in a or "affinity" in a]
+    assert _one(objs, "Service", "reasonkit")["spec"].get("sessionAffinity", "None") == "None"
+    assert not [o for o in objs if o["metadata"]["name"] == "reasonkit-headless"]
     spread = {
         t["topologyKey"]: t["whenUnsatisfiable"]
         for t in sts["spec"]["template"]["spec"]["topologySpreadConstraints"]
@@ -217,3 +250,45 @@ def test_secret_template_names_only_variables_the_code_reads():
 )
 def test_config_files_are_valid_settings(path):
     Settings.model_validate(tomllib.loads(path.read_text()))
+
+
+def test_production_reads_the_database_url_from_the_secret_and_uses_redis():
+    objs = _production()
+    _, c = _container(objs)
+    env = {e["name"]: e for e in c["env"]}
+    for name in ("REASONKIT_DATABASE_URL", "REDIS_URL"):
+        assert name in ENV_VARS
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "reasonkit-secrets", "key": name}  # not optional: no silent SQLite
+    secret = yaml.safe_load((K8S / "base" / "secret.example.yaml").read_text())
+    assert {"REASONKIT_DATABASE_URL", "REDIS_URL"} <= set(secret["stringData"])
+    redis = _one(objs, "Deployment", "reasonkit-redis")
+    svc = _one(objs, "Service", "reasonkit-redis")
+    assert _selects(svc["spec"]["selector"], redis["spec"]["template"]["metadata"]["labels"])
+    (rc,) = redis["spec"]["template"]["spec"]["containers"]
+    assert rc["securityContext"]["readOnlyRootFilesystem"] is True and "--save" in rc["args"]
+    netpol = _one(objs, "NetworkPolicy", "reasonkit-redis")
+    (rule,) = netpol["spec"]["ingress"]
+    server_labels = _workload(objs)["spec"]["template"]["metadata"]["labels"]
+    assert _selects(rule["from"][0]["podSelector"]["matchLabels"], server_labels)
+    hpa = _one(objs, "HorizontalPodAutoscaler", "reasonkit")
+    cpu, inflight = hpa["spec"]["metrics"]  # CPU and tool runs in flight per pod (issue 15)
+    assert cpu["type"] == "Resource" and cpu["resource"]["name"] == "cpu"
+    assert inflight["type"] == "Pods" and inflight["pods"]["target"]["type"] == "AverageValue"
+    assert int(inflight["pods"]["target"]["averageValue"]) >= 1
+
+
+def test_the_inflight_metric_is_exported_and_served_by_the_adapter_rule():
+    """The HPA's Pods metric is a gauge the server exports, and the shipped prometheus-adapter rule
+    serves exactly that name for pods."""
+    from reasonkit.observability.metrics import Metrics
+
+    hpa = _one(_production(), "HorizontalPodAutoscaler", "reasonkit")
+    (name,) = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    exported = {m.name for m in Metrics().registry.collect()}
+    assert name in exported
+    rules = yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text())["rules"]
+    (rule,) = [r for r in rules if r["seriesQuery"].startswith(name + "{")]
+    assert rule["name"]["as"] == name
+    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
+    assert rule["resources"]["overrides"]["namespace"] == {"resource": "namespace"}
