@@ -1,0 +1,197 @@
+"""Idempotency keys of MCP tool calls, kept in the run store's database (the SQLite file, or the
+PostgreSQL database replicas share) so that every process and replica using that store sees the same
+keys.
+
+    keys = IdempotencyKeys.for_store(store)
+    claim = keys.claim(scope, key, fingerprint, run_id, ttl_secs)
+    claim.new      True: this call owns the key and runs `claim.run_id`
+                   False: a repeat; `claim.run_id` is the first call's run (finished or running)
+
+One row per (scope, key): the scope is the client (a hash of its bearer token, or its address), so
+two clients never share a key. The row holds the fingerprint of the call (tool, target and checked
+inputs) and the run it started; the same key with another fingerprint raises `IdempotencyConflict`. A
+row expires `ttl_secs` after it was written. A key whose run ended `cancelled` or `interrupted` (the
+client went away, the process died), or whose run was never recorded within `ORPHAN_SECS`, is taken
+over by the next call: a retry then runs again instead of returning nothing useful.
+
+Every claim is one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `INSERT ... ON CONFLICT DO
+NOTHING` then `SELECT ... FOR UPDATE`), so concurrent duplicates are serialised: exactly one of them
+gets `new=True`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reasonkit.errors import InputError, StoreError
+from reasonkit.store.connections import BUSY_TIMEOUT_MS, ConnectionPool, write_transaction
+
+#: A key whose run has not appeared in the store this long after the claim is given up on.
+ORPHAN_SECS = 60.0
+#: Run statuses that release a key: the next call with it runs again.
+RELEASING = ("cancelled", "interrupted")
+
+Runner = Callable[[Callable[[Any], Any]], Any]
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    created_at  {real} NOT NULL,
+    expires_at  {real} NOT NULL,
+    PRIMARY KEY (scope, key)
+)
+"""
+_INDEX = "CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at)"
+
+
+class IdempotencyConflict(InputError):
+    """The idempotency key was used, within its lifetime, for a call with other arguments."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: str
+    new: bool
+
+
+@contextmanager
+def _pg_transaction(conn: Any) -> Iterator[Any]:
+    with conn.transaction():
+        yield conn
+
+
+class IdempotencyKeys:
+    """The `idempotency_keys` table (created on first use) next to the `runs` table of a store.
+    Thread- and process-safe; every method blocks on I/O (call it in a worker thread from async
+    code). Build it with `for_store`, or `IdempotencyKeys(path)` for a SQLite file."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+        self.path: Path | str = Path(path)
+        pool = ConnectionPool(Path(path), busy_timeout_ms, size=2, attempts=8)
+        self._run: Runner = pool.run
+        self._close: Callable[[], None] = pool.close
+        self._transaction: Callable[[Any], AbstractContextManager[Any]] = write_transaction
+        self._mark, self._real, self._lock_row = "?", "REAL", ""
+        self._ready = False
+
+    @classmethod
+    def for_store(cls, store: Any) -> IdempotencyKeys:
+        """The keys in `store`'s database: a `RunStore` (SQLite file) or a `PostgresRunStore`."""
+        if hasattr(store, "_pool") and isinstance(getattr(store, "path", None), Path):
+            return cls(store.path)
+        if type(store).__name__ == "PostgresRunStore":
+            keys = cls.__new__(cls)
+            keys.path = store.path
+            keys._run, keys._close = store._run, lambda: None  # the store's pool: closed with the store
+            keys._transaction = _pg_transaction
+            keys._mark, keys._real, keys._lock_row = "%s", "DOUBLE PRECISION", " FOR UPDATE"
+            keys._ready = False
+            return keys
+        raise StoreError(f"idempotency keys cannot be kept in {type(store).__name__}")
+
+    def close(self) -> None:
+        self._close()
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._mark)
+
+    def _ensure_table(self) -> None:
+        if self._ready:
+            return
+
+        def operation(conn: Any) -> None:
+            with self._transaction(conn):
+                conn.execute(_TABLE.format(real=self._real))
+                conn.execute(_INDEX)
+
+        try:
+            self._run(operation)
+        except StoreError:  # another process created it at the same moment: check it is there
+            self._run(lambda conn: conn.execute("SELECT count(*) FROM idempotency_keys").fetchone())
+        self._ready = True
+
+    def claim(self, scope: str, key: str, fingerprint: str, run_id: str, ttl_secs: float) -> Claim:
+        """Claim `key` for the run `run_id`, or find the run that holds it (see the module docstring).
+        Raises `IdempotencyConflict` when the key holds a call with another fingerprint."""
+        self._ensure_table()
+        sql = self._sql
+
+        def operation(conn: Any) -> Claim:
+            now = time.time()
+            with self._transaction(conn):
+                conn.execute(sql("DELETE FROM idempotency_keys WHERE expires_at <= ?"), (now,))
+                inserted = conn.execute(
+                    sql(
+                        "INSERT INTO idempotency_keys "
+                        "(scope, key, fingerprint, run_id, created_at, expires_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING"
+                    ),
+                    (scope, key, fingerprint, run_id, now, now + ttl_secs),
+                ).rowcount
+                if inserted == 1:
+                    return Claim(run_id, True)
+                row = conn.execute(
+                    sql(
+                        "SELECT fingerprint, run_id, created_at FROM idempotency_keys "
+                        "WHERE scope = ? AND key = ?" + self._lock_row
+                    ),
+                    (scope, key),
+                ).fetchone()
+                if row["fingerprint"] != fingerprint:
+                    raise IdempotencyConflict(
+                        f"idempotency_key {key[:60]!r} was already used for a call with other arguments "
+                        "(another tool, profile or inputs); use a new key for a new request"
+                    )
+                if not self._released(conn, row["run_id"], row["created_at"], now):
+                    return Claim(row["run_id"], False)
+                conn.execute(
+                    sql(
+                        "UPDATE idempotency_keys SET run_id = ?, created_at = ?, expires_at = ? "
+                        "WHERE scope = ? AND key = ?"
+                    ),
+                    (run_id, now, now + ttl_secs, scope, key),
+                )
+                return Claim(run_id, True)
+
+        claim: Claim = self._run(operation)
+        return claim
+
+    def _released(self, conn: Any, run_id: str, created_at: float, now: float) -> bool:
+        try:
+            run = conn.execute(self._sql("SELECT status FROM runs WHERE run_id = ?"), (run_id,)).fetchone()
+        except sqlite3.OperationalError:  # a SQLite file without a runs table: never recorded
+            run = None
+        if run is None:
+            return now - created_at > ORPHAN_SECS
+        return run["status"] in RELEASING
+
+    def release(self, scope: str, key: str, run_id: str) -> None:
+        """Give the key up (the run it was claimed for could not start)."""
+        self._ensure_table()
+
+        def operation(conn: Any) -> None:
+            with self._transaction(conn):
+                conn.execute(
+                    self._sql("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND run_id = ?"),
+                    (scope, key, run_id),
+                )
+
+        try:
+            self._run(operation)
+        except StoreError:  # the key then expires with its TTL or is taken over as an orphan
+            pass
+
+    def count(self) -> int:
+        """Rows in the table, expired ones included (for tests)."""
+        self._ensure_table()
+        row = self._run(lambda conn: conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone())
+        return int(row["n"])
