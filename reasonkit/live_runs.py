@@ -1,0 +1,54 @@
+"""A run in progress in this process (`LiveRun`): its result, filled in by the engine as it goes,
+and a progress summary for `run_result`, the run resource and progress notifications.
+
+Apart from the run service (reasonkit/runs.py) so that the server can name it without importing the
+engine, which the first tool call loads (docs/benchmarks.md, section 9)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reasonkit.engine import Event, RunResult
+
+
+def _where(event: Event) -> str:
+    where = ".".join(x for x in (event.entry, event.step) if x)
+    return where + (f"[{event.item}]" if event.item is not None else "")
+
+
+@dataclass
+class LiveRun:
+    """A run in progress in this process: its result (filled in by the engine as it goes) and a
+    progress summary for `run_result` and the run resource."""
+
+    result: RunResult
+    background: bool = False
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    total: int = 0
+    last: str = ""
+    finished: bool = False
+
+    def track(self, event: Event) -> None:
+        """Update the progress summary from an engine event."""
+        if event.total:
+            self.total = event.total
+        if event.type == "step_finished":
+            self.done = max(self.done, event.done)
+            self.last = f"{_where(event)} {event.status or ''}".strip()
+
+    def describe(self, event: Event) -> tuple[float, str] | None:
+        """(progress value, message) for an event worth reporting to a caller; None otherwise."""
+        if event.type == "run_started":
+            return 0.0, f"started {self.result.kind} {self.result.name}"
+        if event.type != "step_finished":
+            return None
+        confidence = f" (confidence {event.confidence:.2f})" if event.confidence is not None else ""
+        return float(event.done), f"{_where(event)}: {event.status}{confidence}"
+
+    def progress(self) -> dict[str, Any]:
+        elapsed = round(time.monotonic() - self.started, 1)
+        return {"done": self.done, "total": self.total, "last": self.last, "elapsed_s": elapsed}
