@@ -10,6 +10,12 @@
 # only /app/data (runs.db, REASONKIT_DATA_DIR) and /tmp, so `--read-only` works. Config is read from
 # /app/config/default.toml when it exists. tests/deploy/test_dockerfile.py runs the two pip commands
 # below exactly as written (no Docker engine is needed for that).
+#
+# SERVER_HOST=0.0.0.0 is set in the image, so the deployment guide's own line
+#   docker run -p 9100:9100 -e REASONKIT_AUTH_TOKENS=<token> ... reasonkit serve-mcp --port 9100
+# (which replaces CMD) is reachable from outside the container too; SERVER_PORT (default 9100) moves
+# the default command and the health check together. A non-loopback bind without tokens stops at once
+# with exit 2 and says what to set (tests/deploy/test_entrypoint.py).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -18,7 +24,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY reasonkit ./reasonkit
 COPY protocols ./protocols
-RUN python -m pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels .
+# The image serves replicas too: PostgreSQL run store and OpenTelemetry tracing are in (extras).
+RUN python -m pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels ".[postgres,tracing]"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="ReasonKit" \
@@ -30,19 +37,24 @@ RUN groupadd --gid 1000 reasonkit \
  && chown 1000:1000 /app/data \
  && python -m venv /opt/reasonkit
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    /opt/reasonkit/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --find-links /wheels reasonkit
+    /opt/reasonkit/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --find-links /wheels "reasonkit[postgres,tracing]"
 ENV PATH=/opt/reasonkit/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     REASONKIT_DATA_DIR=/app/data \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    SERVER_HOST=0.0.0.0
 WORKDIR /app
 VOLUME ["/app/data"]
 USER 1000:1000
 EXPOSE 9100
-# /health/live never needs a token (probes); python is the venv's, curl is not in the slim image.
+# SERVER_WORKERS=N (default 1): N processes serve the one port under a supervisor (it forwards SIGTERM;
+# /metrics adds them up). In Kubernetes prefer replicas; on one big host, workers. See docs/operations.md.
+# /health/live never needs a token (probes) and answers on SERVER_PORT (9100 when unset); python is the
+# venv's, curl is not in the slim image.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9100/health/live', timeout=4).status == 200 else 1)"]
+  CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('SERVER_PORT') or '9100'; sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/health/live', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["rk"]
-# A non-loopback bind needs REASONKIT_AUTH_TOKENS (or [security] auth_tokens_file): see docs/deployment.md.
-CMD ["serve-mcp", "--port", "9100", "--host", "0.0.0.0"]
+# HTTP on SERVER_HOST:SERVER_PORT (0.0.0.0:9100). A non-loopback bind needs REASONKIT_AUTH_TOKENS (or
+# [security] auth_tokens_file): see docs/deployment.md.
+CMD ["serve-mcp", "--http"]

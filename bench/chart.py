@@ -149,7 +149,7 @@ def render_chart(res: dict[str, Any], path: Path) -> str | None:
             ax.axhline(data["goals"]["p99_overhead_ms"], color="#c0392b", linestyle="--", linewidth=1)
             ax.annotate(
                 "goal p99",
-                (len(arms) - 0.6, data["goals"]["p99_overhead_ms"]),
+                (len(load_arms) - 0.6, data["goals"]["p99_overhead_ms"]),
                 fontsize=7,
                 color="#c0392b",
                 va="bottom",

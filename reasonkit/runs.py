@@ -20,27 +20,30 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from loguru import logger
 
 from reasonkit.config import Settings
-from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
-from reasonkit.engine.budget import unenforced_budget
 from reasonkit.errors import InputError, NoProviderConfigured, StoreError, UnknownProtocolError
+from reasonkit.live_runs import LiveRun
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
+from reasonkit.observability.tracing import end_run_spans, start_run_spans
 from reasonkit.protocol.inputs import coerce_inputs
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import PROFILE_INPUTS
 from reasonkit.providers.base import Provider
-from reasonkit.providers.metering import metered
-from reasonkit.store import RunRecorder, RunStore
+from reasonkit.providers.tracing import for_run
+from reasonkit.store import RunRecorder, StoreBackend, open_store
+
+if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
+    from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
 
 RunKind = Literal["protocol", "profile"]
-ProgressSink = Callable[[Event], Awaitable[None] | None]
+ProgressSink = Callable[["Event"], Awaitable[None] | None]
 LOCAL_PROVIDER = "local"
 CLI_METHOD = "rk think"
 
@@ -50,46 +53,6 @@ LOCAL_NOTICE = (
     "For real work set ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY or OPENAI_BASE_URL "
     "(see docs/local-models.md and docs/configuration.md)."
 )
-
-
-def _where(event: Event) -> str:
-    where = ".".join(x for x in (event.entry, event.step) if x)
-    return where + (f"[{event.item}]" if event.item is not None else "")
-
-
-@dataclass
-class LiveRun:
-    """A run in progress in this process: its result (filled in by the engine as it goes) and a
-    progress summary for `run_result` and the run resource."""
-
-    result: RunResult
-    background: bool = False
-    started: float = field(default_factory=time.monotonic)
-    done: int = 0
-    total: int = 0
-    last: str = ""
-    finished: bool = False
-
-    def track(self, event: Event) -> None:
-        """Update the progress summary from an engine event."""
-        if event.total:
-            self.total = event.total
-        if event.type == "step_finished":
-            self.done = max(self.done, event.done)
-            self.last = f"{_where(event)} {event.status or ''}".strip()
-
-    def describe(self, event: Event) -> tuple[float, str] | None:
-        """(progress value, message) for an event worth reporting to a caller; None otherwise."""
-        if event.type == "run_started":
-            return 0.0, f"started {self.result.kind} {self.result.name}"
-        if event.type != "step_finished":
-            return None
-        confidence = f" (confidence {event.confidence:.2f})" if event.confidence is not None else ""
-        return float(event.done), f"{_where(event)}: {event.status}{confidence}"
-
-    def progress(self) -> dict[str, Any]:
-        elapsed = round(time.monotonic() - self.started, 1)
-        return {"done": self.done, "total": self.total, "last": self.last, "elapsed_s": elapsed}
 
 
 @dataclass
@@ -119,7 +82,7 @@ class RunService:
         settings: Settings,
         registry: Registry,
         *,
-        store: RunStore | None = None,
+        store: StoreBackend | None = None,
         metrics: Metrics | None = None,
     ):
         self.settings = settings
@@ -131,7 +94,7 @@ class RunService:
         self.inflight = 0
 
     # ------------------------------------------------------------------ store lifecycle
-    def open_store(self, *, required: bool = False) -> RunStore | None:
+    def open_store(self, *, required: bool = False) -> StoreBackend | None:
         """Open the run store when `[storage] save_runs` is on (I/O: call it at start-up, not per run):
         runs left `running` by a dead process are marked interrupted and the retention settings
         applied. A store that cannot be opened raises `StoreError` when `required` (the server: an
@@ -140,7 +103,7 @@ class RunService:
         if self.store is not None or not self.settings.storage.save_runs:
             return self.store
         try:
-            self.store = RunStore.for_settings(self.settings)
+            self.store = open_store(self.settings, metrics=self.metrics)
         except (StoreError, OSError) as exc:
             if required:
                 raise StoreError(f"the run store cannot be opened: {exc}") from None
@@ -157,13 +120,13 @@ class RunService:
         return self.store
 
     def prune(self) -> int:
-        """Apply `[storage] retention_days` and `max_runs` (at start-up and after every run; one DELETE
-        that is cheap next to a run's own writes)."""
+        """Apply `[storage] retention_days` and `max_runs`: at start-up, and after every run unless the
+        store's maintenance thread does it (a server: every `maintenance_secs`)."""
         storage = self.settings.storage
         if self.store is None or not (storage.retention_days or storage.max_runs):
             return 0
-        try:
-            return self.store.prune(storage.retention_days, storage.max_runs)
+        try:  # 0 turns a limit off
+            return self.store.prune(storage.retention_days or None, storage.max_runs or None)
         except (StoreError, OSError) as exc:
             logger.warning("pruning the run store failed: {}", exc)
             return 0
@@ -181,6 +144,8 @@ class RunService:
     def budget(self, requested: Budget | None = None, *, deadline: float | None = None) -> Budget:
         """The budget of a run: what the caller asked for, else `[engine] budget_*`; a `deadline` (the
         server's tool deadline) caps the time budget."""
+        from reasonkit.engine import Budget
+
         engine = self.settings.engine
         given = requested or Budget()
         if given.seconds is None and given.tokens is None and given.usd is None:
@@ -193,6 +158,8 @@ class RunService:
     @staticmethod
     def budget_notice(provider: Provider, budget: Budget) -> str | None:
         """Said before a run starts: a cost budget that cannot be enforced (unknown prices)."""
+        from reasonkit.engine.budget import unenforced_budget
+
         return unenforced_budget(budget.usd, provider.unpriced_models())
 
     # ------------------------------------------------------------------ small models
@@ -201,6 +168,8 @@ class RunService:
         samples; 0 turns one off). Other providers run protocols as written."""
         if provider.name != LOCAL_PROVIDER:
             return None
+        from reasonkit.engine import StepCaps
+
         local = self.settings.llm.local
         caps = StepCaps(
             max_items=local.max_items or None,
@@ -261,10 +230,12 @@ class RunService:
     ) -> PreparedRun:
         """Build the engine and the result for inputs that `check` returned (the engine does not check
         them again). Nothing is recorded until `execute` (or `record_start`)."""
+        from reasonkit.engine import Engine
+
         engine_settings, llm = self.settings.engine, self.settings.llm
         engine = Engine(
             self.registry,
-            metered(provider, self.metrics),
+            for_run(provider, self.settings, self.metrics),  # metering, tracing, [privacy] redaction
             max_concurrency=engine_settings.max_concurrency,
             temperature=llm.temperature,
             max_tokens=llm.max_tokens,
@@ -294,8 +265,10 @@ class RunService:
         recorder = RunRecorder(self.store, result) if saving and self.store is not None else None
         stopwatch = Stopwatch()
         log = logger.bind(tool=run.method, profile=run.label, run_id=result.run_id)
+        spans = start_run_spans(run.method, result)  # the OpenTelemetry spans (no-op when off)
 
         async def on_event(event: Event) -> None:
+            spans.observe(event)  # before any await: entry/step spans become current in their task
             if recorder is not None:
                 recorder.observe(event)  # returns at once: the writer saves in the background
             run.live.track(event)
@@ -309,6 +282,9 @@ class RunService:
         try:
             with self.metrics.track_inflight():
                 await self._run_engine(run, budget, on_event, recorder)
+            from reasonkit.engine.calibration import apply_saved_calibrator
+
+            apply_saved_calibrator(result, self.settings.data_dir())  # `rk eval fit` (confidence.md)
         except anyio.get_cancelled_exc_class():
             if result.status == "running":  # cancelled before the engine's own handler was reached
                 result.status, result.complete = "cancelled", False
@@ -375,6 +351,10 @@ class RunService:
             confidence=round(result.confidence, 4),
             tokens=result.tokens.total,
             status=result.status,
+            provider=result.provider or None,
+            model=result.model or None,
+            # the protocols that ran (the deployment guide's `tools_executed`)
+            tools_executed=[e.protocol for e in result.entries if e.status not in ("pending", "skipped")],
         )
         if crashed is not None:
             bound.opt(exception=crashed).error("run crashed")
@@ -384,7 +364,8 @@ class RunService:
             # The CLI shows a failed run in its result; the server's operators need the warning.
             failed = result.status == "failed" and run.method != CLI_METHOD
             (bound.warning if failed else bound.info)("run finished")
-        if recorder is not None:
+        end_run_spans(result)
+        if recorder is not None and getattr(self.store, "maintenance", None) is None:  # else its thread does
             await anyio.to_thread.run_sync(self.prune)
 
     # ------------------------------------------------------------------ reading runs

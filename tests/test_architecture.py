@@ -24,7 +24,10 @@ LAYERS: dict[str, int] = {
     "reasonkit.store": 5,
     "reasonkit.render": 6,
     "reasonkit.runs": 6,
+    "reasonkit.live_runs": 6,  # a run in progress (apart from runs: no engine import at server start)
+    "reasonkit.viewer": 6,  # run reports: terminal text and HTML (reasonkit/viewer)
     "reasonkit.server": 7,
+    "reasonkit.eval": 7,  # rk eval: runs items through the run service (never server or cli)
     "reasonkit.cli": 8,
     "reasonkit._entry": 9,
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 import click
 
@@ -24,6 +24,26 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write a user-named output file whole or not at all (a temporary file beside it, fsynced, then
+    renamed); any failure is one `rk: error: cannot write ...` line and exit 1, no partial file."""
+    import contextlib
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_FAILED)
+
+
 def warn(message: str) -> None:
     click.echo(f"rk: warning: {message}", err=True)
 
@@ -34,9 +54,13 @@ def load_settings(ctx: click.Context, overrides: dict[str, Any] | None = None) -
     from reasonkit.config import load_settings as load
     from reasonkit.errors import ConfigError
 
-    config = ctx.obj.get("config") if isinstance(ctx.obj, dict) else None
+    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+    config = obj.get("config")
+    # `rk --log-level/--log-format` (global), then the command's own flags where given
+    merged: dict[str, Any] = {"logging.level": obj.get("log_level"), "logging.format": obj.get("log_format")}
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
-        return load(config, overrides)
+        return load(config, merged)
     except ConfigError as exc:
         fail(str(exc))
 
@@ -49,3 +73,61 @@ def load_registry(settings: Settings) -> Registry:
     for problem in registry.problems:
         warn(f"skipped invalid protocol data: {problem}")
     return registry
+
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")
+DEFAULT_CLI_LOG_LEVEL = "warning"  # a command's output is its result; logs only from warnings up
+
+
+def early_logging(level: str | None, fmt: str | None) -> None:
+    """Logging before any settings are read (every command): `--log-level` > LOG_LEVEL > RUST_LOG >
+    warnings only; `--log-format` > LOG_FORMAT > text, as short `rk: level: message` lines when
+    stderr is a terminal. A command that loads settings calls `setup_cli_logging` after."""
+    import os
+
+    from reasonkit.observability.logging import setup_logging
+
+    if level is None:
+        level = os.environ.get("LOG_LEVEL") or None
+    if level is None and os.environ.get("RUST_LOG"):
+        from reasonkit.config.loading import _rust_log_level
+
+        level = _rust_log_level(os.environ["RUST_LOG"])
+    fmt = fmt or os.environ.get("LOG_FORMAT") or "text"
+    fmt = fmt if fmt in ("text", "json") else "text"
+    setup_logging(
+        None,
+        stream=cast("TextIO", _Stderr()),
+        level=level or DEFAULT_CLI_LOG_LEVEL,
+        fmt=fmt,
+        short=fmt == "text" and _tty(),
+    )
+
+
+def setup_cli_logging(settings: Settings, default_level: str = DEFAULT_CLI_LOG_LEVEL) -> None:
+    """Logging for a command from its settings: the level set anywhere (`--log-level`, LOG_LEVEL,
+    RUST_LOG, [logging] level) or `default_level`; short human lines on a terminal."""
+    from reasonkit.observability.logging import setup_logging
+
+    explicit = "level" in settings.logging.model_fields_set
+    short = settings.logging.format == "text" and _tty()
+    setup_logging(
+        settings, stream=cast("TextIO", _Stderr()), level=None if explicit else default_level, short=short
+    )
+
+
+def _tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Stderr:
+    """Whatever `sys.stderr` is at the time of each write (click's test runner swaps it per call)."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()

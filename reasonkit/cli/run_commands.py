@@ -7,14 +7,13 @@ commands, so `rk --version` stays fast.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reasonkit.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
+from reasonkit.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings, write_atomically
 
 # The run statuses, spelled out here (not imported from the engine) so `rk runs --help` stays fast;
 # tests/cli check that they equal reasonkit.engine.result.RUN_STATUSES.
@@ -33,8 +32,30 @@ def _db_path(ctx: click.Context) -> Path:
     return Path(data_dir).expanduser() / "runs.db"
 
 
+def _shared_store(ctx: click.Context):
+    """The PostgreSQL store when `[storage] url` is set and no --data-dir was given, else None."""
+    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+    if obj.get("runs_data_dir"):
+        return None
+    from reasonkit.errors import StoreError
+    from reasonkit.store.factory import database_url, open_store
+
+    settings = load_settings(ctx)
+    try:
+        if database_url(settings) is None:
+            return None
+        store = open_store(settings)
+    except StoreError as exc:
+        _err(str(exc))
+    ctx.call_on_close(store.close)
+    return store
+
+
 def _open(ctx: click.Context, must_exist: bool = True):
     """The store, or None when no database exists yet (nothing recorded: do not create one)."""
+    shared = _shared_store(ctx)
+    if shared is not None:
+        return shared
     path = _db_path(ctx)
     if must_exist and not path.exists():
         return None
@@ -262,15 +283,25 @@ def render_tree(t: dict[str, Any]) -> str:
 @runs.command("show")
 @_data_dir_option
 @click.argument("run_id")
+@click.option("--full", is_flag=True, help="Every step's output, reasons, calls, tokens and cost.")
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: str) -> None:
+def runs_show(ctx: click.Context, run_id: str, full: bool) -> None:
     """A run as a tree: header, entries, steps (and for_each items), confidence breakdown.
+    With --full: the whole reasoning, every step's output (reasonkit/viewer/terminal.py).
 
     RUN_ID may be a unique prefix of the id."""
     store, rid = _resolve(ctx, run_id)
     trace = store.get(rid)
     if trace is None:
         _err(f"run '{rid}' has no saved trace")
+    if full:
+        import shutil
+
+        from reasonkit.viewer import render_full
+
+        width = min(max(shutil.get_terminal_size((100, 24)).columns, 60), 160)
+        click.echo(render_full(trace, width=width))
+        return
     click.echo(render_tree(trace))
 
 
@@ -297,17 +328,7 @@ def runs_export(ctx: click.Context, run_id: str, output: Path | None) -> None:
         click.echo(text, nl=False)
         return
     output = output.expanduser()
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        _err(f"cannot write {output}: {exc}")
+    write_atomically(output, text)
     click.echo(f"run {rid} written to {output}", err=True)
 
 

@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -61,9 +62,22 @@ KEY_PLACEHOLDERS = {
     help="Default tool-call deadline in seconds ([server] tool_deadline_secs, 50).",
 )
 @click.option("--log-level", help="trace, debug, info, warning, error (env LOG_LEVEL / RUST_LOG).")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr (env LOG_FORMAT)."
+)
 @click.pass_context
 def serve_mcp(
-    ctx: click.Context, port, host, http_mode, metrics_port, stateless, provider, model, deadline, log_level
+    ctx: click.Context,
+    port,
+    host,
+    http_mode,
+    metrics_port,
+    stateless,
+    provider,
+    model,
+    deadline,
+    log_level,
+    log_format,
 ) -> None:
     """Run the MCP server: stdio by default (for Claude Desktop, Claude Code), or streamable HTTP
     at /mcp with --port (Cursor, VS Code, hosted setups). Logs go to stderr."""
@@ -76,19 +90,12 @@ def serve_mcp(
         "llm.default_provider": provider,
         "llm.default_model": model,
         "logging.level": log_level,
+        "logging.format": log_format,
     }
     settings = load_settings(ctx, overrides)
     from reasonkit.observability.logging import setup_logging
 
     setup_logging(settings)
-    if settings.server.workers != 1:
-        from loguru import logger
-
-        logger.warning(
-            "server.workers / SERVER_WORKERS = {} is ignored: one `rk serve-mcp` is one process; "
-            "scale with replicas or several instances behind a load balancer (docs/deployment.md)",
-            settings.server.workers,
-        )
     from reasonkit.server.security import SecurityError, SecurityPolicy, secret_values
 
     http = port is not None or http_mode
@@ -145,6 +152,60 @@ def _rk_command() -> tuple[str, list[str]]:
     return str(Path(sys.executable).absolute()), ["-m", "reasonkit.cli"]
 
 
+def _keyless(provider: str) -> bool:
+    return not any(k.endswith("_API_KEY") for k in KEY_PLACEHOLDERS[provider])
+
+
+def _placeholder_hint(provider: str) -> str:
+    """What to fill in: the key, or (keyless providers) the model."""
+    if _keyless(provider):
+        return (
+            "No key is needed: set LLM_DEFAULT_MODEL to a model your server has (ollama list), and "
+            "OPENAI_BASE_URL if it does not run on this machine."
+        )
+    return "Replace the placeholder key."
+
+
+def _serve_hint(url: str, command: str, pre: list[str]) -> str:
+    """How to start the server the client connects to: the port comes from the URL."""
+    parsed = urlsplit(url)
+    host = parsed.hostname or "127.0.0.1"
+    explicit = parsed.port
+    serve = " ".join([command, *pre, "serve-mcp"])
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if explicit is not None:
+        port = str(explicit)
+    elif parsed.scheme == "http":
+        port = "80"
+    else:  # https without a port: rk serves plain HTTP behind a TLS proxy on its own port
+        return (
+            f"Start the server on {host} behind your HTTPS proxy: {serve} --port PORT "
+            f"(PORT: the port the proxy forwards {url} to; default 9100). A server reachable from "
+            "other machines needs bearer tokens (docs/mcp-clients.md, Bearer tokens)."
+        )
+    if local:
+        return f"Start the server first: {serve} --port {port}"
+    return (
+        f"Start the server on {host}: {serve} --host 0.0.0.0 --port {port}. A server reachable from "
+        "other machines needs bearer tokens (docs/mcp-clients.md, Bearer tokens)."
+    )
+
+
+def check_url(url: str) -> str:
+    """An http(s) URL with a host, else a usage error."""
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise click.BadParameter(f"{url!r} is not a valid URL ({exc})", param_hint="'--url'") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise click.BadParameter(
+            f"{url!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:9100/mcp",
+            param_hint="'--url'",
+        )
+    return url
+
+
 def client_config(
     client: str, transport: str, url: str, provider: str, name: str = "reasonkit"
 ) -> tuple[str, str]:
@@ -153,6 +214,8 @@ def client_config(
     args = [*pre, "serve-mcp"]
     env = dict(KEY_PLACEHOLDERS[provider])
     stdio: dict[str, Any] = {"command": command, "args": args, "env": env}
+    serve = _serve_hint(url, command, pre) if transport == "http" else ""
+    fill = _placeholder_hint(provider)
     if client == "claude-desktop":
         if transport == "http":
             raise click.UsageError(
@@ -165,21 +228,20 @@ def client_config(
             "  macOS:   ~/Library/Application Support/Claude/claude_desktop_config.json\n"
             "  Windows: %APPDATA%\\Claude\\claude_desktop_config.json\n"
             "  Linux:   ~/.config/Claude/claude_desktop_config.json\n"
-            "Replace the placeholder key. "
+            f"{fill} "
             "Logs: ~/Library/Logs/Claude/mcp-server-reasonkit.log (macOS), %APPDATA%\\Claude\\logs (Windows)."
         )
         return text, hint
     if client == "claude-code":
         if transport == "http":
             text = f"claude mcp add --transport http {name} {url}"
-            port = url.rsplit(":", 1)[-1].split("/")[0]
-            hint = f"Start the server first: {command} {' '.join([*pre, 'serve-mcp', '--port', port])}"
+            hint = f"{serve}\nThen run the printed command in a shell. Check with: claude mcp list"
         else:
             envs = " ".join(f"--env {k}={_shell_quote(v)}" for k, v in env.items())
             text = f"claude mcp add {name} --scope user {envs} -- {_shell_quote(command)} {' '.join(args)}"
             hint = (
                 "Run this in a shell (add --scope project to share it in .mcp.json). "
-                "Replace the placeholder key. Check with: claude mcp list"
+                f"{fill} Check with: claude mcp list"
             )
         return text, hint
     if client == "cursor":
@@ -189,37 +251,33 @@ def client_config(
             "Put this in ~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project); "
             "on Windows %USERPROFILE%\\.cursor\\mcp.json."
         )
-        if transport == "stdio":
-            hint += " Replace the placeholder key."
+        hint += f"\n{serve}" if transport == "http" else f" {fill}"
         return text, hint
     # vscode
+    where = "Put this in .vscode/mcp.json in your workspace (or run 'MCP: Open User Configuration')."
     if transport == "http":
         text = json.dumps({"servers": {name: {"type": "http", "url": url}}}, indent=2)
-    else:
-        inputs = []
-        vs_env = {}
-        for key, value in env.items():
-            if key.endswith("_API_KEY"):
-                input_id = key.lower().replace("_", "-")
-                label = value.removeprefix("<your ").removesuffix(">")
-                inputs.append(
-                    {"type": "promptString", "id": input_id, "description": label, "password": True}
-                )
-                vs_env[key] = f"${{input:{input_id}}}"
-            else:
-                vs_env[key] = value
-        text = json.dumps(
-            {
-                "inputs": inputs,
-                "servers": {name: {"type": "stdio", "command": command, "args": args, "env": vs_env}},
-            },
-            indent=2,
-        )
-    hint = (
-        "Put this in .vscode/mcp.json in your workspace (or run 'MCP: Open User Configuration'). "
-        "VS Code asks for the key once and stores it securely."
+        return text, f"{where}\n{serve}"
+    inputs = []
+    vs_env = {}
+    for key, value in env.items():
+        if key.endswith("_API_KEY"):
+            input_id = key.lower().replace("_", "-")
+            label = value.removeprefix("<your ").removesuffix(">")
+            inputs.append({"type": "promptString", "id": input_id, "description": label, "password": True})
+            vs_env[key] = f"${{input:{input_id}}}"
+        else:
+            vs_env[key] = value
+    text = json.dumps(
+        {
+            "inputs": inputs,
+            "servers": {name: {"type": "stdio", "command": command, "args": args, "env": vs_env}},
+        },
+        indent=2,
     )
-    return text, hint
+    if inputs:
+        return text, f"{where} VS Code asks for the key once and stores it securely."
+    return text, f"{where} {fill}"
 
 
 def _shell_quote(s: str) -> str:
@@ -254,6 +312,8 @@ def mcp_config(
     if url is None:
         settings = load_settings(ctx)
         url = f"http://127.0.0.1:{settings.server.port}/mcp"
+    else:
+        url = check_url(url)
     text, hint = client_config(client, transport, url, provider, name)
     click.echo(text)
     click.echo(hint, err=True)

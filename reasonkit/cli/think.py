@@ -16,7 +16,9 @@ from reasonkit.cli.common import (
     fail,
     load_registry,
     load_settings,
+    setup_cli_logging,
     warn,
+    write_atomically,
 )
 
 
@@ -51,12 +53,8 @@ def _inputs(
 
 
 def _save_trace(result: Any, directory: str, quiet: bool) -> None:
-    out_dir = Path(directory)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{result.run_id}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.trace(), indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    path = Path(directory) / f"{result.run_id}.json"
+    write_atomically(path, json.dumps(result.trace(), indent=2, ensure_ascii=False))
     if not quiet:
         click.echo(f"trace saved to {path}", err=True)
 
@@ -113,12 +111,9 @@ def think(
     settings = load_settings(ctx, {"engine.max_concurrency": concurrency})
     import anyio
 
-    from reasonkit.observability.logging import setup_logging
-
     # The terminal shows progress and the result; logs only from warnings up, unless a level was set
-    # (LOG_LEVEL, RUST_LOG or [logging] level).
-    explicit = "level" in settings.logging.model_fields_set
-    setup_logging(settings, level=None if explicit else "warning")
+    # (rk --log-level, LOG_LEVEL, RUST_LOG or [logging] level); short lines on a terminal.
+    setup_cli_logging(settings)
 
     from reasonkit.engine import parse_budget
     from reasonkit.errors import InputError, NoProviderConfigured

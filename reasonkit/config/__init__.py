@@ -2,6 +2,7 @@
 
 - `reasonkit.config.schema`: the pydantic models (`Settings` and one model per table);
 - `reasonkit.config.loading`: environment names (`ENV_VARS`), config file lookup, `load_settings`;
+- `reasonkit.config.compat`: the deployment guide's keys and variables, mapped onto ours or explained;
 - `reasonkit.config.show`: `masked_dict` / `to_toml` for `rk config show` (secrets masked);
 - `reasonkit.config.reference`: `default_config_text` (`rk config init`) and `reference_markdown`
   (`rk config reference`, docs/configuration.md), both from one walk of the model.
@@ -25,6 +26,7 @@ from reasonkit.config.schema import (
     LocalModelSettings,
     LoggingSettings,
     OutputMode,
+    PrivacySettings,
     ProtocolSettings,
     ProviderSettings,
     RateLimitSettings,
@@ -33,6 +35,7 @@ from reasonkit.config.schema import (
     ServerSettings,
     Settings,
     StorageSettings,
+    TracingSettings,
 )
 from reasonkit.config.show import masked_dict, to_toml
 from reasonkit.errors import ConfigError
@@ -50,6 +53,7 @@ __all__ = [
     "LocalModelSettings",
     "LoggingSettings",
     "OutputMode",
+    "PrivacySettings",
     "ProtocolSettings",
     "ProviderSettings",
     "RateLimitSettings",
@@ -58,6 +62,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "TracingSettings",
     "default_config_text",
     "describe_validation_error",
     "find_config_file",

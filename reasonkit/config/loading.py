@@ -7,13 +7,16 @@ Environment variable names follow the deployment guide (see ``ENV_VARS``).
 
 from __future__ import annotations
 
+import difflib
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from reasonkit.config.schema import Settings
+from reasonkit.config import compat
+from reasonkit.config.schema import NOT_SETTINGS, Settings
 from reasonkit.errors import ConfigError
 from reasonkit.tomlfile import TomlFileError, read_toml
 
@@ -42,8 +45,15 @@ ENV_VARS: dict[str, str] = {
     "REDIS_URL": "database.redis.url",
     "ENABLE_METRICS": "features.metrics",
     "ENABLE_CACHE": "features.cache",
+    "ENABLE_TRACING": "features.tracing",
+    "OTLP_ENDPOINT": "tracing.endpoint",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "tracing.endpoint",
+    "IDEMPOTENCY_TTL": "server.idempotency_ttl_secs",
+    "L1_CACHE_SIZE": "llm.cache.max_entries",
+    "L2_TTL_SECONDS": "llm.cache.ttl_secs",
     "REASONKIT_ENV": "env",
     "REASONKIT_DATA_DIR": "storage.data_dir",
+    "REASONKIT_DATABASE_URL": "storage.url",
     "LOG_LEVEL": "logging.level",
     "LOG_FORMAT": "logging.format",
     "RUST_LOG": "logging.level",
@@ -52,8 +62,11 @@ ENV_VARS: dict[str, str] = {
     "REASONKIT_ALLOWED_HOSTS": "security.allowed_hosts",
     "REASONKIT_ALLOWED_ORIGINS": "security.allowed_origins",
 }
-# Read directly (not settings keys): REASONKIT_CONFIG (which file), REASONKIT_AUTH_TOKENS (secrets).
-OTHER_ENV_VARS = ("REASONKIT_CONFIG", "REASONKIT_AUTH_TOKENS")
+# Aliases: read first, so the other name of the same key wins when both are set.
+ALIAS_ENV_VARS = ("RUST_LOG", "OTLP_ENDPOINT")
+# Read directly (not settings keys): REASONKIT_CONFIG (which file), REASONKIT_AUTH_TOKENS (secrets),
+# and the deployment guide's variables that reasonkit.config.compat maps or explains.
+OTHER_ENV_VARS = ("REASONKIT_CONFIG", "REASONKIT_AUTH_TOKENS", *compat.GUIDE_ENV_VARS)
 
 DEFAULT_CONFIG_PATHS = (
     Path("/app/config/default.toml"),
@@ -105,8 +118,8 @@ def _rust_log_level(value: str) -> str:
 
 def _env_layer(environ: dict[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
-    # RUST_LOG is an alias only: LOG_LEVEL wins when both are set.
-    for name in sorted(ENV_VARS, key=lambda n: n != "RUST_LOG"):
+    # RUST_LOG and OTLP_ENDPOINT are aliases only: LOG_LEVEL / OTEL_EXPORTER_OTLP_ENDPOINT win.
+    for name in sorted(ENV_VARS, key=lambda n: n not in ALIAS_ENV_VARS):
         raw = environ.get(name)
         if raw is None or raw == "":
             continue
@@ -138,14 +151,50 @@ def find_config_file(explicit: str | Path | None, environ: dict[str, str]) -> Pa
     return None
 
 
+def _table_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the table at `loc` accepts (ours and the deployment guide's), for "did you mean"."""
+    model: Any = Settings
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            info = model.model_fields.get(str(part))
+            if info is None:
+                return []
+            model = info.annotation
+        elif typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]  # a name under e.g. [llm.providers]
+        else:
+            return []
+        args = [a for a in typing.get_args(model) if a is not type(None)]
+        if typing.get_origin(model) is not dict and len(args) == 1:
+            model = args[0]  # X | None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    prefix = ".".join(str(p) for p in loc)
+    guide = [k.rsplit(".", 1)[1] for k in compat.FILE_KEYS if k.rsplit(".", 1)[0] == prefix]
+    if prefix == "llm.rate_limiting":
+        guide += list(compat.PROVIDER_KEYS)
+    return [k for k in model.model_fields if k not in NOT_SETTINGS] + guide
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), _table_keys(loc[:-1]), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def describe_validation_error(err: ValidationError, origin: str) -> str:
-    """One line per problem: the dotted key, its environment variable where one exists, the reason."""
+    """One line per problem: the dotted key, its environment variable where one exists, the reason;
+    an unknown key gets the closest known key of its table as a "did you mean"."""
     env_by_key = {key: names[0] for key, names in env_vars_by_key().items()}
     lines = []
     for error in err.errors():
         key = ".".join(str(part) for part in error["loc"])
         hint = f" (environment variable {env_by_key[key]})" if key in env_by_key else ""
-        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting" + _did_you_mean(tuple(error["loc"]))
+        else:
+            message = error["msg"]
         lines.append(f"{key}{hint}: {message}")
     return f"invalid settings from {origin}:\n  " + "\n  ".join(lines)
 
@@ -159,24 +208,30 @@ def load_settings(
     env = dict(os.environ if environ is None else environ)
     path = find_config_file(config_file, env)
     tree: dict[str, Any] = {}
+    from_file = compat.Translation()
     if path is not None:
         try:
-            tree = read_toml(path)
+            raw = read_toml(path)
         except TomlFileError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        from_file = compat.translate_file(raw, str(path))  # the deployment guide's keys, as ours
+        tree = from_file.tree
         try:
             Settings.model_validate(tree)
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc, str(path))) from None
-    tree = _merge(tree, _env_layer(env))
+    from_env = compat.translate_env(env)
+    tree = _merge(_merge(tree, _env_layer(env)), from_env.tree)
     flag_tree: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if value is not None:
             _set(flag_tree, key, value)
     tree = _merge(tree, flag_tree)
+    compat.finish(tree, from_file.providers, from_env.providers)
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, "the environment / command line")) from None
     settings.source_file = str(path) if path else None
+    settings.compat_notes.extend(from_file.notes + from_env.notes)
     return settings

@@ -133,6 +133,7 @@ EXAMPLES: dict[str, str] = {  # TOML values
     "model_path": '"/models/model.gguf"',
     "n_threads": "4",
     "url": '"redis://127.0.0.1:6379/0"',
+    "storage.url": '"postgresql://reasonkit:password@db.internal:5432/reasonkit"',  # by table.key
     "auth_tokens_file": '"/etc/reasonkit/tokens"',
     "rate_limit_per_minute": "120",
     "data_dir": '"/var/lib/reasonkit"',
@@ -141,6 +142,11 @@ EXAMPLES: dict[str, str] = {  # TOML values
     "budget_secs": "120",
     "budget_tokens": "200000",
     "budget_usd": "0.5",
+    "endpoint": '"http://127.0.0.1:4318"',
+    "max_connections": "10",
+    "server.max_concurrent_runs": "64",
+    "server.max_concurrent_runs_cluster": "256",
+    "server.max_inflight_provider_calls": "256",
 }
 
 
@@ -169,7 +175,7 @@ def default_config_text() -> str:
                 lines.append(f"# {description.strip()}")
             default = setting.default
             if default is None or isinstance(default, SecretStr) or default == {}:
-                example = EXAMPLES.get(setting.name)
+                example = EXAMPLES.get(f"{table.path}.{setting.name}", EXAMPLES.get(setting.name))
                 if example is None:
                     raise ConfigError(f"no example value for setting '{setting.name}' (config/reference.py)")
                 lines.append(f"# {setting.name} = {example}")

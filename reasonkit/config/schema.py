@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from reasonkit.config.base import CommaList, Section
 from reasonkit.config.llm import (
@@ -32,6 +32,7 @@ __all__ = [
     "LoggingSettings",
     "NOT_SETTINGS",
     "OutputMode",
+    "PrivacySettings",
     "ProtocolSettings",
     "ProviderSettings",
     "RateLimitSettings",
@@ -40,6 +41,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "TracingSettings",
 ]
 
 
@@ -50,8 +52,8 @@ class ServerSettings(Section):
         1,
         ge=1,
         le=64,
-        description="Accepted for compatibility with the deployment guide and ignored (a warning is "
-        "logged): one `rk serve-mcp` is one process; scale with replicas.",
+        description="HTTP mode: processes serving the one port (a supervisor process spawns them; "
+        "`/metrics` adds up all of them). stdio ignores it.",
     )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Side HTTP port for /metrics and /health."
@@ -68,12 +70,107 @@ class ServerSettings(Section):
         True,
         description="Stateless streamable HTTP (any replica can answer any request).",
     )
+    run_viewer: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Serve the run pages `/runs` and `/runs/{id}` on the HTTP and side ports (behind the "
+        "bearer tokens when they are configured). `auto`: on when the server listens on a loopback "
+        "address or tokens are configured; `on`: always; `off`: never.",
+    )
+    idempotency_ttl_secs: float = Field(
+        86400.0,
+        gt=0,
+        description="How long a tool call's `idempotency_key` is remembered (`IDEMPOTENCY_TTL`): a repeat "
+        "within it gets the first run's result.",
+    )
+    # ---- admission control and connection limits (reasonkit/server/admission.py, serve.py)
+    max_concurrent_runs: int | None = Field(
+        None,
+        ge=1,
+        description="Tool runs (foreground and background) one process runs at once; more are refused at "
+        "once (HTTP 503 with Retry-After, or a tool error 'busy, retry in N s'). Unset: 16 per CPU, "
+        "between 16 and 256.",
+    )
+    max_inflight_provider_calls: int | None = Field(
+        None,
+        ge=1,
+        description="LLM provider calls one process has in flight at once (the others wait their turn). "
+        "Unset: 4 x max_concurrent_runs.",
+    )
+    max_background_runs_per_client: int = Field(
+        4,
+        ge=1,
+        description="Background runs one client (bearer token, else IP address) may have going at once "
+        "(across all replicas when `[database.redis] url` is set).",
+    )
+    max_concurrent_runs_cluster: int | None = Field(
+        None,
+        ge=1,
+        description="Tool runs all replicas sharing `[database.redis] url` run at once, counted in Redis; "
+        "more are refused with the tool error 'busy, retry in N s'. Unset, without Redis or while Redis "
+        "is down: no cluster-wide cap (each process has `max_concurrent_runs`).",
+    )
+    admission_queue: int = Field(
+        0,
+        ge=0,
+        description="Calls that may wait for a free run slot when all are taken (0: refuse at once).",
+    )
+    admission_queue_timeout_secs: float = Field(
+        2.0,
+        gt=0,
+        description="Longest wait in the admission queue (never more than a quarter of the call's deadline).",
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open HTTP connections (and requests) per process; beyond it: HTTP 503."
+    )
+    header_timeout_secs: float = Field(
+        10.0, gt=0, description="Time a client has to send a request's headers, else it is disconnected."
+    )
+    body_timeout_secs: float = Field(
+        30.0, gt=0, description="Time a client has to send a request's body; then HTTP 408."
+    )
+    keep_alive_secs: float = Field(5.0, gt=0, description="Idle keep-alive connections close after this.")
+    max_sessions: int = Field(
+        1000, ge=1, description="Stateful mode: open MCP sessions per process; more are refused."
+    )
+    session_idle_secs: float = Field(
+        600.0, gt=0, description="Stateful mode: a session with no request for this long is closed."
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="IP addresses or CIDR ranges of reverse proxies whose X-Forwarded-For / "
+        "X-Forwarded-Proto headers are believed. From any other peer these headers are ignored (the "
+        "rate limit and the log use the peer's address). Comma-separated in the environment.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item[:60]!r} is not an IP address or CIDR range (10.0.0.0/8)") from None
+        return value
+
+    tools: CommaList = Field(
+        default_factory=list,
+        description="Expose only these MCP tools (protocol ids, `think`, `run_result`), e.g. "
+        '`["think", "run_result"]`; empty: all. An unknown name stops the server with the list of '
+        "valid ones.",
+    )
 
 
 class LoggingSettings(Section):
     level: str = Field("info", description="trace, debug, info, warning, error.")
     format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per line.")
     file: str | None = Field(None, description="Also write logs to this file.")
+    include_timestamps: bool = Field(
+        True,
+        description="Start each line with its time (`timestamp` key in JSON); off when the log "
+        "collector adds its own.",
+    )
 
 
 class RedisSettings(Section):
@@ -93,6 +190,12 @@ class RedisSettings(Section):
         description="After a Redis error the cache uses memory only for this long, then tries Redis again.",
     )
     key_prefix: str = Field("reasonkit:cache:", description="Prefix of the cache's Redis keys.")
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Most Redis connections the cache opens per process; a call waits (up to "
+        "`timeout_secs`) for a free one. Unset: redis-py's default pool.",
+    )
 
 
 class DatabaseSettings(Section):
@@ -106,6 +209,39 @@ class FeatureSettings(Section):
         description="Response cache: in memory, plus Redis when `REDIS_URL` is set (see `[llm.cache]`).",
     )
     sampling: bool = Field(False, description="Allow the MCP client's model (sampling) as a provider.")
+    tracing: bool = Field(
+        False,
+        description="OpenTelemetry tracing (`ENABLE_TRACING`); the same switch as `[tracing] enabled`: "
+        "either turns it on.",
+    )
+
+
+class TracingSettings(Section):
+    enabled: bool = Field(
+        False,
+        description="Export OpenTelemetry spans over OTLP (also `[features] tracing`, ENABLE_TRACING).",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="OTLP collector URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTLP_ENDPOINT`); unset: the "
+        "OpenTelemetry SDK's default.",
+    )
+    capture_content: bool = Field(
+        False, description="Put prompt and reply text into spans (off: only sizes, models and token counts)."
+    )
+
+
+class PrivacySettings(Section):
+    redact_pii: bool = Field(
+        False,
+        description="Replace personal data (emails, phone numbers, cards, IBANs, IPs) in logs and "
+        "stored runs.",
+    )
+    redact_provider_input: bool = Field(
+        False,
+        description="Replace it in what is sent to LLM providers too (system text and messages; on its own "
+        "or with `redact_pii`).",
+    )
 
 
 class SecuritySettings(Section):
@@ -163,12 +299,35 @@ class StorageSettings(Section):
         description="Save every run (CLI and MCP) with its full trace in the run store.",
     )
     retention_days: float | None = Field(
-        None, gt=0, description="Delete stored runs older than this at start-up."
+        30.0,
+        ge=0,
+        description="Delete finished runs started more than this many days ago: at start-up, after "
+        "runs and every `maintenance_secs` while serving. 0: keep them however old.",
     )
     max_runs: int | None = Field(
+        10000,
+        ge=0,
+        description="Keep at most this many finished runs (the oldest are deleted, as for "
+        "`retention_days`). 0: no limit.",
+    )
+    maintenance_secs: float = Field(
+        300.0,
+        gt=0,
+        description="While the server runs: how often the run store applies the retention settings, "
+        "checkpoints and truncates its write-ahead log, and retries final saves that failed.",
+    )
+    url: SecretStr | None = Field(
         None,
-        ge=1,
-        description="Keep at most this many stored runs (oldest deleted at start-up).",
+        description="PostgreSQL run store shared by replicas: `postgresql://user:password@host:5432/db` "
+        "(`REASONKIT_DATABASE_URL`). Unset: the embedded SQLite file in `data_dir`.",
+    )
+    lease_secs: float = Field(
+        30.0,
+        ge=2,
+        le=3600,
+        description="PostgreSQL only: a replica renews the lease of its running runs every third of "
+        "this; a run whose lease has expired (its replica died) is marked `interrupted` by the others. "
+        "With Redis, the admission slots a replica holds expire the same way.",
     )
 
 
@@ -204,8 +363,17 @@ class Settings(Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     protocols: ProtocolSettings = Field(default_factory=ProtocolSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # Where the settings came from (file path), for `rk config show`; not a setting.
     source_file: str | None = Field(None, exclude=True)
+    # Warnings from reading deployment-guide keys and variables (reasonkit.config.compat); logged once
+    # by setup_logging. Not a setting (a private attribute: no file or variable can set it).
+    _compat_notes: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def compat_notes(self) -> list[str]:
+        return self._compat_notes
 
     def data_dir(self) -> Path:
         if self.storage.data_dir:

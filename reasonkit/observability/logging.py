@@ -2,7 +2,11 @@
 file; `[logging] format = "json"` writes one JSON object per line.
 
 Context fields are bound with `logger.bind(request_id=..., tool=..., profile=..., duration_ms=...,
-confidence=..., tokens=...)` and appear as top-level keys in JSON lines. The stdlib `logging` records
+confidence=..., tokens=..., provider=..., model=..., tools_executed=[...])` and appear as top-level
+keys in JSON lines; with tracing on, `trace_id` and `span_id` too (reasonkit.observability.log_patch).
+`[logging] include_timestamps = false` leaves the time out (for collectors that stamp lines).
+The warnings from reading deployment-guide settings (`Settings.compat_notes`) are logged once per
+process. The stdlib `logging` records
 of the MCP SDK, uvicorn and httpx are routed through the same sinks. Every line passes through
 `redact()`: API keys, bearer tokens and Authorization headers never reach a log.
 """
@@ -18,6 +22,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from reasonkit.observability.log_patch import log_patcher
+
 if TYPE_CHECKING:
     from reasonkit.config import Settings
 
@@ -31,7 +37,20 @@ LEVELS = {
     "critical": "CRITICAL",
     "off": "CRITICAL",
 }
-CONTEXT_KEYS = ("request_id", "tool", "profile", "run_id", "duration_ms", "confidence", "tokens", "status")
+CONTEXT_KEYS = (
+    "request_id",
+    "tool",
+    "profile",
+    "run_id",
+    "duration_ms",
+    "confidence",
+    "tokens",
+    "status",
+    "provider",
+    "model",
+    "tools_executed",
+    "trace_id",
+)
 
 _SECRET_PATTERNS = [
     # provider keys: sk-..., sk-ant-..., sk-or-v1-...
@@ -54,6 +73,7 @@ _SECRET_PATTERNS = [
     (re.compile(r"([a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^@\s/]+@", re.I), r"\1***@"),
 ]
 _extra_secrets: set[str] = set()
+_notes_logged: set[str] = set()
 
 
 def add_secrets(values: list[str | None]) -> None:
@@ -87,13 +107,15 @@ def _redact_value(value: Any) -> Any:
         return redact(str(value))
 
 
-def _json_line(record: Any) -> str:
-    out: dict[str, Any] = {
-        "timestamp": record["time"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "level": record["level"].name,
-        "message": redact(record["message"]),
-        "logger": record["extra"].get("logger_name") or record["name"],
-    }
+def _json_line(record: Any, timestamps: bool = True) -> str:
+    out: dict[str, Any] = {}
+    if timestamps:
+        out["timestamp"] = (
+            record["time"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
+    out["level"] = record["level"].name
+    out["message"] = redact(record["message"])
+    out["logger"] = record["extra"].get("logger_name") or record["name"]
     for key, value in record["extra"].items():
         if key == "logger_name":
             continue
@@ -107,27 +129,49 @@ def _json_line(record: Any) -> str:
 
 
 class _JsonSink:
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, timestamps: bool = True):
         self.stream = stream
+        self.timestamps = timestamps
 
     def write(self, message: Any) -> None:
         try:
-            self.stream.write(_json_line(message.record) + "\n")
+            self.stream.write(_json_line(message.record, self.timestamps) + "\n")
             self.stream.flush()
         except (ValueError, OSError):  # stream closed during shutdown
             pass
 
 
-def _text_format(record: Any) -> str:
+def _context_value(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+
+
+def _text_format(record: Any, timestamps: bool = True) -> str:
     ctx = " ".join(
-        f"{k}={record['extra'][k]}" for k in CONTEXT_KEYS if record["extra"].get(k) not in (None, "")
+        f"{k}={_context_value(record['extra'][k])}"
+        for k in CONTEXT_KEYS
+        if record["extra"].get(k) not in (None, "", [])
     )
     record["extra"]["_ctx"] = redact(ctx)
     record["extra"]["_msg"] = redact(record["message"])
-    base = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[_msg]}"
+    base = "{time:YYYY-MM-DD HH:mm:ss.SSS} | " if timestamps else ""
+    base += "{level: <7} | {extra[_msg]}"
     if ctx:
         base += " | {extra[_ctx]}"
     return base + "\n{exception}"
+
+
+def _text_format_no_time(record: Any) -> str:
+    return _text_format(record, timestamps=False)
+
+
+def _short_format(record: Any) -> str:
+    """One short human line for a terminal (the CLI): `rk: warning: message (key=value ...)`."""
+    _text_format(record, timestamps=False)  # fills extra[_msg] and extra[_ctx], redacted
+    record["extra"]["_lvl"] = record["level"].name.lower()
+    line = "rk: {extra[_lvl]}: {extra[_msg]}"
+    if record["extra"]["_ctx"]:
+        line += " ({extra[_ctx]})"
+    return line + "\n"
 
 
 class InterceptHandler(logging.Handler):
@@ -151,30 +195,48 @@ def setup_logging(
     stream: TextIO | None = None,
     level: str | None = None,
     fmt: str | None = None,
+    short: bool = False,
 ) -> None:
-    """Configure loguru for the process. Safe to call more than once (replaces the sinks)."""
+    """Configure loguru for the process. Safe to call more than once (replaces the sinks).
+    `short`: text lines on the stream are `rk: level: message` (the CLI on a terminal)."""
     lvl = _level(level or (settings.logging.level if settings else None))
     fmt = fmt or (settings.logging.format if settings else "text")
+    stamps = settings.logging.include_timestamps if settings else True
+    text_format = _text_format if stamps else _text_format_no_time
     out = stream or sys.stderr
     logger.remove()
+    logger.configure(patcher=log_patcher(settings))  # trace ids; [privacy] redact_pii (log_patch.py)
     if fmt == "json":
-        logger.add(_JsonSink(out), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True)
+        logger.add(
+            _JsonSink(out, stamps), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True
+        )
     else:
         logger.add(
-            out, level=lvl, format=_text_format, backtrace=False, diagnose=False, colorize=False, catch=True
+            out,
+            level=lvl,
+            format=_short_format if short else text_format,
+            backtrace=False,
+            diagnose=False,
+            colorize=False,
+            catch=True,
         )
     if settings and settings.logging.file:
         path = settings.logging.file
         if fmt == "json":
             fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
             logger.add(
-                _JsonSink(fh), level=lvl, format="{message}", backtrace=False, diagnose=False, catch=True
+                _JsonSink(fh, stamps),
+                level=lvl,
+                format="{message}",
+                backtrace=False,
+                diagnose=False,
+                catch=True,
             )
         else:
             logger.add(
                 path,
                 level=lvl,
-                format=_text_format,
+                format=text_format,
                 backtrace=False,
                 diagnose=False,
                 catch=True,
@@ -187,6 +249,10 @@ def setup_logging(
         if settings.database.redis.url:
             secrets.append(settings.database.redis.url.get_secret_value())
         add_secrets(secrets)
+        for note in settings.compat_notes:  # deployment-guide settings that are not used: once each
+            if note not in _notes_logged:
+                _notes_logged.add(note)
+                logger.warning(note)
     # Library logs: warnings and errors by default, everything at debug/trace.
     lib_level = logging.DEBUG if lvl in ("TRACE", "DEBUG") else logging.WARNING
     root = logging.getLogger()

@@ -10,6 +10,7 @@ files; provider names from the config. Run ids, user text and errors' messages n
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,9 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 
 STEP_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# Set by the `[server] workers` supervisor for its worker processes (prometheus-client's multiprocess
+# mode: each process writes its values to files there; /metrics adds them up).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -84,6 +88,7 @@ class Metrics:
             "reasonkit_inflight_requests",
             "Tool runs in progress (foreground calls and background runs).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.cost = Counter(
             "reasonkit_cost_usd_total",
@@ -103,6 +108,7 @@ class Metrics:
             "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.",
             ["provider"],
             registry=r,
+            multiprocess_mode="livemax",
         )
 
         # ---- Added by the providers layer (reasonkit/providers/resilience.py and cache.py) ----------
@@ -139,6 +145,7 @@ class Metrics:
             "1 while the shared cache backend (Redis) is reachable, 0 while the cache runs on memory only.",
             ["layer"],
             registry=r,
+            multiprocess_mode="livemin",
         )
         self.http_rejected = Counter(
             "reasonkit_http_rejected_total",
@@ -153,6 +160,37 @@ class Metrics:
             "skipped), failed (the previous settings and protocols stay in effect).",
             ["outcome"],
             registry=r,
+        )
+        self.store_write_errors = Counter(
+            "reasonkit_store_write_errors_total",
+            "Run-store writes that failed (disk full, locked past the retries, read-only file, ...), by "
+            "operation: start, save, prune, checkpoint, mark_interrupted. /health is degraded while "
+            "they keep failing.",
+            ["operation"],
+            registry=r,
+        )
+
+        # ---- Admission control and worker processes (reasonkit/server/admission.py, workers.py) ----
+        self.admission = Counter(
+            "reasonkit_admission_total",
+            "Tool runs at the admission gate, by outcome: admitted (at once), queued (waited for a slot), "
+            "rejected; reason (empty when admitted): capacity, cluster_capacity, queue_timeout, "
+            "background_per_client, "
+            "draining.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.provider_calls_waiting = Gauge(
+            "reasonkit_provider_calls_waiting",
+            "Provider calls waiting for a slot under [server] max_inflight_provider_calls.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.workers = Gauge(
+            "reasonkit_server_workers",
+            "Server processes alive behind this port (each adds 1).",
+            registry=r,
+            multiprocess_mode="livesum",
         )
 
     # ------------------------------------------------------------------ recording helpers
@@ -198,11 +236,21 @@ class Metrics:
             if seconds > 0:
                 self.step_duration.labels(protocol=protocol, step=step).observe(seconds)
 
+    def observe_store_error(self, operation: str) -> None:
+        self.store_write_errors.labels(operation=operation).inc()
+
     def set_breaker_state(self, provider: str, state: str) -> None:
         self.breaker_state.labels(provider=provider).set(BREAKER_STATES.get(state, 0))
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition of this registry and its content type."""
+        """The Prometheus text exposition of this registry and its content type; with several worker
+        processes (`PROMETHEUS_MULTIPROC_DIR` set by the supervisor), the sum over all of them."""
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

@@ -143,6 +143,7 @@ class ResponseCache:
         redis_timeout: float = 0.5,
         redis_retry_secs: float = 5.0,
         key_prefix: str = "reasonkit:cache:",
+        redis_max_connections: int | None = None,
         metrics: Metrics | None = None,
         quiet: bool = False,
         register: bool = True,
@@ -158,6 +159,7 @@ class ResponseCache:
         self.redis_timeout = redis_timeout
         self.redis_retry_secs = redis_retry_secs
         self.key_prefix = key_prefix
+        self.redis_max_connections = redis_max_connections
         self.endpoint = redis_endpoint(redis_url)
         self._redis_url = redis_url or None
         self._secrets = _url_secrets(redis_url)
@@ -187,6 +189,7 @@ class ResponseCache:
             redis_timeout=r.timeout_secs,
             redis_retry_secs=r.retry_secs,
             key_prefix=r.key_prefix,
+            redis_max_connections=r.max_connections,
             metrics=metrics,
             **kw,
         )
@@ -244,12 +247,23 @@ class ResponseCache:
 
             assert self._redis_url is not None
             # No client-side retries: our own outage handling decides when to try again.
-            self._client = Redis.from_url(
-                self._redis_url,
-                socket_timeout=self.redis_timeout,
-                socket_connect_timeout=self.redis_timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
+            kw: dict[str, Any] = {
+                "socket_timeout": self.redis_timeout,
+                "socket_connect_timeout": self.redis_timeout,
+                "retry": Retry(NoBackoff(), 0),
+            }
+            if self.redis_max_connections:  # [database.redis] max_connections: wait for a free one
+                from redis.asyncio import BlockingConnectionPool
+
+                pool = BlockingConnectionPool.from_url(
+                    self._redis_url,
+                    max_connections=self.redis_max_connections,
+                    timeout=self.redis_timeout,
+                    **kw,
+                )
+                self._client = Redis(connection_pool=pool)
+            else:
+                self._client = Redis.from_url(self._redis_url, **kw)
             self._client_loop = loop
         return self._client
 

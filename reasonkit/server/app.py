@@ -33,11 +33,13 @@ from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.protocol.loader import Registry, load_registry
 from reasonkit.runs import LiveRun, RunService
 from reasonkit.server import schemas
+from reasonkit.server.admission import Admission
 from reasonkit.server.reload import Reloader
 from reasonkit.server.resources import ResourceHandlers
 from reasonkit.server.runtime import ProviderFactory, Runtime, ServerStatus
 from reasonkit.server.tools import ToolHandlers, build_tools
 from reasonkit.store import RunStore
+from reasonkit.store.base import StoreBackend
 
 INSTRUCTIONS = (
     "ReasonKit provides structured-reasoning ThinkTools. Each tool runs several model calls and returns an "
@@ -89,6 +91,8 @@ class ReasonKitServer:
         self.provider_factory: ProviderFactory = provider_factory
         self.service = RunService(settings, registry, store=store, metrics=self.metrics)
         self.status = status or ServerStatus()
+        # admission control: read by the tool handlers and the HTTP middleware (server/admission.py)
+        self.admission = self.status.admission = Admission(lambda: self.settings, self.metrics)
         self.deadline = settings.server.tool_deadline_secs
         # Lifecycle: HTTP inbound security (set by `rk serve-mcp` in HTTP mode), the settings source
         # for SIGHUP reloads, change notifications for connected clients.
@@ -110,13 +114,16 @@ class ReasonKitServer:
         """Open the run store (I/O; `StoreError` when it cannot be opened): see
         `RunService.open_store`."""
         self.service.open_store(required=True)
+        maintain = getattr(self.service.store, "start_maintenance", None)  # SQLite: store/hygiene.py
+        if maintain is not None:  # retention, WAL checkpoints, failed final saves, while serving
+            maintain(lambda: self.settings.storage)  # read at each pass: a reload may change them
         self.notice = self.service.startup_notice()
         if self.notice:
             logger.warning(self.notice)
 
     # ------------------------------------------------------------------ state shared with handlers
     @property
-    def store(self) -> RunStore | None:
+    def store(self) -> StoreBackend | None:
         return self.service.store
 
     @property
@@ -159,6 +166,9 @@ class ReasonKitServer:
                 logger.debug("output_modes failed: {}", exc)
         if self.notice:
             info["notice"] = self.notice
+        from reasonkit.server.health import circuit_states
+
+        info["circuits"] = circuit_states(provider)  # each provider's breaker (empty before the first call)
         return info
 
     # ------------------------------------------------------------------ the SDK server
@@ -190,7 +200,7 @@ class ReasonKitServer:
     @asynccontextmanager
     async def _lifespan(self, _server: Server[Runtime]) -> AsyncIterator[Runtime]:
         async with anyio.create_task_group() as tg:
-            runtime = Runtime(lambda: self.settings, self.provider_factory, tg)
+            runtime = Runtime(lambda: self.settings, self.provider_factory, tg, self.metrics)
             self.runtime = runtime
             try:
                 yield runtime

@@ -16,6 +16,7 @@ from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import Protocol as ThinkToolProtocol
 from reasonkit.runs import RunService
+from reasonkit.server.admission import Admission
 from reasonkit.server.runtime import Runtime, ServerStatus
 
 
@@ -24,6 +25,7 @@ class ServerCore(Protocol):
     service: RunService
     metrics: Metrics
     status: ServerStatus
+    admission: Admission
     deadline: float
     protocols: dict[str, ThinkToolProtocol]
     tools: list[types.Tool]

@@ -6,9 +6,15 @@
   the model file are there. The output modes negotiated so far (per provider, base URL and model) and
   the local-model notice are shown with the check.
 - redis: only when REDIS_URL is configured; a TCP connect plus a PING.
+- llm_provider.circuits: each provider of the chain (default, then `fallback_provider`) with its
+  circuit breaker's state (`closed`, `open` with `retry_in_secs`, `half_open`; `off` without a
+  breaker) and consecutive failures; `closed` for all before the first call builds the chain.
+- run_store: when runs are saved; no I/O, the store's own record: "degraded" while its writes fail
+  (disk full, locked, read-only) or a final save waits for a retry, with the count of failed writes.
 
 Overall: "unhealthy" (HTTP 503) when the LLM provider check fails; "degraded" (200) when only Redis
-(which backs the shared cache and falls back to memory) fails or only client sampling is available.
+(which backs the shared cache and falls back to memory) or the run store (calls are still answered)
+fails, or only client sampling is available.
 """
 
 from __future__ import annotations
@@ -63,6 +69,26 @@ async def _tcp_check(host: str, port: int, ping: bytes | None = None) -> tuple[b
         return False, (time.monotonic() - t0) * 1000, f"{host}:{port}: {type(exc).__name__}: {exc}"[:300]
 
 
+def circuit_states(provider: Any) -> dict[str, dict[str, Any]]:
+    """Each provider's circuit breaker in the chain behind `provider` (the runtime's provider: a
+    `ResilientProvider`, possibly wrapped): what `/health` shows under `llm_provider.circuits`."""
+    for _ in range(5):  # unwrap (LimitedProvider and similar keep the wrapped one in `inner`)
+        if provider is None or hasattr(provider, "legs"):
+            break
+        provider = getattr(provider, "inner", None)
+    out: dict[str, dict[str, Any]] = {}
+    for leg in getattr(provider, "legs", None) or []:
+        breaker = leg.breaker
+        if breaker is None:
+            out[leg.provider.name] = {"state": "off"}
+            continue
+        entry: dict[str, Any] = {"state": breaker.state, "failures": breaker.failures}
+        if breaker.state == "open":
+            entry["retry_in_secs"] = round(breaker.retry_in(), 1)
+        out[breaker.provider] = entry
+    return out
+
+
 @dataclass
 class HealthChecker:
     settings: Settings
@@ -70,6 +96,8 @@ class HealthChecker:
     # What the running server knows about its provider (negotiated output modes, the local-model
     # notice); merged into the llm_provider check.
     provider_info: Callable[[], dict[str, Any]] | None = None
+    # The run store in use (None: runs are not saved); its `health_check()` is shown as `run_store`.
+    store: Callable[[], Any] | None = None
     cache_secs: float = CACHE_SECS
     _cached: dict[str, Any] | None = None
     _cached_at: float = 0.0
@@ -79,7 +107,18 @@ class HealthChecker:
         check = await self._llm_provider()
         if self.provider_info is not None:
             check.update(self.provider_info())
+        if not check.get("circuits") and check.get("provider"):
+            check["circuits"] = self._unused_circuits(check["provider"])
         return check
+
+    def _unused_circuits(self, primary: str) -> dict[str, dict[str, Any]]:
+        """The chain's breakers before any call (nothing built yet): all closed, or off."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in dict.fromkeys([primary, *self.settings.llm.fallback_provider]):
+            ps = self.settings.llm.providers.get(name)
+            threshold = ps.breaker_threshold if ps is not None else 3
+            out[name] = {"state": "closed", "failures": 0} if threshold > 0 else {"state": "off"}
+        return out
 
     async def _llm_provider(self) -> dict[str, Any]:
         from reasonkit.providers import NoProviderConfigured, choose_provider_name
@@ -175,8 +214,12 @@ class HealthChecker:
                 redis = await self.redis()
                 if redis is not None:
                     checks["redis"] = redis
+                store = self.store() if self.store is not None else None
+                if store is not None and hasattr(store, "health_check"):
+                    checks["run_store"] = store.health_check()
                 # Without an LLM nothing works: unhealthy (503). Redis only backs the shared cache, and
-                # its outage falls back to the in-memory cache: degraded (still 200).
+                # its outage falls back to the in-memory cache; calls are answered while the run store
+                # fails: degraded (still 200).
                 others = [c["status"] for k, c in checks.items() if k != "llm_provider"]
                 llm = checks["llm_provider"]["status"]
                 if llm == "unhealthy":

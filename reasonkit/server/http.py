@@ -1,6 +1,6 @@
 """HTTP apps: streamable HTTP MCP at `/mcp` plus `/metrics`, `/health`, `/health/live`,
-`/health/ready`; and the side app (`--metrics-port`) with only the last four. Both sit behind
-`SecurityMiddleware`; the side port never asks for a token and has no rate limit."""
+`/health/ready` (also as `/live`, `/ready`); and the side app (`--metrics-port`) with only these.
+Both sit behind `SecurityMiddleware`; the side port never asks for a token and has no rate limit."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from starlette.routing import Route
 
 from reasonkit import __version__
 from reasonkit.server.health import HealthChecker
-from reasonkit.server.middleware import SecurityMiddleware
+from reasonkit.server.middleware import RateLimiter, SecurityMiddleware
+from reasonkit.server.run_pages import run_page_routes
 from reasonkit.server.security import SecurityPolicy, is_loopback
+from reasonkit.server.shared_limits import shared_limiter
 
 if TYPE_CHECKING:
     from reasonkit.server.app import ReasonKitServer
@@ -36,7 +38,9 @@ def health_routes(core: ReasonKitServer) -> list[Route]:
         key = id(core.settings)
         if key not in checkers:
             checkers.clear()
-            checkers[key] = HealthChecker(core.settings, __version__, provider_info=core.provider_info)
+            checkers[key] = HealthChecker(
+                core.settings, __version__, provider_info=core.provider_info, store=lambda: core.store
+            )
         return checkers[key]
 
     async def metrics(request: Request) -> Response:
@@ -82,6 +86,9 @@ def health_routes(core: ReasonKitServer) -> list[Route]:
         Route("/health", health, methods=["GET"]),
         Route("/health/live", live, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
+        # the short names of the neighbouring guides' probes (security.PROBE_PATHS: token-free too)
+        Route("/live", live, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
     ]
 
 
@@ -123,6 +130,9 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
         # settings a SIGHUP can change); the SDK's copies of these checks stay out of the way.
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_body_size=SDK_BODY_LIMIT,
+        # stateful mode: `[server] max_sessions` open at once, closed after `session_idle_secs` idle
+        max_sessions=s.server.max_sessions,
+        session_idle_timeout=s.server.session_idle_secs,
     )
 
     @asynccontextmanager
@@ -135,10 +145,18 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
                 core.status.ready = False
 
     routes = [Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)), *health_routes(core)]
-    guard = Middleware(SecurityMiddleware, policy=lambda: core.security, metrics=core.metrics)
+    routes += run_page_routes(core)  # /runs, /runs/{id} (reasonkit/server/run_pages.py)
+    guard = Middleware(
+        SecurityMiddleware,
+        policy=lambda: core.security,
+        metrics=core.metrics,
+        gate=core.admission,
+        body_timeout=lambda: core.settings.server.body_timeout_secs,
+        limiter=shared_limiter(s, RateLimiter()),  # Redis-shared when [database.redis] url is set
+    )
     return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
 
 
 def build_side_app(core: ReasonKitServer) -> Starlette:
     guard = Middleware(SecurityMiddleware, policy=lambda: side_policy(core), metrics=core.metrics, side=True)
-    return Starlette(routes=health_routes(core), middleware=[guard])
+    return Starlette(routes=[*health_routes(core), *run_page_routes(core, side=True)], middleware=[guard])

@@ -1,6 +1,9 @@
 """The ASGI middleware that enforces a `SecurityPolicy` (reasonkit/server/security.py) on every HTTP
 request, in the order that module's docstring gives, plus the per-client token-bucket rate limiter
-and the JSON-RPC rejection bodies."""
+and the JSON-RPC rejection bodies. After those checks: the body must arrive within
+`[server] body_timeout_secs` (else 408), and a ThinkTool call that the admission gate
+(reasonkit/server/admission.py) would refuse, or any tool call while draining, is answered 503 with
+`Retry-After` before the MCP SDK parses it."""
 
 from __future__ import annotations
 
@@ -10,11 +13,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from loguru import logger
 from starlette.datastructures import Headers
 
+from reasonkit.server import shared_limits
+from reasonkit.server.admission import TICKET_KEY
+from reasonkit.server.connections import host_header_ok
 from reasonkit.server.security import (
     ERROR_CODES,
     MAX_RATE_KEYS,
@@ -29,6 +36,12 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from reasonkit.observability.metrics import Metrics
+    from reasonkit.server.admission import Admission
+
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, body, headers
+
+# Reasons of this module's own refusals (the security ones are in security.ERROR_CODES).
+OWN_CODES = {"busy": -32000, "draining": -32000, "body_timeout": -32600}
 
 
 # ----------------------------------------------------------------------------- rate limit
@@ -79,7 +92,7 @@ def rejection(
             "jsonrpc": "2.0",
             "id": None,
             "error": {
-                "code": ERROR_CODES[reason],
+                "code": ERROR_CODES.get(reason, OWN_CODES.get(reason, -32000)),
                 "message": message,
                 "data": {"reason": reason, "status": status},
             },
@@ -110,12 +123,17 @@ class SecurityMiddleware:
         metrics: Metrics | None = None,
         *,
         side: bool = False,
+        gate: Admission | None = None,
+        body_timeout: Callable[[], float] | None = None,
+        limiter: Any = None,
     ):
         self.app = app
         self.policy = policy
         self.metrics = metrics
         self.side = side
-        self.limiter = RateLimiter()
+        self.gate = gate
+        self.body_timeout = body_timeout or (lambda: 30.0)
+        self.limiter = limiter or RateLimiter()  # shared through Redis: reasonkit.server.shared_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in PROBE_PATHS:
@@ -128,6 +146,14 @@ class SecurityMiddleware:
         ip = str(client[0]) if client else "unknown"
 
         host = headers.get("host")
+        hosts = headers.getlist("host")
+        if len(hosts) > 1 or (host is not None and not host_header_ok(host)):
+            what = (
+                "several Host headers" if len(hosts) > 1 else f"malformed Host header {_short(host or '')!r}"
+            )
+            msg = f"{what}: send one Host header, a name or address with an optional :port"
+            await self._reject(scope, receive, send, rejection(400, "invalid_host", msg), ip)
+            return
         if not policy.host_ok(host):
             names = (
                 "localhost and loopback addresses"
@@ -154,7 +180,7 @@ class SecurityMiddleware:
             identity = policy.token_id(presented)
             if identity is None:
                 wait = (
-                    self.limiter.hit(f"ip:{ip}", policy.rate_limit)
+                    await shared_limits.hit(self.limiter, f"ip:{ip}", policy.rate_limit)
                     if policy.rate_limit and not self.side
                     else 0.0
                 )
@@ -179,9 +205,10 @@ class SecurityMiddleware:
                 )
                 return
 
+        key = f"token:{identity}" if identity else f"ip:{ip}"
+        scope.setdefault("state", {})["rk_client"] = key  # for the admission gate's per-client caps
         if policy.rate_limit and not self.side:
-            key = f"token:{identity}" if identity else f"ip:{ip}"
-            wait = self.limiter.hit(key, policy.rate_limit)
+            wait = await shared_limits.hit(self.limiter, key, policy.rate_limit)
             if wait > 0:
                 await self._reject(scope, receive, send, self._too_many(policy, wait), ip)
                 return
@@ -204,27 +231,81 @@ class SecurityMiddleware:
         cached: deque[Message] = deque()
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
+        body_timeout = self.body_timeout()
+        with anyio.move_on_after(body_timeout):  # a client trickling its body must not hold us
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    cached.append(message)
+                    break
+                size += len(message.get("body", b""))
+                if size > limit:
+                    await self._reject(scope, receive, send, too_large, ip)
+                    return
                 cached.append(message)
-                break
-            size += len(message.get("body", b""))
-            if size > limit:
-                await self._reject(scope, receive, send, too_large, ip)
-                return
-            cached.append(message)
-            more = bool(message.get("more_body", False))
+                more = bool(message.get("more_body", False))
+        if cached and cached[-1]["type"] == "http.disconnect":
+            logger.info(
+                "HTTP {} {} from {}: the client disconnected", scope.get("method"), path, _short(ip, 64)
+            )
+            return
+        if more:
+            msg = f"request body not received within {body_timeout:g} s ([server] body_timeout_secs)"
+            answer = rejection(408, "body_timeout", msg, {"connection": "close"})
+            await self._reject(scope, receive, send, answer, ip)
+            return
         if len(cached) > 1 and all(m["type"] == "http.request" for m in cached):
             body = b"".join(m.get("body", b"") for m in cached)
             cached = deque([{"type": "http.request", "body": body, "more_body": False}])
+        busy = self._gatekeep(scope, cached, key)
+        if busy is not None:
+            await self._reject(scope, receive, send, busy, ip)
+            return
 
         async def replay() -> Message:
             if cached:
                 return cached.popleft()
             return await receive()
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, replay, send)
+        finally:  # a slot reserved for a call the tool handler never took (bad arguments, ...)
+            ticket = scope["state"].pop(TICKET_KEY, None)
+            if ticket is not None:
+                ticket.release()
+
+    def _gatekeep(self, scope: Scope, cached: deque[Message], client: str) -> Answer | None:
+        """For a ThinkTool call: reserve its run slot now (handed to the tool handler in the scope
+        state), or answer 503 + Retry-After when the gate is full or draining. A gate with a
+        queue lets the call through to wait in the handler."""
+        gate = self.gate
+        if gate is None or self.side or scope.get("method") != "POST":
+            return None
+        try:
+            msg: Any = json.loads(cached[0].get("body", b"") or b"null") if cached else None
+        except ValueError:
+            return None
+        if not isinstance(msg, dict) or msg.get("method") != "tools/call":
+            return None
+        params: dict[str, Any] = msg["params"] if isinstance(msg.get("params"), dict) else {}
+        if params.get("name") == "run_result" and not gate.draining:
+            return None
+        args: dict[str, Any] = params["arguments"] if isinstance(params.get("arguments"), dict) else {}
+        background = str(args.get("background", "")).lower() in ("true", "1", "yes", "on")
+        ticket = None if params.get("name") == "run_result" else gate.try_admit(client, background=background)
+        if ticket is not None:
+            scope["state"][TICKET_KEY] = ticket
+            return None
+        if not gate.full():
+            return None  # the queue has room, or a per-client refusal the handler words
+        secs = gate.retry_after()
+        if gate.draining:
+            reason, text = "draining", "the server is shutting down; retry on another instance"
+        else:
+            reason, text = "busy", "all run slots are taken ([server] max_concurrent_runs)"
+            if self.metrics is not None:
+                self.metrics.admission.labels(outcome="rejected", reason="capacity").inc()
+        return rejection(503, reason, f"busy, retry in {secs} s: {text}", {"retry-after": str(secs)})
 
     def _too_many(self, policy: SecurityPolicy, wait: float) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         secs = max(1, math.ceil(wait))
@@ -247,7 +328,12 @@ class SecurityMiddleware:
         if self.metrics is not None:
             self.metrics.http_rejected.labels(reason=reason).inc()
         logger.bind(status=status).info(
-            "HTTP {} {} from {}: {} ({})", scope.get("method"), scope.get("path"), ip, status, reason
+            "HTTP {} {} from {}: {} ({})",
+            scope.get("method"),
+            _short(str(scope.get("path"))),
+            _short(ip, 64),
+            status,
+            reason,
         )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -16,6 +16,7 @@ from reasonkit.config import Settings
 from reasonkit.errors import ConfigError, SecurityError
 from reasonkit.protocol.loader import Registry, load_registry
 from reasonkit.server.core import ServerCore
+from reasonkit.server.schemas import exposed_tools
 
 # Settings that a reload cannot change in a running process (they take effect at the next start).
 RESTART_ONLY = (
@@ -50,6 +51,7 @@ class Reloader:
         settings = core.settings_loader() if core.settings_loader is not None else core.settings
         add_secrets(secret_values(settings, []))  # new API keys are redacted from the logs too
         registry = load_registry([Path(d) for d in settings.protocols.dirs])
+        exposed_tools(settings.server.tools, registry)  # ConfigError: a `[server] tools` name is no tool
         policy = SecurityPolicy.from_settings(settings, core.bind_host) if core.security is not None else None
         return settings, registry, policy
 

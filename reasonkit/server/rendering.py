@@ -3,14 +3,13 @@ short markdown text."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 
-from reasonkit.engine import RunResult
-from reasonkit.engine.result import RUN_STATUSES
-from reasonkit.render import render_markdown
-from reasonkit.runs import LiveRun
+if TYPE_CHECKING:  # the engine is imported by the first tools/call, not at start-up
+    from reasonkit.engine import RunResult
+    from reasonkit.runs import LiveRun
 
 
 def text_result(
@@ -24,9 +23,15 @@ def error_result(message: str) -> types.CallToolResult:
     return text_result(f"ReasonKit error: {message}", None, is_error=True)
 
 
-def tool_result(result: RunResult) -> types.CallToolResult:
+def tool_result(result: RunResult, link: str | None = None) -> types.CallToolResult:
+    """`link`: the address of the run's page (reasonkit/server/run_pages.py), when it is served."""
+    from reasonkit.render import render_markdown
+
     summary = result.summary()
     text = render_markdown(result)
+    if link:
+        summary["run_page"] = link
+        text += f"\n\nThe whole reasoning, with a timeline: {link}"
     if result.status == "failed":
         errors = "; ".join(result.errors[:5]) or result.stop_reason or "no step finished"
         message = f"ReasonKit error: the {result.kind} `{result.name}` failed: {errors}\n\n{text}"
@@ -37,6 +42,10 @@ def tool_result(result: RunResult) -> types.CallToolResult:
 def summary_from_trace(trace: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(structured summary, markdown) of a stored trace; a trace from another version shows what is
     there."""
+    from reasonkit.engine import RunResult
+    from reasonkit.engine.result import RUN_STATUSES
+    from reasonkit.render import render_markdown
+
     status = trace.get("status", "")
     try:
         if status not in RUN_STATUSES:

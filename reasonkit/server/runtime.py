@@ -1,6 +1,7 @@
-"""What lives as long as the server process: its readiness and in-flight count (`ServerStatus`), and,
-for the lifespan of the SDK server, the background task group and the configured LLM provider
-(`Runtime`: built on first use, swapped after a reload, closed at shutdown)."""
+"""What lives as long as the server process: its readiness, in-flight runs and admission gate
+(`ServerStatus`), and, for the lifespan of the SDK server, the background task group and the
+configured LLM provider (`Runtime`: built on first use behind the provider-call cap, swapped after
+a reload, closed at shutdown)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from loguru import logger
 
 from reasonkit.config import Settings
 from reasonkit.errors import NoProviderConfigured
+from reasonkit.observability.metrics import Metrics
 from reasonkit.providers.base import Provider
+from reasonkit.providers.concurrency import LimitedProvider
+from reasonkit.server.admission import Admission, max_provider_calls
 from reasonkit.server.sampling import (
     SAMPLING,
     ProviderChoice,
@@ -36,15 +40,37 @@ class ServerStatus:
     draining: bool = False
     inflight: int = 0
     started_at: float = field(default_factory=time.time)
+    admission: Admission | None = None  # the gate (HTTP middleware and tool handlers share it)
+    runs: dict[int, Any] = field(default_factory=dict)  # the runs in flight (reasonkit.runs.PreparedRun)
     _idle: anyio.Event | None = None
 
-    def begin(self) -> None:
+    def begin(self, run: Any = None) -> None:
         self.inflight += 1
+        if run is not None:
+            self.runs[id(run)] = run
 
-    def end(self) -> None:
+    def end(self, run: Any = None) -> None:
         self.inflight = max(0, self.inflight - 1)
+        self.runs.pop(id(run), None)
         if self.inflight == 0 and self._idle is not None:
             self._idle.set()
+
+    def start_draining(self) -> None:
+        """SIGTERM: readiness turns 503 and the gate admits nothing new."""
+        self.draining = True
+        if self.admission is not None:
+            self.admission.draining = True
+
+    def expire_runs(self, reason: str) -> int:
+        """End every run in flight as its deadline would: each returns (and stores) what it finished,
+        `incomplete` with its partial confidence. The number of runs told to stop."""
+        told = 0
+        for run in list(self.runs.values()):
+            expire = getattr(run.engine, "expire", None)
+            if expire is not None:
+                expire(reason)
+                told += 1
+        return told
 
     async def wait_idle(self, grace: float) -> bool:
         """Wait until no tool run is in flight, at most `grace` seconds. True when idle."""
@@ -59,10 +85,19 @@ class ServerStatus:
 class Runtime:
     """The background task group and the configured provider, for the SDK server's lifespan."""
 
-    def __init__(self, settings: Callable[[], Settings], provider_factory: ProviderFactory, tg: TaskGroup):
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        provider_factory: ProviderFactory,
+        tg: TaskGroup,
+        metrics: Metrics | None = None,
+    ):
         self._settings = settings  # read at each use: a reload swaps the settings
         self.provider_factory = provider_factory
         self.tg = tg
+        self.metrics = metrics
+        # `[server] max_inflight_provider_calls`, shared by every provider this process builds
+        self.provider_calls = anyio.CapacityLimiter(max_provider_calls(settings()))
         self._provider: Provider | None = None
         self._retired: list[Provider] = []
 
@@ -83,7 +118,10 @@ class Runtime:
             if settings.llm.default_provider == SAMPLING:  # sampling first, then the first API provider
                 settings = settings.model_copy(deep=True)
                 settings.llm.default_provider = None
-            self._provider = self.provider_factory(settings)
+            self.provider_calls.total_tokens = max_provider_calls(settings)
+            self._provider = LimitedProvider(
+                self.provider_factory(settings), self.provider_calls, self.metrics
+            )
         return self._provider
 
     def choose_provider(self, session: Any, request_id: Any, background: bool) -> ProviderChoice:

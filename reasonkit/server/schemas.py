@@ -4,6 +4,11 @@ Input schemas declare the real types (so models fill them in correctly), but the
 and coerces arguments itself with the engine's `coerce_inputs` ("3" -> 3, "true" -> true): the
 low-level SDK server does not validate against these schemas, so lax clients are never rejected
 before the engine sees their arguments.
+
+The tool list is kept lean (every client sends it to its model with every request): the output
+schema, the same for every tool, names the fields a client acts on and says nothing twice; the
+deadline and background semantics are told once, in the `deadline_s` / `background` inputs; each
+description ends with what the tool costs (model calls, rounds, time: reasonkit.server.estimates).
 """
 
 from __future__ import annotations
@@ -12,18 +17,36 @@ from typing import Any
 
 import mcp_types as types
 
+from reasonkit.errors import ConfigError
+from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import PROFILE_INPUTS, InputSpec, Profile, Protocol
+from reasonkit.server.estimates import profile_estimate, protocol_estimate
 
 THINK_TOOL = "think"
 RUN_RESULT_TOOL = "run_result"
-RESERVED_ARGS = ("deadline_s", "background")
+RESERVED_ARGS = ("deadline_s", "background", "idempotency_key")
+MAX_IDEMPOTENCY_KEY = 200
 MAX_DEADLINE_S = 3600.0
 
-_RUN_NOTE = (
-    "Every call has a deadline (`deadline_s`, default {deadline:g} s): when it passes, the best partial "
-    "result comes back marked `complete: false` instead of timing out. For long work pass "
-    "`background: true`, which returns a `run_id` at once; fetch the result later with `run_result`."
-)
+
+def tool_names(registry: Registry) -> list[str]:
+    """Every tool the server can expose for these protocols and profiles."""
+    reserved = (THINK_TOOL, RUN_RESULT_TOOL)
+    names = sorted(pid for pid in registry.protocols if pid not in reserved)
+    return names + ([THINK_TOOL] if registry.profiles else []) + [RUN_RESULT_TOOL]
+
+
+def exposed_tools(selected: list[str], registry: Registry) -> set[str]:
+    """The tools `[server] tools` selects (empty: all); ConfigError naming the valid ones for a name
+    that is not a tool."""
+    valid = tool_names(registry)
+    unknown = [name for name in selected if name not in valid]
+    if unknown:
+        raise ConfigError(
+            f"[server] tools: {', '.join(repr(u) for u in unknown)} "
+            f"{'is not a tool' if len(unknown) == 1 else 'are not tools'}; the tools are: {', '.join(valid)}"
+        )
+    return set(selected or valid)
 
 
 def input_property(spec: InputSpec) -> dict[str, Any]:
@@ -38,25 +61,20 @@ def input_property(spec: InputSpec) -> dict[str, Any]:
 
 
 def _control_properties(default_deadline: float) -> dict[str, Any]:
+    """The inputs every ThinkTool takes; what they do is told once, in `CONTROL_NOTE`."""
     return {
-        "deadline_s": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "maximum": MAX_DEADLINE_S,
-            "description": (
-                "Seconds this call may take before the best partial result is returned "
-                f"(default {default_deadline:g}). Keep it below your client's request timeout."
-            ),
-        },
-        "background": {
-            "type": "boolean",
-            "default": False,
-            "description": (
-                "Start the run in the background and return its run_id at once; "
-                "fetch the result with the run_result tool."
-            ),
-        },
+        "deadline_s": {"type": "number", "maximum": MAX_DEADLINE_S},
+        "background": {"type": "boolean", "default": False},
+        "idempotency_key": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
     }
+
+
+#: The control inputs, described once for all tools (in the `run_result` description).
+CONTROL_NOTE = (
+    "Every ThinkTool also takes deadline_s (seconds, default {deadline:g}; then the best partial result "
+    "returns, complete: false), background (true: a run_id at once, the result from here) and "
+    "idempotency_key (a UUID: a retry with the same key and arguments returns the first run's result)."
+)
 
 
 def protocol_input_schema(proto: Protocol, default_deadline: float) -> dict[str, Any]:
@@ -73,16 +91,7 @@ def think_input_schema(
     profiles: dict[str, Profile], default_profile: str | None, default_deadline: float
 ) -> dict[str, Any]:
     ids = sorted(profiles)
-    profile_prop: dict[str, Any] = {
-        "type": "string",
-        "enum": ids,
-        "description": "Which chain of ThinkTools to run: "
-        + "; ".join(
-            f"`{p}`: {profiles[p].description.strip().rstrip('.')} "
-            f"(min confidence {profiles[p].min_confidence:.2f})"
-            for p in ids
-        ),
-    }
+    profile_prop: dict[str, Any] = {"type": "string", "enum": ids}
     if default_profile in profiles:
         profile_prop["default"] = default_profile
     props: dict[str, Any] = {
@@ -108,111 +117,24 @@ RUN_RESULT_INPUT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-_NUM = {"type": "number"}
-_NUM_OR_NULL = {"type": ["number", "null"]}
-_FACTOR = {
-    "type": "object",
-    "properties": {"signal": {"type": "string"}, "delta": _NUM, "detail": {"type": "string"}},
-    "required": ["signal", "delta"],
-}
-_TOKENS = {
-    "type": "object",
-    "properties": {k: {"type": "integer"} for k in ("input", "output", "cache_read", "cache_write")},
-}
+_STR, _BOOL = {"type": "string"}, {"type": "boolean"}
 
-# What every ThinkTool, `think` and `run_result` return as structuredContent. A finished run carries
-# everything; a background start or a run still in progress only run_id, status and complete (plus
-# progress), so only those three are required.
+# What every ThinkTool, `think` and `run_result` return as structuredContent (the same for all tools,
+# so it describes nothing twice: the tool descriptions say what the result means). A finished run
+# carries everything (entries, steps, tokens, cost, ...: fields the schema allows without naming them);
+# a background start or a run still in progress only run_id, status and complete (plus progress), so
+# only those three are required. No field named here is ever null.
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "run_id": {"type": "string"},
-        "status": {
-            "type": "string",
-            "description": "running, complete, incomplete, cancelled, failed or interrupted",
-        },
-        "complete": {
-            "type": "boolean",
-            "description": "false when the deadline or a budget cut the run short, or it is still running",
-        },
-        "answer": {"type": "string"},
-        "confidence": _NUM,
-        "min_confidence": _NUM,
-        "meets_threshold": {"type": "boolean"},
-        "confidence_breakdown": {"type": "array", "items": _FACTOR},
-        "protocol": {"type": "string"},
-        "profile": {"type": "string"},
-        "entries": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "entry": {"type": "string"},
-                    "protocol": {"type": "string"},
-                    "status": {"type": "string"},
-                    "confidence": _NUM_OR_NULL,
-                    "meets_threshold": {"type": "boolean"},
-                    "skip_reason": {"type": ["string", "null"]},
-                    "confidence_breakdown": {"type": "array", "items": _FACTOR},
-                },
-            },
-        },
-        "steps": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "step_id": {"type": "string"},
-                    "protocol": {"type": "string"},
-                    "entry": {"type": "string"},
-                    "status": {"type": "string"},
-                    "confidence": _NUM_OR_NULL,
-                    "duration_ms": _NUM,
-                    "tokens": _TOKENS,
-                    "items": {"type": "integer"},
-                    "error": {"type": "string"},
-                },
-            },
-        },
-        "tokens": _TOKENS,
-        "cost_usd": _NUM,
-        "price_known": {"type": "boolean"},
-        "duration_ms": _NUM,
-        "provider": {"type": "string"},
-        "model": {"type": "string"},
-        "stop_reason": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "string"}},
-        "notes": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "What the run changed on its own, e.g. small-model caps on the local model.",
-        },
-        "progress": {
-            "type": "object",
-            "description": (
-                "For a run still in progress: steps done of the total so far, and the last step finished."
-            ),
-            "properties": {
-                "done": {"type": "integer"},
-                "total": {"type": "integer"},
-                "last": {"type": "string"},
-                "elapsed_s": _NUM,
-            },
-        },
-        "message": {"type": "string"},
-    },
+    "properties": {"run_id": _STR, "status": _STR, "complete": _BOOL},
     "required": ["run_id", "status", "complete"],
 }
 
-THINKTOOL_ANNOTATIONS = types.ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
+# Only what differs from the spec's defaults (idempotentHint false, openWorldHint true; destructiveHint
+# only matters when readOnlyHint is false); the title is the tool's own.
+THINKTOOL_ANNOTATIONS = types.ToolAnnotations(read_only_hint=True)
 RUN_RESULT_ANNOTATIONS = types.ToolAnnotations(
-    title="Fetch a ReasonKit run",
-    read_only_hint=True,
-    destructive_hint=False,
-    idempotent_hint=True,
-    open_world_hint=False,
+    read_only_hint=True, idempotent_hint=True, open_world_hint=False
 )
 
 
@@ -222,41 +144,41 @@ def protocol_description(proto: Protocol, default_deadline: float) -> str:
         parts.append(f"Use when: {proto.use_when.strip()}")
     if proto.avoid_when:
         parts.append(f"Do not use when: {proto.avoid_when.strip()}")
-    parts.append(
-        f"Returns an answer with a calibrated confidence (threshold {proto.min_confidence:.2f}), "
-        "the signals behind it, and a run_id. " + _RUN_NOTE.format(deadline=default_deadline)
-    )
+    est = protocol_estimate(proto)
+    over = _over(est.seconds()[1], default_deadline)
+    parts.append(f"Confidence threshold {proto.min_confidence:.2f}; {est.text()}{over}.")
     return "\n\n".join(parts)
 
 
-def think_description(profiles: dict[str, Profile], default_deadline: float) -> str:
-    chains = "; ".join(
-        f"{p.id}: {' -> '.join(e.entry_id for e in p.chain)}"
-        for p in sorted(profiles.values(), key=lambda p: p.id)
-    )
+def _over(seconds: float, deadline: float) -> str:
+    return f" (over the {deadline:g} s deadline: pass background or deadline_s)" if seconds > deadline else ""
+
+
+def think_description(profiles: dict[str, Profile], registry: Registry, default_deadline: float) -> str:
+    lines = []
+    for p in sorted(profiles.values(), key=lambda p: p.id):
+        est = profile_estimate(p, registry)
+        chain = " > ".join(e.entry_id for e in p.chain)
+        lines.append(f"{p.id} = {chain}: {est.text()}")
     return "\n\n".join(
         [
-            "Structured reasoning: run a profile, a chain of ReasonKit ThinkTools, on a question "
-            "and return one answer with a confidence score, whether it meets the profile's threshold, "
-            "and why.",
-            f"Profiles: {chains}.",
-            "Use when: a decision, plan, claim or analysis is important enough to justify several "
-            "model calls and you want it checked from several angles (perspectives, logic, "
-            "first principles, verification, critique).",
-            "Do not use when: the question is simple, factual or computable, needs a quick reply, "
-            "or is a coding task; answer those directly. "
-            "Prefer a single ThinkTool when only one kind of check is needed.",
-            _RUN_NOTE.format(deadline=default_deadline),
+            "Run a profile (a chain of ReasonKit ThinkTools) on a question: one answer with a confidence "
+            "score, whether it meets the profile's threshold, and why.",
+            f"Profiles (over the {default_deadline:g} s deadline: pass background or deadline_s):\n"
+            + "\n".join(lines),
+            "Use when a decision, plan, claim or analysis justifies many model calls and checks from "
+            "several angles. Not for simple, factual or coding questions or quick replies (answer "
+            "directly), nor when one kind of check is enough (use that ThinkTool).",
         ]
     )
 
 
-RUN_RESULT_DESCRIPTION = (
-    "Fetch a ReasonKit run by its run_id: the result of a run started with `background: true`, "
-    "or of any earlier call. "
-    "While the run is still going it returns status `running` with progress so far; call it again later. "
-    "Does not call a model."
-)
+def run_result_description(default_deadline: float) -> str:
+    return (
+        "Fetch a ReasonKit run by its run_id (a background run, or any earlier call). While it runs: "
+        "status `running` and progress; call again later. Does not call a model.\n\n"
+        + CONTROL_NOTE.format(deadline=default_deadline)
+    )
 
 
 def prompt_for(proto: Protocol) -> types.Prompt:

@@ -3,7 +3,8 @@ and per-client rate limits, as one pure ASGI middleware in front of every route.
 
 Order of the checks for one request (the first that fails answers):
 
-1. `/health/live` and `/health/ready` pass untouched (probes address the pod by IP, send no token).
+1. `/health/live`, `/health/ready`, `/live` and `/ready` pass untouched (probes address the pod by
+   IP, send no token).
 2. `Host` (421) and `Origin` (403) against DNS rebinding.
 3. Bearer token (401 with `WWW-Authenticate`), when tokens are configured. `/metrics` and `/health`
    are open on the side port, and on the main port only with `[security] public_metrics`.
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 TOKENS_ENV = "REASONKIT_AUTH_TOKENS"
 REALM = "reasonkit"
-PROBE_PATHS = frozenset({"/health/live", "/health/ready"})
+PROBE_PATHS = frozenset({"/health/live", "/health/ready", "/live", "/ready"})
 OBSERVABILITY_PATHS = frozenset({"/metrics", "/health"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SHORT_TOKEN = 16
@@ -163,11 +164,15 @@ def load_tokens(settings: Settings, environ: Mapping[str, str] | None = None) ->
 
 
 def secret_values(settings: Settings, tokens: list[str]) -> list[str | None]:
-    """Every configured secret, for log redaction: tokens, API keys, the Redis URL and its password."""
+    """Every configured secret, for log redaction: tokens, API keys, the Redis and database URLs and
+    their passwords."""
     out: list[str | None] = list(tokens)
     out += [p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()]
-    if settings.database.redis.url:
-        url = settings.database.redis.url.get_secret_value()
+    database = getattr(settings.storage, "url", None)  # the PostgreSQL run store (reasonkit.store.factory)
+    for secret in (settings.database.redis.url, database):
+        if not secret:
+            continue
+        url = secret.get_secret_value()
         out.append(url)
         try:
             out.append(urlsplit(url).password)

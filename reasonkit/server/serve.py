@@ -1,9 +1,14 @@
 """Run the server: stdio or streamable HTTP, an optional side port for metrics and health, and a
 graceful shutdown.
 
-SIGTERM / SIGINT: readiness turns 503 at once, in-flight tool runs get `[server] shutdown_grace_secs`
-to finish, then the server stops (runs still going are cancelled and saved as cancelled) and the
-process exits 0. A second signal stops at once.
+SIGTERM / SIGINT (drain): readiness turns 503 at once and new tool calls are refused (HTTP 503 with
+`Retry-After`, or the tool error "busy, retry in N s"); in-flight tool runs get
+`[server] shutdown_grace_secs` to finish. Runs still going then end as their deadline would: each
+returns what it finished to its caller (and is stored `incomplete`, with its partial confidence);
+then the server stops and the process exits 0. A second signal stops at once.
+
+`[server] workers` > 1 (HTTP): this process binds the port and supervises that many worker processes
+serving it (reasonkit/server/workers.py).
 
 SIGHUP: `ReasonKitServer.reload()` re-reads the settings, the token file and the protocol
 directories and switches to them; connections and calls in flight are not touched.
@@ -57,8 +62,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(app: Any, host: str, port: int) -> Any:
+# After the grace period, the runs told to stop have this long to return their partial results.
+PARTIAL_RESULT_SECS = 5.0
+
+
+def _uvicorn_server(app: Any, host: str, port: int, settings: Any = None) -> Any:
     import uvicorn
+
+    from reasonkit.server.connections import uvicorn_options
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -77,7 +88,7 @@ def _uvicorn_server(app: Any, host: str, port: int) -> Any:
         ws="none",
         server_header=False,
         timeout_graceful_shutdown=3,
-        timeout_keep_alive=5,
+        **({"timeout_keep_alive": 5} if settings is None else uvicorn_options(settings)),
     )
     return _Server(config)
 
@@ -101,10 +112,11 @@ async def _watch_signals(core: ReasonKitServer, stop: Callable[[bool], None]) ->
                     logger.warning("received {} again: stopping now", name)
                     stop(True)
                     return
-                core.status.draining = True
+                core.status.start_draining()
                 grace = core.settings.server.shutdown_grace_secs
                 logger.info(
-                    "received {}: readiness is now 503; {} run(s) in flight get up to {:g}s to finish",
+                    "received {}: readiness is now 503 and new calls are refused; "
+                    "{} run(s) in flight get up to {:g}s to finish",
                     name,
                     core.status.inflight,
                     grace,
@@ -115,11 +127,19 @@ async def _watch_signals(core: ReasonKitServer, stop: Callable[[bool], None]) ->
                 async def drain(grace: float = grace) -> None:
                     idle = await core.status.wait_idle(grace)
                     if not idle:
+                        told = core.status.expire_runs(
+                            f"the server is shutting down (grace period of {grace:g}s ended)"
+                        )
                         logger.warning(
-                            "{} run(s) still going after {:g}s: cancelling them (saved as cancelled)",
-                            core.status.inflight,
+                            "{} run(s) still going after {:g}s: ending them with their partial results",
+                            told,
                             grace,
                         )
+                        if not await core.status.wait_idle(PARTIAL_RESULT_SECS):
+                            logger.warning(
+                                "{} run(s) did not stop: cancelling them (saved as cancelled)",
+                                core.status.inflight,
+                            )
                     stop(False)
 
                 tg.start_soon(drain)
@@ -130,20 +150,31 @@ def _side_server(core: ReasonKitServer, main_port: int | None) -> tuple[Any, soc
     port = s.server.metrics_port
     if not port or not s.features.metrics or port == main_port:
         return None
+    from reasonkit.server import workers
     from reasonkit.server.http import build_side_app
 
-    sock = bind(s.server.host, port)
+    sock = workers.inherited_socket(workers.SIDE_FD_ENV) or bind(s.server.host, port)
     logger.info("metrics and health on http://{}:{}/metrics", s.server.host, port)
-    return _uvicorn_server(build_side_app(core), s.server.host, port), sock
+    return _uvicorn_server(build_side_app(core), s.server.host, port, s), sock
 
 
 def serve_http(core: ReasonKitServer, host: str, port: int) -> None:
+    from reasonkit.server import workers
     from reasonkit.server.http import build_http_app
 
-    main_sock = bind(host, port)
+    inherited = workers.inherited_socket(workers.MAIN_FD_ENV)
+    if inherited is None and core.settings.server.workers > 1:
+        main_sock = bind(host, port)
+        side_sock = None
+        s = core.settings
+        if s.server.metrics_port and s.features.metrics and s.server.metrics_port != port:
+            side_sock = bind(s.server.host, s.server.metrics_port)
+        raise SystemExit(workers.supervise(s.server.workers, main_sock, side_sock, host, port))
+    main_sock = inherited or bind(host, port)
     side_pair = _side_server(core, port)
-    main = _uvicorn_server(build_http_app(core, host), host, port)
+    main = _uvicorn_server(build_http_app(core, host), host, port, core.settings)
     side = side_pair[0] if side_pair else None
+    core.metrics.workers.set(1)  # each worker adds 1 (multiprocess mode adds them up)
 
     def stop(force: bool) -> None:
         for srv in (main, side):

@@ -4,27 +4,34 @@ foreground (with progress notifications) or in the background, and render the re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from loguru import logger
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from reasonkit.engine import Budget, Event
 from reasonkit.errors import InputError, StoreError
 from reasonkit.observability.metrics import Stopwatch
 from reasonkit.protocol.inputs import parse_flag
 from reasonkit.runs import LiveRun, PreparedRun
 from reasonkit.server import rendering, schemas
+from reasonkit.server.admission import Busy, claim_ticket, client_key
 from reasonkit.server.core import ServerCore
+from reasonkit.server.idempotency import IdempotentCalls, fingerprint, pop_key
 from reasonkit.server.runtime import Runtime
+
+if TYPE_CHECKING:  # the engine (and the HTTP run pages) load at the first tools/call, not at start-up
+    from reasonkit.engine import Budget, Event
 
 BACKGROUND_DEFAULT_SECS = 600.0
 
 
 def build_tools(core: ServerCore) -> list[types.Tool]:
-    deadline = core.deadline
+    """The tools for `tools/list`: those `[server] tools` selects (all by default); ConfigError for a
+    name that is not a tool."""
+    deadline, registry = core.deadline, core.registry
+    exposed = schemas.exposed_tools(core.settings.server.tools, registry)
     tools = [
         types.Tool(
             name=p.id,
@@ -32,33 +39,35 @@ def build_tools(core: ServerCore) -> list[types.Tool]:
             description=schemas.protocol_description(p, deadline),
             input_schema=schemas.protocol_input_schema(p, deadline),
             output_schema=schemas.OUTPUT_SCHEMA,
-            annotations=schemas.THINKTOOL_ANNOTATIONS.model_copy(update={"title": p.name}),
+            annotations=schemas.THINKTOOL_ANNOTATIONS,
         )
         for p in core.protocols.values()
+        if p.id in exposed
     ]
-    profiles = core.registry.profiles
-    if profiles:
+    profiles = registry.profiles
+    if profiles and schemas.THINK_TOOL in exposed:
         default_profile = core.settings.engine.default_profile
         tools.append(
             types.Tool(
                 name=schemas.THINK_TOOL,
-                title="ReasonKit think (profile)",
-                description=schemas.think_description(profiles, deadline),
+                title="ReasonKit think",
+                description=schemas.think_description(profiles, registry, deadline),
                 input_schema=schemas.think_input_schema(profiles, default_profile, deadline),
                 output_schema=schemas.OUTPUT_SCHEMA,
-                annotations=schemas.THINKTOOL_ANNOTATIONS.model_copy(update={"title": "ReasonKit think"}),
+                annotations=schemas.THINKTOOL_ANNOTATIONS,
             )
         )
-    tools.append(
-        types.Tool(
-            name=schemas.RUN_RESULT_TOOL,
-            title="ReasonKit run result",
-            description=schemas.RUN_RESULT_DESCRIPTION,
-            input_schema=schemas.RUN_RESULT_INPUT_SCHEMA,
-            output_schema=schemas.OUTPUT_SCHEMA,
-            annotations=schemas.RUN_RESULT_ANNOTATIONS,
+    if schemas.RUN_RESULT_TOOL in exposed:
+        tools.append(
+            types.Tool(
+                name=schemas.RUN_RESULT_TOOL,
+                title="ReasonKit run result",
+                description=schemas.run_result_description(deadline),
+                input_schema=schemas.RUN_RESULT_INPUT_SCHEMA,
+                output_schema=schemas.OUTPUT_SCHEMA,
+                annotations=schemas.RUN_RESULT_ANNOTATIONS,
+            )
         )
-    )
     return tools
 
 
@@ -91,6 +100,7 @@ class ToolHandlers:
 
     def __init__(self, core: ServerCore):
         self.core = core
+        self.idempotency = IdempotentCalls(core.service)  # `idempotency_key` (server/idempotency.py)
 
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
@@ -103,6 +113,9 @@ class ToolHandlers:
         core = self.core
         name = params.name
         args = dict(params.arguments or {})
+        if not any(t.name == name for t in core.tools):  # not loaded, or left out by [server] tools
+            core.metrics.observe_request("tools/call", "", "error", 0.0)
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}", data={"tool": name})
         if name == schemas.RUN_RESULT_TOOL:
             stopwatch = Stopwatch()
             result = await self.run_result(args)
@@ -131,6 +144,8 @@ class ToolHandlers:
         if background:
             engine = core.settings.engine
             seconds = deadline or engine.budget_secs or BACKGROUND_DEFAULT_SECS
+            from reasonkit.engine import Budget
+
             return Budget(seconds=seconds, tokens=engine.budget_tokens, usd=engine.budget_usd)
         return core.service.budget(None, deadline=deadline or core.deadline)
 
@@ -148,6 +163,7 @@ class ToolHandlers:
             return rendering.error_result(message)
 
         try:
+            key = pop_key(args)
             deadline, background = control_args(args)
             label = target = self._target(name, kind, args)
             clean = core.service.check(kind, target, args, method=name)
@@ -158,39 +174,71 @@ class ToolHandlers:
             return refuse(
                 "the server is shutting down and does not start background runs; retry on another instance"
             )
-        choice = runtime.choose_provider(ctx.session, ctx.request_id, background)
-        if choice.provider is None:
-            error = choice.error or "no LLM provider is available"
-            log.bind(profile=label).warning("no provider: {}", error.splitlines()[0])
-            return refuse(error)
-        run = core.service.prepare(kind, target, clean, choice.provider, method=name, background=background)
         budget = self._budget(deadline, background)
-        log = log.bind(profile=label, run_id=run.result.run_id)
-        if background:
-            try:
-                await core.service.record_start(run)
-            except StoreError as exc:
-                log.error("cannot record the run: {}", exc)
-                return refuse(str(exc))
-            core.service.live[run.result.run_id] = run.live
-            runtime.tg.start_soon(self._execute, run, budget, None)
-            core.metrics.observe_request(name, label, "running", stopwatch.seconds)
-            log.info("started in the background (deadline {:g}s)", budget.seconds or 0)
-            return rendering.background_started(run.live, name, budget.seconds or 0)
-        result = await self._execute(run, budget, self._progress_sink(ctx, run.live))
+        try:  # admission control (reasonkit/server/admission.py): a slot until the run ends
+            ticket = claim_ticket(ctx) or await core.admission.admit(
+                client_key(ctx), background=background, deadline=budget.seconds or core.deadline
+            )
+        except Busy as exc:
+            log.bind(profile=label).info("refused: {}", exc)
+            return refuse(str(exc))
+        handed_off = False
+        try:
+            choice = runtime.choose_provider(ctx.session, ctx.request_id, background)
+            if choice.provider is None:
+                error = choice.error or "no LLM provider is available"
+                log.bind(profile=label).warning("no provider: {}", error.splitlines()[0])
+                return refuse(error)
+            run = core.service.prepare(
+                kind, target, clean, choice.provider, method=name, background=background
+            )
+            log = log.bind(profile=label, run_id=run.result.run_id)
+            if key is not None:  # a repeat gets the first run's result (waits while it runs)
+                try:
+                    first = await self.idempotency.claim(
+                        client_key(ctx), key, fingerprint(name, target, clean), run
+                    )
+                except (InputError, StoreError) as exc:
+                    return refuse(str(exc))
+                if first is not None:
+                    log.info("repeat of run {} (idempotency_key)", first)
+                    wait = None if background else budget.seconds or core.deadline
+                    return await self.idempotency.result_of(first, wait) or await self.run_result(
+                        {"run_id": first}
+                    )
+            if background:
+                try:
+                    await core.service.record_start(run)
+                except StoreError as exc:
+                    log.error("cannot record the run: {}", exc)
+                    return refuse(str(exc))
+                core.service.live[run.result.run_id] = run.live
+                runtime.tg.start_soon(self._execute, run, budget, None, ticket)
+                handed_off = True
+                core.metrics.observe_request(name, label, "running", stopwatch.seconds)
+                log.info("started in the background (deadline {:g}s)", budget.seconds or 0)
+                return rendering.background_started(run.live, name, budget.seconds or 0)
+            result = await self._execute(run, budget, self._progress_sink(ctx, run.live))
+        finally:
+            if not handed_off:
+                ticket.release()
         if run.crashed:
             return rendering.error_result(
                 f"the run failed with an internal error; see the server log (run {result.run_id})"
             )
-        return rendering.tool_result(result)
+        from reasonkit.server.run_pages import run_page_url  # starlette + the HTTP middleware
 
-    async def _execute(self, run: PreparedRun, budget: Budget, progress: Any) -> Any:
+        return rendering.tool_result(result, link=run_page_url(core, result.run_id))
+
+    async def _execute(self, run: PreparedRun, budget: Budget, progress: Any, ticket: Any = None) -> Any:
         status = self.core.status
-        status.begin()
+        status.begin(run)
         try:
             return await self.core.service.execute(run, budget, progress)
         finally:
-            status.end()
+            status.end(run)
+            if ticket is not None:
+                ticket.release()
 
     @staticmethod
     def _progress_sink(ctx: ServerRequestContext[Runtime], live: LiveRun) -> Any:

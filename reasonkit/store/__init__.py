@@ -1,6 +1,10 @@
-"""Run store: every run with its full trace in an embedded SQLite database (see docs/runs.md).
+"""Run store: every run with its full trace, in an embedded SQLite database or in a PostgreSQL
+database that replicas share (see docs/runs.md, docs/deployment.md "Several replicas").
 
+    reasonkit.store.base         StoreBackend: the interface both implement
+    reasonkit.store.factory      open_store(settings): SQLite, or PostgreSQL when [storage] url is set
     reasonkit.store.sqlite       RunStore: the database (writes, reads, crash recovery, retention)
+    reasonkit.store.postgres     PostgresRunStore (+ postgres_schema: versioned migrations, leases)
     reasonkit.store.recorder     RunRecorder: saves a run as it goes, never delaying its progress
     reasonkit.store.schema       the `runs` table and the trace <-> row mapping
     reasonkit.store.connections  the connection pool, write transactions, retries while locked
@@ -14,12 +18,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reasonkit.errors import StoreError
+from reasonkit.store.base import StoreBackend
+from reasonkit.store.factory import open_store
 from reasonkit.store.sqlite import RunStore
 
 if TYPE_CHECKING:
     from reasonkit.store.recorder import SAVE_EVENTS, RunRecorder
 
-__all__ = ["SAVE_EVENTS", "RunRecorder", "RunStore", "StoreError"]
+__all__ = ["SAVE_EVENTS", "RunRecorder", "RunStore", "StoreBackend", "StoreError", "open_store"]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,8 @@
   used by two threads at once; worker threads come and go). Idle connections stay open: closing the
   last connection of a WAL database checkpoints and deletes the WAL, which would make every write pay
   for a checkpoint. After a fork the child opens its own and never touches the parent's.
+- `journal_size_limit` caps what the write-ahead log keeps after a checkpoint (the store's
+  maintenance checkpoints it with TRUNCATE, see reasonkit.store.hygiene).
 - `synchronous=NORMAL` (a commit survives a process crash; a power cut may lose the last commits but
   never corrupts the file) and `busy_timeout`; write transactions are opened with `BEGIN IMMEDIATE`,
   and an operation that still finds the database locked is retried with backoff, so several
@@ -29,6 +31,8 @@ from reasonkit.errors import StoreError
 log = logging.getLogger("reasonkit.store")
 
 BUSY_TIMEOUT_MS = 5000
+#: `PRAGMA journal_size_limit`: after a checkpoint the write-ahead log is truncated to at most this.
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 _T = TypeVar("_T")
 
@@ -75,6 +79,7 @@ class ConnectionPool:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -152,3 +157,91 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             except sqlite3.Error:  # pragma: no cover - the original error matters more
                 pass
         raise
+
+
+class _Write:
+    __slots__ = ("sql", "values", "done", "error")
+
+    def __init__(self, sql: str, values: list[object]):
+        self.sql, self.values = sql, values
+        self.done = False
+        self.error: StoreError | None = None
+
+
+class GroupCommit:
+    """Concurrent writes of one process share transactions ("group commit"). A caller blocks until its
+    statement is committed, as with its own transaction, but while one thread writes, the statements
+    that other threads submit queue up and the next writer commits them all in one transaction: 200
+    runs saving at once make a few transactions instead of 200 threads taking turns at the write lock.
+    The thread that commits is one of the callers (no thread of its own); it hands over after
+    `MAX_ROUNDS` transactions so that no caller waits behind an endless queue."""
+
+    MAX_ROUNDS = 4
+
+    def __init__(self, pool: ConnectionPool):
+        self.pool = pool
+        self.transactions = 0  # committed or failed (for tests and benchmarks)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[_Write] = []
+        self._leader = False  # a thread is committing
+        self._pid = os.getpid()
+
+    def write(self, sql: str, values: list[object]) -> None:
+        """Execute `sql` with `values` in a write transaction (maybe shared); StoreError on failure."""
+        if self._pid != os.getpid():  # forked: the parent's queue and lock are not ours
+            self._reset()
+        item = _Write(sql, values)
+        with self._cond:
+            self._queue.append(item)
+            while self._leader and not item.done:
+                self._cond.wait()
+            if not item.done:
+                self._leader = True
+        if not item.done:
+            self._lead()
+        if item.error is not None:
+            raise item.error
+        if not item.done:  # pragma: no cover - only if a commit died of a non-SQLite error
+            raise StoreError(f"run store {self.pool.path}: the write was not committed")
+
+    def _lead(self) -> None:
+        try:
+            for _ in range(self.MAX_ROUNDS):
+                with self._cond:
+                    batch, self._queue = self._queue, []
+                if not batch:
+                    break
+                self._commit(batch)
+                with self._cond:
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._leader = False
+                self._cond.notify_all()
+
+    def _commit(self, batch: list[_Write]) -> None:
+        def operation(conn: sqlite3.Connection) -> None:
+            with write_transaction(conn):
+                for item in batch:
+                    conn.execute(item.sql, item.values)
+
+        self.transactions += 1
+        try:
+            self.pool.run(operation)
+        except BaseException as exc:
+            if not isinstance(exc, StoreError):  # not SQLite's: fail the batch, never leave it waiting
+                for item in batch:
+                    item.error, item.done = StoreError(f"run store {self.pool.path}: {exc!r}"), True
+                raise
+            cause = exc.__cause__
+            if len(batch) > 1 and not (cause is not None and is_busy(cause)):
+                for item in batch:  # one bad statement must not fail the others: each on its own
+                    self._commit([item])
+                return
+            for item in batch:
+                item.error = exc
+        for item in batch:
+            item.done = True

@@ -3,13 +3,22 @@
 A run row records its owner: host name, process id and the process start time (clock ticks since
 boot, from /proc where there is one). The start time tells a live owner from a process that merely
 got the same pid later (a container restarted, where the server is pid 1 again).
+
+Replicas that share a PostgreSQL store cannot see each other's processes: there a running run also
+holds a lease (`lease_until`), which its replica's `Heartbeat` renews; a run whose lease expired is
+marked interrupted by any replica (reasonkit.store.postgres).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+
+log = logging.getLogger("reasonkit.store")
 
 
 @dataclass(frozen=True)
@@ -89,3 +98,43 @@ def owner_gone(owner: Owner, updated_at: float, now: float, foreign_stale_secs: 
     if owner.pid == me.pid and (not me.start or owner.start in ("", me.start)):
         return False
     return not process_alive(owner.pid, owner.start)
+
+
+def replica_id() -> str:
+    """This process as one string (host, pid, start time): the owner of its runs in a shared store."""
+    me = current_owner()
+    return f"{me.host}:{me.pid}:{me.start}"
+
+
+class Heartbeat:
+    """Calls `beat()` every `interval` seconds in a daemon thread until `stop()`: a replica that shares
+    a database renews the leases of its running runs this way (see reasonkit.store.postgres). A beat
+    that raises is logged and the next one tried; the thread never dies of it."""
+
+    def __init__(self, beat: Callable[[], object], interval: float, name: str = "reasonkit store heartbeat"):
+        self.beat = beat
+        self.interval = interval
+        self.beats = 0  # beats that completed (for tests)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+                self.beats += 1
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the heartbeat
+                log.warning("run store heartbeat failed (retrying in %.0fs): %s", self.interval, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)

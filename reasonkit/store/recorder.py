@@ -10,8 +10,9 @@
 the writer. The writer serialises the trace in the event-loop thread (a consistent snapshot: the
 engine mutates the result only there) and writes it in a worker thread. Saves are ordered and
 coalesced: when several steps finish while a write is in flight, the next write carries all of them.
-A store failure is logged and never breaks the run. `finish()` writes the final state last, whether or
-not the writer ever ran (the CLI may use a recorder without entering it).
+A store failure is counted and logged (rate-limited by the SQLite store) and never breaks the run; a
+failed final save is kept and retried by the store (`RunStore.save_final`). `finish()` writes the final
+state last, whether or not the writer ever ran (the CLI may use a recorder without entering it).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from reasonkit.errors import StoreError
 
 if TYPE_CHECKING:
     from reasonkit.engine.result import RunResult
-    from reasonkit.store.sqlite import RunStore
+    from reasonkit.store.base import StoreBackend
 
 log = logging.getLogger("reasonkit.store")
 
@@ -43,7 +44,7 @@ class RunRecorder:
     `observe()` and the context manager belong to the event loop that runs the engine; `finish()`
     may be called from any thread, also after the context manager has exited or without it."""
 
-    def __init__(self, store: RunStore, result: RunResult):
+    def __init__(self, store: StoreBackend, result: RunResult):
         self.store = store
         self.result = result
         self.saves = 0  # writes actually made (for tests and metrics)
@@ -129,9 +130,7 @@ class RunRecorder:
             written = await anyio.to_thread.run_sync(self._write_snapshot, start, trace)
         except Exception as exc:  # noqa: BLE001 - recording must never break the run
             self._count(errors=1)
-            log.warning(
-                "run %s: could not save to the run store %s: %s", self.result.run_id, self.store.path, exc
-            )
+            self._report("could not save to the run store", exc)
             written = False
         self._done = request
         if written:
@@ -171,14 +170,25 @@ class RunRecorder:
             )
             if trace.get("finished_at") is None:
                 trace["finished_at"] = time.time()
+        # save_final (the SQLite store) keeps a failed final save in memory and retries it
+        save = getattr(self.store, "save_final", None) or self.store.save_trace
         try:
             with self._write_lock:
-                self.store.save_trace(trace)
-                self._final_written = True
+                self._final_written = True  # also when it fails: the store retries it, not the writer
+                save(trace)
             self._count(saves=1)
         except Exception as exc:  # noqa: BLE001 - recording must never break the run
             self._count(errors=1)
-            log.error("run %s: final save to the run store %s failed: %s", res.run_id, self.store.path, exc)
+            self._report("final save to the run store failed", exc)
+
+    def _report(self, what: str, exc: BaseException) -> None:
+        """A failed write: a store that keeps its health (SQLite) has counted it and logs a warning
+        at most once a minute; for another store it is logged here."""
+        where = f"run {self.result.run_id}: {what} {self.store.path}: {exc}"
+        if getattr(self.store, "health", None) is not None:
+            log.debug(where)
+        else:
+            log.warning(where)
 
     def _count(self, saves: int = 0, errors: int = 0) -> None:
         with self._count_lock:

@@ -152,3 +152,31 @@ def interrupted_trace(trace_text: str | None, reason: str) -> str | None:
     trace["complete"] = False
     trace["stop_reason"] = trace.get("stop_reason") or reason
     return json.dumps(trace, ensure_ascii=False)
+
+
+def list_query(
+    limit: int | None, status: str | None, kind_or_name: str | None, param: str, no_limit: Any
+) -> tuple[str, list[Any]]:
+    """The SELECT of `list()` for either back end (`param`: `?` or `%s`; `no_limit`: the LIMIT value
+    that means none there): newest first, optionally one status (else InputError) and/or one kind or
+    name."""
+    where: list[str] = []
+    args: list[Any] = []
+    if status:
+        # imported here: `rk runs` imports the store, and must start fast
+        from reasonkit.engine.result import RUN_STATUSES
+        from reasonkit.errors import InputError
+
+        if status not in RUN_STATUSES:
+            raise InputError(f"unknown run status {status!r}: use one of {', '.join(RUN_STATUSES)}")
+        where.append(f"status = {param}")
+        args.append(status)
+    if kind_or_name:
+        where.append(f"(kind = {param} OR name = {param})")
+        args += [kind_or_name, kind_or_name]
+    sql = f"SELECT {', '.join(LIST_FIELDS)} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY started_at DESC, run_id DESC LIMIT {param}"
+    args.append(int(limit) if limit is not None and limit > 0 else no_limit)
+    return sql, args

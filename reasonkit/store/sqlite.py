@@ -23,8 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonkit.errors import InputError, StoreError
+from reasonkit.observability.redaction import redact_value
 from reasonkit.store import schema
-from reasonkit.store.connections import BUSY_TIMEOUT_MS, ConnectionPool, is_busy, write_transaction
+from reasonkit.store.connections import (
+    BUSY_TIMEOUT_MS,
+    ConnectionPool,
+    GroupCommit,
+    is_busy,
+    write_transaction,
+)
+from reasonkit.store.hygiene import ErrorMetrics, Maintenance, StoreHealth, Upkeep, private_dir, private_file
 from reasonkit.store.liveness import Owner, current_owner, owner_gone
 
 if TYPE_CHECKING:
@@ -38,25 +46,41 @@ WRITE_ATTEMPTS = 8
 POOL_SIZE = 4
 
 
-class RunStore:
+class RunStore(Upkeep):
     """Runs and their traces in one SQLite file. Safe to share between threads and processes."""
 
     #: Rows owned by another host (whose processes we cannot see) are marked interrupted only when
     #: they have not been updated for this long.
     foreign_stale_secs: float = 6 * 3600
+    #: `[privacy] redact_pii`: traces are stored with personal data replaced (observability/redaction.py)
+    redact_pii: bool = False
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        metrics: ErrorMetrics | None = None,
+    ):
         self.path = Path(path).expanduser()
         self.busy_timeout_ms = busy_timeout_ms
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)  # 0700 folder, 0600 files (reasonkit.store.hygiene)
+        private_file(self.path)
+        self.health = StoreHealth(str(self.path), metrics)
         self._pool = ConnectionPool(self.path, busy_timeout_ms, POOL_SIZE, WRITE_ATTEMPTS)
+        self._group = GroupCommit(self._pool)  # run rows written by concurrent threads share transactions
         self._prune_lock = threading.Lock()
         self._last_prune: float | None = None  # time.monotonic() of the last prune_if_due() prune
+        self._pending: dict[str, dict[str, Any]] = {}  # run_id -> final trace whose save failed
+        self._pending_lock = threading.Lock()
+        self.maintenance: Maintenance | None = None
         self._init_schema()
 
     @classmethod
-    def for_settings(cls, settings: Any) -> RunStore:
-        return cls(Path(settings.data_dir()) / "runs.db")
+    def for_settings(cls, settings: Any, metrics: ErrorMetrics | None = None) -> RunStore:
+        store = cls(Path(settings.data_dir()) / "runs.db", metrics=metrics)
+        store.redact_pii = settings.privacy.redact_pii
+        return store
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
@@ -86,8 +110,11 @@ class RunStore:
         self._pool.size = value
 
     def close(self) -> None:
-        """Close the open connections (one still in use is closed when its operation ends). The store
-        reopens lazily if it is used again."""
+        """Stop the maintenance thread, close the open connections (one still in use is closed when
+        its operation ends). The store reopens lazily if it is used again."""
+        if self.maintenance is not None:
+            self.maintenance.stop()
+            self.maintenance = None
         self._pool.close()
 
     def _init_schema(self) -> None:
@@ -137,32 +164,41 @@ class RunStore:
     def start_trace(self, trace: dict[str, Any]) -> None:
         """Record the run of `trace` (a `RunResult.trace()`) as `running`, owned by this process:
         every column is (re)written, the owner included."""
+        trace = redact_value(trace) if self.redact_pii else trace
         row = schema.row_from_trace(trace, time.time())
         row["status"] = "running"
         row.update(self._owner_columns(), trace=json.dumps(trace, ensure_ascii=False))
         columns = list(row)
-        self._upsert(row, schema.upsert_sql(columns, [c for c in columns if c != "run_id"]))
+        self._upsert(row, schema.upsert_sql(columns, [c for c in columns if c != "run_id"]), "start")
 
     def save_trace(self, trace: dict[str, Any]) -> None:
         """Insert or update the run of `trace` (a `RunResult.trace()`), in one transaction. A stored
         run keeps its owner and start time."""
+        trace = redact_value(trace) if self.redact_pii else trace
         row = schema.row_from_trace(trace, time.time())
         row.update(self._owner_columns(), trace=json.dumps(trace, ensure_ascii=False))
-        self._upsert(row, schema.upsert_sql(list(row), schema.SAVE_FIELDS))
+        self._upsert(row, schema.upsert_sql(list(row), schema.SAVE_FIELDS), "save")
 
     @staticmethod
     def _owner_columns() -> dict[str, Any]:
         owner = current_owner()
         return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_start": owner.start}
 
-    def _upsert(self, row: dict[str, Any], sql: str) -> None:
-        values = list(row.values())
+    def _upsert(self, row: dict[str, Any], sql: str, name: str) -> None:
+        """One run row, in a transaction shared with this process's concurrent writes (GroupCommit)."""
+        self._write(name, lambda: self._group.write(sql, list(row.values())))
 
-        def operation(conn: sqlite3.Connection) -> None:
-            with write_transaction(conn):
-                conn.execute(sql, values)
-
-        self._pool.run(operation)
+    def _write(self, name: str, write: Any) -> Any:
+        """`write()`, counting a failure (metrics, /health, a rate-limited warning)."""
+        if self.maintenance is not None and not self.maintenance.alive():  # forked: restart it here
+            self.start_maintenance(self.maintenance.policy)
+        try:
+            out = write()
+        except StoreError as exc:
+            self.health.failed(name, exc.__cause__ or exc)
+            raise
+        self.health.ok()
+        return out
 
     def mark_interrupted(self) -> int:
         """Mark `running` rows whose owning process is gone as `interrupted` (their trace too).
@@ -210,7 +246,7 @@ class RunStore:
                     marked += 1
             return marked
 
-        marked = self._pool.run(operation)
+        marked = self._write("mark_interrupted", lambda: self._pool.run(operation))
         if marked:
             log.warning(
                 "run store: %d run(s) left running by a process that ended were marked interrupted",
@@ -245,7 +281,7 @@ class RunStore:
                     ).rowcount
             return deleted
 
-        deleted = self._pool.run(operation)
+        deleted = self._write("prune", lambda: self._pool.run(operation))
         if deleted:
             try:  # executescript(): execute() would free one page only
                 self._pool.run(lambda conn: conn.executescript("PRAGMA incremental_vacuum;"))
@@ -270,6 +306,9 @@ class RunStore:
     # ----------------------------------------------------------------- reads
     def get(self, run_id: str) -> dict[str, Any] | None:
         """The full trace of a run, or None."""
+        pending = self._pending.get(run_id)
+        if pending is not None:
+            return json.loads(json.dumps(pending))
         row = self._pool.run(
             lambda conn: conn.execute("SELECT trace FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         )
@@ -279,6 +318,11 @@ class RunStore:
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
         """The columns of a run (no trace), or None."""
+        pending = self._pending.get(run_id)
+        if pending is not None:
+            summary = schema.row_from_trace(pending, time.time())
+            summary.update(self._owner_columns())
+            return schema.summary_from_row(summary)  # type: ignore[arg-type]
         sql = f"SELECT {', '.join(schema.ROW_FIELDS)} FROM runs WHERE run_id = ?"
         row = self._pool.run(lambda conn: conn.execute(sql, (run_id,)).fetchone())
         return None if row is None else schema.summary_from_row(row)
@@ -288,24 +332,7 @@ class RunStore:
     ) -> builtins.list[dict[str, Any]]:
         """Runs, newest first (`limit` <= 0: all), optionally of one status (one of
         `reasonkit.engine.result.RUN_STATUSES`, else InputError) and/or one kind or name."""
-        where: builtins.list[str] = []
-        args: builtins.list[Any] = []
-        if status:
-            # imported here: `rk runs` imports the store, and must start fast
-            from reasonkit.engine.result import RUN_STATUSES
-
-            if status not in RUN_STATUSES:
-                raise InputError(f"unknown run status {status!r}: use one of {', '.join(RUN_STATUSES)}")
-            where.append("status = ?")
-            args.append(status)
-        if kind_or_name:
-            where.append("(kind = ? OR name = ?)")
-            args += [kind_or_name, kind_or_name]
-        sql = f"SELECT {', '.join(schema.LIST_FIELDS)} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
-        args.append(int(limit) if limit is not None and limit > 0 else -1)
+        sql, args = schema.list_query(limit, status, kind_or_name, "?", -1)
         rows = self._pool.run(lambda conn: conn.execute(sql, args).fetchall())
         return [schema.listing_from_row(row) for row in rows]
 

@@ -10,13 +10,14 @@ import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from reasonkit.config import ENV_VARS, OTHER_ENV_VARS, Settings, load_settings
 from tests.deploy.conftest import DEPLOY, REPO, compose_binary
-from tests.deploy.helpers import exec_form, parse_dockerfile
+from tests.deploy.helpers import env_pairs, exec_form, parse_dockerfile
 
 COMPOSE = DEPLOY / "compose"
 FILES = {"minimal": COMPOSE / "docker-compose.yml", "production": COMPOSE / "docker-compose.production.yml"}
@@ -24,7 +25,9 @@ CODE_VARS = set(ENV_VARS) | set(OTHER_ENV_VARS)
 # Variables of other images (not ReasonKit's): Grafana reads GF_<SECTION>_<KEY>.
 GRAFANA_PREFIX = "GF_"
 # Compose-only interpolation variables (.env -> compose file, never seen by ReasonKit).
-COMPOSE_ONLY_VARS = {"GRAFANA_ADMIN_PASSWORD"}
+COMPOSE_ONLY_VARS = {"GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD"}
+# Variables the postgres image reads (production file only).
+POSTGRES_IMAGE_VARS = {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
 
 
 def _env_file(tmp_path: Path, **values: str) -> Path:
@@ -50,7 +53,12 @@ def _config(name: str, env_file: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module", params=sorted(FILES))
 def model(request, tmp_path_factory) -> tuple[str, dict[str, Any]]:
-    env = _env_file(tmp_path_factory.mktemp("env"), REASONKIT_AUTH_TOKENS="tok", GRAFANA_ADMIN_PASSWORD="pw")
+    env = _env_file(
+        tmp_path_factory.mktemp("env"),
+        REASONKIT_AUTH_TOKENS="tok",
+        GRAFANA_ADMIN_PASSWORD="pw",
+        POSTGRES_PASSWORD="pgpw",
+    )
     out = _config(request.param, env)
     assert out.returncode == 0, out.stderr
     return request.param, json.loads(out.stdout)
@@ -58,7 +66,7 @@ def model(request, tmp_path_factory) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_a_missing_token_is_refused_by_compose(name, tmp_path):
-    out = _config(name, _env_file(tmp_path, GRAFANA_ADMIN_PASSWORD="pw"))
+    out = _config(name, _env_file(tmp_path, GRAFANA_ADMIN_PASSWORD="pw", POSTGRES_PASSWORD="pgpw"))
     assert out.returncode != 0 and "REASONKIT_AUTH_TOKENS" in out.stderr
 
 
@@ -67,7 +75,7 @@ def test_services(model):
     expected = (
         {"reasonkit"}
         if name == "minimal"
-        else {"reasonkit", "redis", "prometheus", "grafana", "loki", "alloy"}
+        else {"reasonkit", "postgres", "redis", "prometheus", "grafana", "loki", "alloy", "jaeger"}
     )
     assert set(m["services"]) == expected
     for svc_name, svc in m["services"].items():
@@ -95,6 +103,7 @@ def test_health_gated_depends_on(model):
     if name == "production":
         s = m["services"]
         assert s["reasonkit"]["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert s["reasonkit"]["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert s["prometheus"]["depends_on"]["reasonkit"]["condition"] == "service_healthy"
         assert s["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
@@ -104,8 +113,12 @@ def test_reasonkit_service_matches_the_image_and_the_code(model):
     rk = m["services"]["reasonkit"]
     _, stages = parse_dockerfile()
     cmd = exec_form(stages[-1].all("CMD")[0])
-    main_port = int(cmd[cmd.index("--port") + 1])
-    assert rk.get("command") is None, "the image's command (rk serve-mcp --port 9100 --host 0.0.0.0) is used"
+    assert cmd == ["serve-mcp", "--http"]  # on SERVER_HOST / SERVER_PORT (tests/deploy/test_entrypoint.py)
+    image_env: dict[str, str] = {}
+    for value in stages[-1].all("ENV"):
+        image_env.update(env_pairs(value))
+    main_port = load_settings(None, environ={**image_env, **rk["environment"]}).server.port
+    assert rk.get("command") is None, "the image's command (rk serve-mcp --http, on 0.0.0.0:9100) is used"
     assert rk["build"]["context"] == str(REPO) and rk["build"]["dockerfile"] == "Dockerfile"
     assert [p["target"] for p in rk["ports"]] == [main_port]
     env = rk["environment"]
@@ -138,6 +151,17 @@ def test_reasonkit_service_matches_the_image_and_the_code(model):
         assert pmounts["/etc/prometheus/prometheus.yml"] == DEPLOY / "monitoring" / "prometheus.yml"
         assert pmounts["/etc/prometheus/alerts.yml"] == DEPLOY / "monitoring" / "alerts.yml"
         assert prom["rule_files"] == ["/etc/prometheus/alerts.yml"]
+        # traces go to the jaeger service's OTLP/HTTP port
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318" and "4318" in s["jaeger"]["expose"]
+        assert env["ENABLE_TRACING"] == "true"
+        # the run store: the postgres service, its user, database and password
+        pg = s["postgres"]
+        assert set(pg["environment"]) == POSTGRES_IMAGE_VARS and "5432" in pg["expose"]
+        url = urlsplit(env["REASONKIT_DATABASE_URL"])
+        assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
+        assert url.username == pg["environment"]["POSTGRES_USER"] and url.password == "pgpw"
+        assert url.path == "/" + pg["environment"]["POSTGRES_DB"]
+        assert pg["environment"]["POSTGRES_PASSWORD"] == "pgpw"
         grafana_env = s["grafana"]["environment"]
         assert all(k.startswith(GRAFANA_PREFIX) for k in grafana_env)
         assert grafana_env["GF_SECURITY_ADMIN_PASSWORD"] == "pw"

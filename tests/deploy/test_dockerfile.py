@@ -70,14 +70,16 @@ def test_structure_matches_the_code():
 
     assert exec_form(RUNTIME.all("ENTRYPOINT")[0]) == ["rk"]
     cmd = exec_form(RUNTIME.all("CMD")[0])
-    assert cmd == ["serve-mcp", "--port", "9100", "--host", "0.0.0.0"]
+    assert cmd == ["serve-mcp", "--http"]  # SERVER_HOST / SERVER_PORT (tests/deploy/test_entrypoint.py)
     params = check_serve_mcp_args(cmd)  # the real click command accepts these flags
-    assert params["port"] == 9100 and params["host"] == "0.0.0.0"
+    assert params["http_mode"] is True and params["port"] is None and params["host"] is None
+    assert env["SERVER_HOST"] == "0.0.0.0"
 
     (health,) = RUNTIME.all("HEALTHCHECK")
     assert health.split(" CMD ")[0].startswith("--interval=")
     probe = exec_form(health.split(" CMD ", 1)[1])
-    assert probe[:2] == ["python", "-c"] and "http://127.0.0.1:9100/health/live" in probe[2]
+    assert probe[:2] == ["python", "-c"] and "http://127.0.0.1:{port}/health/live" in probe[2]
+    assert "os.environ.get('SERVER_PORT') or '9100'" in probe[2]
     assert "curl" not in health and "wget" not in health
 
 
@@ -140,13 +142,15 @@ def image_install() -> Iterator[Path]:
         build_venv = root / "build-python"
         subprocess.run([python, "-m", "venv", build_venv], check=True)
         wheel_cmd = _pip_command(BUILD.all("RUN"), "pip wheel")
-        assert wheel_cmd.startswith("python -m pip wheel ") and wheel_cmd.endswith(" --wheel-dir /wheels .")
+        assert wheel_cmd.startswith("python -m pip wheel ") and wheel_cmd.endswith(
+            ' --wheel-dir /wheels ".[postgres,tracing]"'
+        )
         argv = shlex.split(wheel_cmd.replace("/wheels", str(root / "wheels")))
         argv[0] = str(build_venv / "bin" / "python")
         out = subprocess.run(argv, cwd=src, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         wheels = {p.name.split("-")[0] for p in (root / "wheels").glob("*.whl")}
-        assert "reasonkit" in wheels and "mcp" in wheels
+        assert {"reasonkit", "mcp", "psycopg", "opentelemetry_sdk"} <= wheels
 
         # runtime stage: python -m venv /opt/reasonkit, then the offline install from /wheels
         setup = " ".join(RUNTIME.all("RUN"))

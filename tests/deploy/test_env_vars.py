@@ -23,6 +23,13 @@ NOT_OURS = {
     "GRAFANA_ADMIN_PASSWORD": (
         "compose interpolation for the Grafana container (docker-compose.production.yml, .env.example)"
     ),
+    "POSTGRES_PASSWORD": "compose interpolation for the postgres container (docker-compose.production.yml)",
+    "POSTGRES_USER": "read by the postgres image (docker-compose.production.yml)",
+    "POSTGRES_DB": "read by the postgres image (docker-compose.production.yml)",
+    "OTEL_SERVICE_NAME": "read by the OpenTelemetry SDK itself (docs/operations.md: tracing)",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "read by the OpenTelemetry OTLP exporter itself",
+    "OTEL_SDK_DISABLED": "read by the OpenTelemetry SDK itself (turns tracing off)",
+    "PROMETHEUS_MULTIPROC_DIR": "set by `rk serve-mcp` for its workers, read by prometheus-client",
     # not variables at all
     "AF_INET": "systemd RestrictAddressFamilies= value",
     "AF_INET6": "systemd RestrictAddressFamilies= value",
@@ -36,6 +43,7 @@ NOT_OURS = {
     "DGGML_CUDA": "part of a CMAKE_ARGS value (-DGGML_CUDA=on), not a variable",
     "DGGML_METAL": "part of a CMAKE_ARGS value (-DGGML_METAL=on), not a variable",
     "TOOL_OR_PROFILE": "a placeholder in command synopses (docs/runs.md)",
+    "TYPE_CHECKING": "typing.TYPE_CHECKING, named in docs/benchmarks.md (deferred imports)",
 }
 # Grafana's container reads GF_<SECTION>_<KEY>; allowed in the compose files only.
 GRAFANA = re.compile(r"^GF_[A-Z0-9_]+$")

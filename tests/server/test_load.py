@@ -60,6 +60,7 @@ breaker_threshold = 0  # the breaker has its own fault tests; here the outcome m
 [server]
 shutdown_grace_secs = 5
 tool_deadline_secs = 120
+max_concurrent_runs = 200  # all admitted: this test is about provider faults (admission: test_admission.py)
 """
     )
     env = {**server_env, "REASONKIT_CONFIG": str(cfg), "LOG_LEVEL": "info"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -34,15 +35,18 @@ async def test_max_runs_is_applied_while_serving(make_server, fake_llm, tmp_path
     fake_llm.default = schema_filler
     settings = make_settings(fake_llm, tmp_path / "data")
     settings.storage.max_runs = 2
+    settings.storage.maintenance_secs = 0.05  # a server prunes in its store's maintenance thread
     core = make_server(settings=settings)
     run_ids = []
     async with Client(core.server) as client:
         for _ in range(3):
             result = await client.call_tool("tiny", {"query": "q"})
             run_ids.append(result.structured_content["run_id"])
-    assert core.store is not None
-    kept = {row["run_id"] for row in core.store.list()}
-    assert kept == set(run_ids[1:])
+    store = core.store
+    assert store is not None
+    with anyio.fail_after(10):
+        while {row["run_id"] for row in store.list()} != set(run_ids[1:]):  # noqa: ASYNC110
+            await anyio.sleep(0.02)
 
 
 async def test_retention_days_prunes_old_runs_at_start(make_server, fake_llm, tmp_path):
