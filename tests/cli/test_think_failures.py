@@ -150,6 +150,7 @@ def test_ctrl_c_prints_the_partial_result_and_stores_its_confidence(fake_llm, tm
         "HTTP_PROXY": "http://127.0.0.1:9",
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
+        "PYTHONFAULTHANDLER": "1",
         **_env(fake_llm, tmp_path),
     }
     proc = subprocess.Popen(
@@ -174,11 +175,18 @@ def test_ctrl_c_prints_the_partial_result_and_stores_its_confidence(fake_llm, tm
         while not any("Reconstruct the argument below" in q.last_user_text for q in fake_llm.requests):
             assert time.monotonic() < deadline, "laserlogic never started"
             time.sleep(0.05)
+        time.sleep(0.5)  # the request is out: let the client settle into waiting for the reply
         proc.send_signal(signal.SIGINT)
-        out_text, err_text = proc.communicate(timeout=30)
+        try:
+            out_text, err_text = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            out_text, err_text = proc.communicate(timeout=30)
+            pytest.fail(f"rk think did not exit 30 s after Ctrl-C; its stacks:\n{err_text[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate(timeout=30)
     assert proc.returncode == 130, err_text
     out = json.loads(out_text)
     assert out["status"] == "cancelled"
