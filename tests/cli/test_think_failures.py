@@ -159,6 +159,9 @@ def test_ctrl_c_prints_the_partial_result_and_stores_its_confidence(fake_llm, tm
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A background job of a non-interactive shell (how CI may start the suite) inherits SIGINT
+        # ignored, and so would rk: give it the default disposition a terminal gives it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
