@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reasonkit.protocol.dependencies import effective_deps, find_cycle, step_ancestors
 from reasonkit.protocol.models import PROFILE_INPUTS, Profile, Protocol
 from reasonkit.protocol.template import Template, TemplateError
 
@@ -48,74 +49,6 @@ def _array_props(schema: dict[str, Any]) -> list[str]:
     ]
 
 
-def _ancestors(deps: dict[str, list[str]], step_id: str) -> set[str]:
-    seen: set[str] = set()
-    todo = list(deps.get(step_id, []))
-    while todo:
-        d = todo.pop()
-        if d not in seen:
-            seen.add(d)
-            todo.extend(deps.get(d, []))
-    return seen
-
-
-def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    trail: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        state[n] = 1
-        trail.append(n)
-        for d in deps.get(n, []):
-            if d not in deps:
-                continue
-            if state.get(d) == 1:
-                return trail[trail.index(d) :] + [d]
-            if d not in state and (c := visit(d)):
-                return c
-        trail.pop()
-        state[n] = 2
-        return None
-
-    for n in deps:
-        if n not in state and (c := visit(n)):
-            return c
-    return None
-
-
-def effective_deps(p: Protocol) -> dict[str, list[str]]:
-    """depends_on plus the step a `for_each` reads from (an implicit dependency)."""
-    deps: dict[str, list[str]] = {}
-    for s in p.steps:
-        d = list(s.depends_on)
-        if s.for_each:
-            parts = s.for_each.split(".")
-            if len(parts) == 3 and parts[1] not in d:
-                d.append(parts[1])
-        deps[s.id] = d
-    return deps
-
-
-def chain_dependencies(profile: Profile) -> dict[str, list[str]]:
-    """Chain entry id -> the earlier entries it waits for, in chain order: those its input templates
-    name as `results.<id>`; an entry with `when` waits for every earlier entry (its condition needs
-    the confidence so far)."""
-    order = [e.entry_id for e in profile.chain]
-    deps: dict[str, list[str]] = {}
-    for i, entry in enumerate(profile.chain):
-        if entry.when is not None:
-            deps[entry.entry_id] = order[:i]
-            continue
-        refs = set()
-        for tmpl in entry.inputs.values():
-            for path in Template(tmpl).paths():
-                parts = path.split(".")
-                if parts[0] == "results" and len(parts) > 1:
-                    refs.add(parts[1])
-        deps[entry.entry_id] = [o for o in order[:i] if o in refs]
-    return deps
-
-
 def check_protocol(p: Protocol, file: str) -> list[Problem]:
     """Cross-field checks that a schema alone cannot express."""
     problems: list[Problem] = []
@@ -135,7 +68,7 @@ def check_protocol(p: Protocol, file: str) -> list[Problem]:
                 )
             elif d == s.id:
                 problems.append(Problem(file, f"steps[{i}].depends_on", f"step '{s.id}' depends on itself"))
-    cycle = _find_cycle({k: [d for d in v if d != k] for k, v in deps.items()})
+    cycle = find_cycle({k: [d for d in v if d != k] for k, v in deps.items()})
     if cycle:
         problems.append(Problem(file, "steps", f"dependency cycle: {' -> '.join(cycle)}"))
 
@@ -144,7 +77,7 @@ def check_protocol(p: Protocol, file: str) -> list[Problem]:
         where = f"steps[{i}]"
         problems += _schema_problems(file, f"{where}.output", s.output)
         props = s.output.get("properties", {}) if isinstance(s.output.get("properties"), dict) else {}
-        ancestors = _ancestors(deps, s.id) if not cycle else set(ids)
+        ancestors = step_ancestors(deps, s.id) if not cycle else set(ids)
         item_schema: dict[str, Any] | None = None
         if s.for_each:
             parts = s.for_each.split(".")

@@ -13,11 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from reasonkit.errors import UnknownProtocolError  # noqa: F401 - re-exported
-from reasonkit.protocol.checks import (  # noqa: F401 - re-exported: callers import them from here
-    Problem,
+from reasonkit.protocol.checks import Problem, check_profile, check_protocol
+from reasonkit.protocol.dependencies import (  # noqa: F401 - re-exported: callers import them from here
     chain_dependencies,
-    check_profile,
-    check_protocol,
     effective_deps,
 )
 from reasonkit.protocol.models import Profile, Protocol

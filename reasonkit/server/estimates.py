@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reasonkit.protocol.checks import chain_dependencies, effective_deps
+from reasonkit.protocol.dependencies import chain_dependencies, effective_deps
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import Profile, Protocol, Step
 

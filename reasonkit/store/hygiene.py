@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reasonkit.errors import StoreError
 
@@ -193,14 +193,13 @@ class Upkeep:
     _pending: dict[str, dict[str, Any]]
     _pending_lock: threading.Lock
 
-    def save_trace(self, trace: dict[str, Any]) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # what the mixin uses of the store it is mixed into (sqlite.RunStore)
 
-    def prune(self, max_age_days: float | None = None, max_count: int | None = None) -> int:
-        raise NotImplementedError
+        def save_trace(self, trace: dict[str, Any]) -> None: ...
 
-    def _write(self, name: str, operation: Any) -> Any:
-        raise NotImplementedError
+        def prune(self, max_age_days: float | None = None, max_count: int | None = None) -> int: ...
+
+        def _write(self, name: str, operation: Any) -> Any: ...
 
     def save_final(self, trace: dict[str, Any]) -> None:
         """The last save of a run. When it fails (StoreError raised) the trace is kept in memory:

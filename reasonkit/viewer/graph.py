@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reasonkit.protocol.checks import chain_dependencies, effective_deps
+from reasonkit.protocol.dependencies import chain_dependencies, effective_deps
 
 if TYPE_CHECKING:
     from reasonkit.protocol.loader import Registry
