@@ -58,6 +58,9 @@ def test_ci_run_sets_ci_and_runs_the_readme_command():
     assert re.search(r'^eval "\$test_command"$', script, re.M)
     # no test run of its own that could drift from README
     assert not re.search(r"^python -m pytest", script, re.M)
+    # the copy in its comment, for readers, is README's command
+    copy = re.search(r"^#   README test command: (.+)$", script, re.M)
+    assert copy is not None and copy.group(1) == block_after("<!-- test-command", README.read_text())[0]
 
 
 def test_ci_run_extracts_exactly_the_readme_test_command():
