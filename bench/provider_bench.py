@@ -107,7 +107,8 @@ async def _make_arms(
 
     from reasonkit.config import load_settings
     from reasonkit.observability.metrics import Metrics
-    from reasonkit.providers import LLMRequest, build_provider
+    from reasonkit.providers import LLMRequest
+    from reasonkit.providers.stack import build_provider
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True

@@ -87,6 +87,15 @@ class ProviderError(ReasonKitError):
         return self.kind in RETRYABLE
 
 
+class ProviderSkipped(ProviderError):
+    """A wrapper declined a call without sending it (open circuit breaker; client-side rate limit
+    with strategy `fallback`): the fallback chain moves on to the next provider, noting `reason`."""
+
+    def __init__(self, provider: str, kind: ErrorKind, message: str, reason: str):
+        super().__init__(provider, kind, message)
+        self.reason = reason
+
+
 class NoProviderConfigured(ReasonKitError):
     """No LLM provider could be chosen; the message says what to set."""
 

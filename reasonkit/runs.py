@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 from loguru import logger
 
+from reasonkit import provider_kinds
 from reasonkit.config import Settings
 from reasonkit.errors import InputError, NoProviderConfigured, StoreError, UnknownProtocolError
 from reasonkit.live_runs import LiveRun
@@ -36,7 +37,7 @@ from reasonkit.protocol.inputs import coerce_inputs
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import PROFILE_INPUTS
 from reasonkit.providers.base import Provider
-from reasonkit.providers.tracing import for_run
+from reasonkit.providers.stack import for_run
 from reasonkit.store import RunRecorder, StoreBackend, open_store
 
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
@@ -46,13 +47,6 @@ RunKind = Literal["protocol", "profile"]
 ProgressSink = Callable[["Event"], Awaitable[None] | None]
 LOCAL_PROVIDER = "local"
 CLI_METHOD = "rk think"
-
-LOCAL_NOTICE = (
-    "no LLM provider is configured, so ReasonKit runs the embedded local model ({model}). "
-    "A model this small is for trying ReasonKit out: expect shallow answers and low confidence. "
-    "For real work set ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY or OPENAI_BASE_URL "
-    "(see docs/local-models.md and docs/configuration.md)."
-)
 
 
 @dataclass
@@ -181,9 +175,9 @@ class RunService:
     def provider_notice(self, provider: Provider) -> str | None:
         """The one-time notice when a run falls back to the embedded local model (not when the user
         chose it)."""
-        if provider.name != LOCAL_PROVIDER or self.settings.llm.default_provider == LOCAL_PROVIDER:
+        if self.settings.llm.default_provider == provider.name:
             return None
-        return LOCAL_NOTICE.format(model=provider.model)
+        return provider_kinds.notice(provider.name, provider.model)  # the kind registry's notice
 
     def startup_notice(self) -> str | None:
         """The same notice, known before any provider is built (the server says it at start-up)."""
@@ -197,8 +191,12 @@ class RunService:
                 return None
         except NoProviderConfigured:
             return None
-        model = Path(local.model_path).stem if local.model_path else "SmolLM2-135M-Instruct"
-        return LOCAL_NOTICE.format(model=model)
+        model = (
+            Path(local.model_path).stem
+            if local.model_path
+            else provider_kinds.KINDS[LOCAL_PROVIDER].default_model
+        )
+        return provider_kinds.notice(LOCAL_PROVIDER, model or "")
 
     # ------------------------------------------------------------------ runs
     def target_inputs(self, kind: RunKind, name: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from reasonkit import provider_kinds
 from reasonkit.cli.common import EXIT_INTERRUPTED, fail, load_registry, load_settings, warn
 
 
@@ -64,7 +65,7 @@ def _bar(quiet: bool) -> Any:
     show_default=True,
     help="Also answer each item by one direct call to the same model.",
 )
-@click.option("--provider", help="anthropic, openai, openrouter, local, or a [llm.providers] name.")
+@click.option("--provider", help=provider_kinds.names_help())
 @click.option("--model", help="Model id for the provider.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.pass_context
@@ -111,7 +112,7 @@ def eval_group(
     from reasonkit.eval.harness import EvalSpec, run_eval
     from reasonkit.eval.report import render_text
     from reasonkit.eval.results import EvalLog
-    from reasonkit.providers import build_provider
+    from reasonkit.providers.stack import build_provider
     from reasonkit.runs import RunKind, RunService
 
     try:

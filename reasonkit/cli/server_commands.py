@@ -15,15 +15,10 @@ from urllib.parse import urlsplit
 
 import click
 
+from reasonkit import provider_kinds
 from reasonkit.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings
 
 CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode")
-KEY_PLACEHOLDERS = {
-    "anthropic": {"ANTHROPIC_API_KEY": "<your Anthropic API key>"},
-    "openai": {"OPENAI_API_KEY": "<your OpenAI API key>"},
-    "openrouter": {"OPENROUTER_API_KEY": "<your OpenRouter API key>"},
-    "ollama": {"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "LLM_DEFAULT_MODEL": "<model, e.g. llama3.1>"},
-}
 
 
 @click.command("serve-mcp")
@@ -53,7 +48,7 @@ KEY_PLACEHOLDERS = {
     help="Stateless streamable HTTP (default, any replica can answer) or sessions.",
 )
 @click.option(
-    "--provider", help="LLM provider: anthropic, openai, openrouter, sampling, or a [llm.providers] name."
+    "--provider", help="LLM provider: " + provider_kinds.names_help(in_process=False, extra=("sampling",))
 )
 @click.option("--model", help="Model id for the provider.")
 @click.option(
@@ -153,7 +148,7 @@ def _rk_command() -> tuple[str, list[str]]:
 
 
 def _keyless(provider: str) -> bool:
-    return not any(k.endswith("_API_KEY") for k in KEY_PLACEHOLDERS[provider])
+    return not any(k.endswith("_API_KEY") for k in provider_kinds.client_setups()[provider])
 
 
 def _placeholder_hint(provider: str) -> str:
@@ -212,7 +207,7 @@ def client_config(
     """(text for stdout, hint for stderr)."""
     command, pre = _rk_command()
     args = [*pre, "serve-mcp"]
-    env = dict(KEY_PLACEHOLDERS[provider])
+    env = dict(provider_kinds.client_setups()[provider])
     stdio: dict[str, Any] = {"command": command, "args": args, "env": env}
     serve = _serve_hint(url, command, pre) if transport == "http" else ""
     fill = _placeholder_hint(provider)
@@ -298,7 +293,7 @@ def _shell_quote(s: str) -> str:
 @click.option("--url", help="HTTP endpoint (default: http://127.0.0.1:<[server] port>/mcp).")
 @click.option(
     "--provider",
-    type=click.Choice(sorted(KEY_PLACEHOLDERS)),
+    type=click.Choice(sorted(provider_kinds.client_setups())),
     default="anthropic",
     show_default=True,
     help="Which key placeholder to include.",

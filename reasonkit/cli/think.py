@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from reasonkit import provider_kinds
 from reasonkit.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -71,7 +72,7 @@ def _save_trace(result: Any, directory: str, quiet: bool) -> None:
     metavar="NAME=VALUE",
     help="Extra protocol input (e.g. sources=..., criteria=...).",
 )
-@click.option("--provider", help="anthropic, openai, openrouter, local, or a [llm.providers] name.")
+@click.option("--provider", help=provider_kinds.names_help())
 @click.option("--model", help="Model id for the provider.")
 @click.option(
     "--budget", multiple=True, help="Stop scheduling new steps past: 30s, 2m, 4000t, $0.05 (repeatable)."
@@ -117,7 +118,7 @@ def think(
 
     from reasonkit.engine import parse_budget
     from reasonkit.errors import InputError, NoProviderConfigured
-    from reasonkit.providers import build_provider
+    from reasonkit.providers.stack import build_provider
     from reasonkit.runs import CLI_METHOD, RunKind, RunService
 
     try:

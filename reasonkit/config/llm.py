@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
+from reasonkit import provider_kinds
 from reasonkit.config.base import CommaList, Section
+
+if TYPE_CHECKING:
+    WireFormat = str
+else:  # the registry's wire formats (`anthropic` / `openai`), validated and documented as literals
+    WireFormat = Literal[provider_kinds.wire_formats()]
 
 # How structured output is requested from OpenAI-compatible servers (see `[llm] output_mode`).
 OutputMode = Literal["auto", "json_schema", "json_object", "tools", "prompt"]
@@ -25,7 +31,7 @@ class ProviderSettings(Section):
         description="Base URL (OpenAI-compatible servers: Ollama, vLLM, llama.cpp).",
     )
     model: str | None = Field(None, description="Model for this provider when it is not the default one.")
-    kind: Literal["anthropic", "openai"] | None = Field(
+    kind: WireFormat | None = Field(
         None, description="Wire format; inferred from the provider name when unset."
     )
     output_mode: OutputMode | None = Field(
@@ -194,8 +200,8 @@ class CacheSettings(Section):
 class LLMSettings(Section):
     default_provider: str | None = Field(
         None,
-        description="anthropic, openai, openrouter, local (a GGUF model in process, see `[llm.local]`), "
-        "or a name under [llm.providers].",
+        description=", ".join(provider_kinds.kind_names(in_process=False))
+        + ", local (a GGUF model in process, see `[llm.local]`), or a name under [llm.providers].",
     )
     default_model: str | None = Field(None, description="Model id; each provider has a sensible default.")
     temperature: float = Field(0.3, ge=0.0, le=2.0, description="Default sampling temperature.")

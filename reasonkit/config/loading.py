@@ -15,19 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from reasonkit import provider_kinds
 from reasonkit.config import compat
 from reasonkit.config.schema import NOT_SETTINGS, Settings
 from reasonkit.errors import ConfigError
 from reasonkit.tomlfile import TomlFileError, read_toml
 
-# Environment variable -> dotted settings key. This table is the only place the code reads settings
-# from the environment (plus the SDK variables read in providers/), so docs can be checked against it.
-ENV_VARS: dict[str, str] = {
-    "ANTHROPIC_API_KEY": "llm.providers.anthropic.api_key",
-    "OPENAI_API_KEY": "llm.providers.openai.api_key",
-    "OPENROUTER_API_KEY": "llm.providers.openrouter.api_key",
-    "ANTHROPIC_BASE_URL": "llm.providers.anthropic.api_base",
-    "OPENAI_BASE_URL": "llm.providers.openai.api_base",
+# Environment variable -> dotted settings key, besides the provider kinds' own (key and base URL,
+# from reasonkit/provider_kinds.py). `env_vars()` joins both; it and the SDK variables read in
+# providers/ are the only places the code reads settings from the environment.
+SETTINGS_ENV_VARS: dict[str, str] = {
     "LLM_DEFAULT_PROVIDER": "llm.default_provider",
     "LLM_DEFAULT_MODEL": "llm.default_model",
     "LLM_FALLBACK_PROVIDER": "llm.fallback_provider",
@@ -62,6 +59,16 @@ ENV_VARS: dict[str, str] = {
     "REASONKIT_ALLOWED_HOSTS": "security.allowed_hosts",
     "REASONKIT_ALLOWED_ORIGINS": "security.allowed_origins",
 }
+
+
+def env_vars() -> dict[str, str]:
+    """Environment variable -> dotted settings key: the provider kinds' variables (read from the
+    registry at each call, so a new kind row needs no edit here), then the others."""
+    return {**provider_kinds.env_vars(), **SETTINGS_ENV_VARS}
+
+
+# The whole table as of import, for the docs and the checks that compare deployment files with it.
+ENV_VARS: dict[str, str] = env_vars()
 # Aliases: read first, so the other name of the same key wins when both are set.
 ALIAS_ENV_VARS = ("RUST_LOG", "OTLP_ENDPOINT")
 # Read directly (not settings keys): REASONKIT_CONFIG (which file), REASONKIT_AUTH_TOKENS (secrets),
@@ -75,9 +82,9 @@ DEFAULT_CONFIG_PATHS = (
 
 
 def env_vars_by_key() -> dict[str, list[str]]:
-    """Dotted settings key -> the environment variables that set it, in `ENV_VARS` order."""
+    """Dotted settings key -> the environment variables that set it, in `env_vars()` order."""
     by_key: dict[str, list[str]] = {}
-    for name, key in ENV_VARS.items():
+    for name, key in env_vars().items():
         by_key.setdefault(key, []).append(name)
     return by_key
 
@@ -118,13 +125,14 @@ def _rust_log_level(value: str) -> str:
 
 def _env_layer(environ: dict[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
+    table = env_vars()
     # RUST_LOG and OTLP_ENDPOINT are aliases only: LOG_LEVEL / OTEL_EXPORTER_OTLP_ENDPOINT win.
-    for name in sorted(ENV_VARS, key=lambda n: n not in ALIAS_ENV_VARS):
+    for name in sorted(table, key=lambda n: n not in ALIAS_ENV_VARS):
         raw = environ.get(name)
         if raw is None or raw == "":
             continue
         value: Any = raw
-        key = ENV_VARS[name]
+        key = table[name]
         if name == "RUST_LOG":
             value = _rust_log_level(raw)
         elif key.startswith("features."):

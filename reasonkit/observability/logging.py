@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from reasonkit import provider_kinds
 from reasonkit.observability.log_patch import log_patcher
 
 if TYPE_CHECKING:
@@ -258,6 +259,7 @@ def setup_logging(
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not isinstance(h, InterceptHandler)] + [InterceptHandler()]
     root.setLevel(lib_level)
+    # The provider SDKs' loggers come from the kind registry (a new kind's SDK is routed too).
     for name in (
         "mcp",
         "uvicorn",
@@ -266,8 +268,7 @@ def setup_logging(
         "httpx",
         "httpx2",
         "httpcore",
-        "anthropic",
-        "openai",
+        *provider_kinds.sdk_loggers(),
     ):
         lg = logging.getLogger(name)
         lg.handlers = []

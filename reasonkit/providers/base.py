@@ -88,11 +88,35 @@ class LLMResponse:
 
 
 class Provider(ABC):
+    """A provider, or a wrapper around one (`providers/wrapper.py`). Everything callers ask of a
+    provider is declared here with a default, so no caller has to probe with `getattr`, and a
+    wrapper knows exactly what to forward."""
+
     name: str
     model: str
+    base_url: str | None = None  # where requests go (None: in process, or the client's own)
+    max_retries: int = 0  # retries of its own retry loop (`with_retries`); a probe sets 0
 
     @abstractmethod
     async def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+    def refusal(self) -> ProviderError | None:
+        """The error a call would get now without being sent (an open circuit breaker), else None.
+        A rate limiter asks before it spends a slot on a call that would not go out."""
+        return None
+
+    async def list_models(self, request_timeout: float = 3.0) -> list[str] | None:
+        """The models the server lists (`rk providers check`); None: nothing to list."""
+        return None
+
+    async def cache_health(self) -> dict[str, Any] | None:
+        """The response cache's health (see cache.ResponseCache.health); None without a cache."""
+        return None
+
+    def circuits(self) -> dict[str, dict[str, Any]]:
+        """Provider name -> its circuit breaker (`state`, `failures`, `retry_in_secs` when open), for
+        `/health`; empty without breakers."""
+        return {}
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         return None

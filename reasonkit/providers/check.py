@@ -51,10 +51,10 @@ class ProbeResult:
 def probe_names(settings: Settings) -> list[str]:
     """The providers to probe: the default one, the fallback chain, then every other configured
     `[llm.providers.*]` entry. Raises NoProviderConfigured (with the setup help) when there is none."""
-    from reasonkit.providers import _configured, choose_provider_name
+    from reasonkit.providers import choose_provider_name, is_configured
 
     names = [choose_provider_name(settings), *settings.llm.fallback_provider]
-    names += [n for n in sorted(settings.llm.providers) if _configured(settings, n)]
+    names += [n for n in sorted(settings.llm.providers) if is_configured(settings, n)]
     return list(dict.fromkeys(names))
 
 
@@ -64,18 +64,17 @@ async def probe_provider(
     """Probe one provider; never raises for a provider failure. `primary`: the default provider
     (LLM_DEFAULT_MODEL applies to it only)."""
     from reasonkit.observability.metrics import Metrics
-    from reasonkit.providers import _build_one
+    from reasonkit.providers.stack import build_one
 
     result = ProbeResult(provider=name)
     try:
-        provider: Provider = _build_one(settings, name, None, fallback=not primary, metrics=Metrics())
+        provider: Provider = build_one(settings, name, None, fallback=not primary, metrics=Metrics())
     except ReasonKitError as exc:
         result.error, result.error_kind = str(exc), "config"
         return result
     result.model = provider.model
-    result.base_url = getattr(provider, "base_url", None) or None
-    if hasattr(provider, "max_retries"):
-        provider.max_retries = 0  # a probe reports what it sees; it does not wait out a flaky server
+    result.base_url = provider.base_url or None
+    provider.max_retries = 0  # a probe reports what it sees; it does not wait out a flaky server
     try:
         with anyio.move_on_after(deadline_secs) as scope:
             await _probe(provider, result)
@@ -94,19 +93,18 @@ async def probe_provider(
 
 
 async def _probe(provider: Provider, result: ProbeResult) -> None:
-    list_models = getattr(provider, "list_models", None)
-    if list_models is not None:
-        try:
-            models = await list_models(request_timeout=5.0)
-        except ProviderError as exc:
-            if exc.kind in ("connection", "timeout"):
-                result.error, result.error_kind = exc.message, exc.kind
-                return  # nothing answers: the completion would only fail the same way
-            result.reachable = True  # it answered, just without a listing (404, auth, ...)
-            if exc.kind == "auth":
-                result.error, result.error_kind = exc.message, exc.kind
-                return
-        else:
+    try:
+        models = await provider.list_models(request_timeout=5.0)
+    except ProviderError as exc:
+        if exc.kind in ("connection", "timeout"):
+            result.error, result.error_kind = exc.message, exc.kind
+            return  # nothing answers: the completion would only fail the same way
+        result.reachable = True  # it answered, just without a listing (404, auth, ...)
+        if exc.kind == "auth":
+            result.error, result.error_kind = exc.message, exc.kind
+            return
+    else:
+        if models is not None:  # None: this provider has nothing to list (in process)
             result.reachable = True
             result.models = models[:50]
             result.model_found = result.model in models if models else None

@@ -4,13 +4,11 @@ applies while they wait). The server wraps the provider it owns with `LimitedPro
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 
 from reasonkit.observability.metrics import Metrics
 from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
-from reasonkit.providers.metering import WrapperProvider
+from reasonkit.providers.wrapper import WrapperProvider
 
 
 class LimitedProvider(WrapperProvider):
@@ -36,6 +34,3 @@ class LimitedProvider(WrapperProvider):
             return await self.inner.complete(request)
         finally:
             self.limiter.release()
-
-    def output_modes(self) -> list[dict[str, Any]]:
-        return self.inner.output_modes()

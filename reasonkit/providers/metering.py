@@ -1,46 +1,15 @@
-"""Provider wrappers: one small base that forwards everything to an inner provider (in the style of
-pydantic-ai's `WrapperModel`), and the metering wrapper that records every call in the metrics
-registry. Wrappers compose: the run service puts `MeteredProvider` around whatever provider a run
-uses (the resilient chain, the local model, client sampling)."""
+"""The metering wrapper: records every provider call in the metrics registry. The run service puts
+it around whatever provider a run uses (the resilient chain, the local model, client sampling);
+see providers/stack.py for the whole chain."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from reasonkit.errors import ProviderError
 from reasonkit.observability.metrics import Metrics
 from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
-
-
-class WrapperProvider(Provider):
-    """Forwards `complete`, `aclose` and any other attribute (for example `output_modes`) to `inner`.
-    Subclasses override what they add to."""
-
-    def __init__(self, inner: Provider):
-        self.inner = inner
-        self.name = inner.name
-        self.model = inner.model
-
-    async def complete(self, request: LLMRequest) -> LLMResponse:
-        return await self.inner.complete(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def __getattr__(self, attr: str) -> Any:
-        # Only called for attributes this wrapper does not have itself.
-        if attr == "inner":
-            raise AttributeError(attr)
-        return getattr(self.inner, attr)
-
-    def unpriced_models(self) -> list[str]:
-        return self.inner.unpriced_models()
-
-    def unwrapped(self) -> Provider:
-        """The innermost provider."""
-        inner = self.inner
-        return inner.unwrapped() if isinstance(inner, WrapperProvider) else inner
+from reasonkit.providers.wrapper import WrapperProvider
 
 
 class MeteredProvider(WrapperProvider):

@@ -59,6 +59,7 @@ TOOL_DESCRIPTION = "Record your answer. Fill every field as the schema describes
 
 
 class _SDKProvider(Provider):
+    base_url: str  # always known: the configured one, the kind's default or the SDK's own
     # The output modes this wire format can use, strongest first (negotiation.py).
     modes: tuple[OutputMode, ...] = OPENAI_MODES
     # Modes whose requests also carry the schema in the system prompt.

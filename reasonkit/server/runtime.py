@@ -18,7 +18,7 @@ from reasonkit.config import Settings
 from reasonkit.errors import NoProviderConfigured
 from reasonkit.observability.metrics import Metrics
 from reasonkit.providers.base import Provider
-from reasonkit.providers.concurrency import LimitedProvider
+from reasonkit.providers.stack import limited
 from reasonkit.server.admission import Admission, max_provider_calls
 from reasonkit.server.sampling import (
     SAMPLING,
@@ -119,9 +119,7 @@ class Runtime:
                 settings = settings.model_copy(deep=True)
                 settings.llm.default_provider = None
             self.provider_calls.total_tokens = max_provider_calls(settings)
-            self._provider = LimitedProvider(
-                self.provider_factory(settings), self.provider_calls, self.metrics
-            )
+            self._provider = limited(self.provider_factory(settings), self.provider_calls, self.metrics)
         return self._provider
 
     def choose_provider(self, session: Any, request_id: Any, background: bool) -> ProviderChoice:

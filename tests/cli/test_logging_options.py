@@ -16,7 +16,7 @@ import pytest
 
 from tests.fakes.fake_llm import Reply, schema_filler
 
-RETRY_LINE = "attempt 1 failed"  # reasonkit.providers.resilience logs each retry at DEBUG
+RETRY_LINE = "attempt 1 failed"  # reasonkit.providers.stack (retry_hook) logs each retry at DEBUG
 
 
 def env_for(fake_llm, tmp_path: Path, **extra: str) -> dict[str, str]:

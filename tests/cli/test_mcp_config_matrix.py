@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from reasonkit.cli import main
-from reasonkit.cli.server_commands import CLIENTS, KEY_PLACEHOLDERS
+from reasonkit.cli.server_commands import CLIENTS
+from reasonkit.provider_kinds import client_setups
 
+KEY_PLACEHOLDERS = client_setups()
 PROVIDERS = sorted(KEY_PLACEHOLDERS)
 KEYLESS = {p for p, env in KEY_PLACEHOLDERS.items() if not any(k.endswith("_API_KEY") for k in env)}
 # (--url or None, the port the hint must name)

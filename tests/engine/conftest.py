@@ -10,7 +10,7 @@ import pytest
 from reasonkit.config import load_settings
 from reasonkit.engine import Engine
 from reasonkit.protocol.loader import load_registry
-from reasonkit.providers import build_provider
+from reasonkit.providers.stack import build_provider
 from tests.engine._scripted import ScriptedProvider
 from tests.fakes.schemas import schema
 

@@ -18,9 +18,12 @@ from loguru import logger
 
 from reasonkit.config import Settings, load_settings
 from reasonkit.observability.metrics import Metrics
-from reasonkit.providers import LLMRequest, build_provider
+from reasonkit.providers import LLMRequest, Provider
+from reasonkit.providers.breaker import BreakerProvider, CircuitBreaker
+from reasonkit.providers.fallback import FallbackProvider
 from reasonkit.providers.negotiation import NEGOTIATION
-from reasonkit.providers.resilience import ResilientProvider
+from reasonkit.providers.stack import build_provider
+from reasonkit.providers.wrapper import WrapperProvider
 from tests.programs import require_program
 
 SCHEMA = {
@@ -63,13 +66,23 @@ def request(text: str = "hi", temperature: float | None = 0.0, **kw: Any) -> LLM
 @asynccontextmanager
 async def open_provider(
     settings: Settings, metrics: Metrics | None = None
-) -> AsyncIterator[ResilientProvider]:
+) -> AsyncIterator[FallbackProvider]:
     p = build_provider(settings, metrics=metrics or Metrics())
-    assert isinstance(p, ResilientProvider)
+    assert isinstance(p, FallbackProvider)
     try:
         yield p
     finally:
         await p.aclose()
+
+
+def breaker_of(chain: FallbackProvider, index: int = 0) -> CircuitBreaker | None:
+    """The circuit breaker of provider `index` of the chain (None without one)."""
+    p: Provider = chain.providers[index]
+    while isinstance(p, WrapperProvider):
+        if isinstance(p, BreakerProvider):
+            return p.breaker
+        p = p.inner
+    return None
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -97,7 +110,7 @@ def no_local(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process `local` provider counts as not installed (only the availability check)."""
     import reasonkit.providers as providers
 
-    monkeypatch.setattr(providers, "_local_available", lambda settings: False)
+    monkeypatch.setattr(providers, "kind_available", lambda kind, settings=None: False)
 
 
 @pytest.fixture

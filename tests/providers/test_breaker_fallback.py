@@ -10,8 +10,9 @@ import pytest
 from reasonkit.engine import Engine
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
-from reasonkit.providers import NoProviderConfigured, ProviderError, build_provider
-from reasonkit.providers.resilience import CircuitBreaker
+from reasonkit.providers import NoProviderConfigured, ProviderError
+from reasonkit.providers.breaker import CircuitBreaker
+from reasonkit.providers.stack import build_provider
 from tests.fakes.fake_llm import FakeLLM, Reply
 from tests.fakes.schemas import schema
 from tests.providers.conftest import (
@@ -19,6 +20,7 @@ from tests.providers.conftest import (
     OK,
     OTHER,
     base_url,
+    breaker_of,
     make_settings,
     open_provider,
     request,
@@ -58,7 +60,7 @@ async def test_breaker_closed_open_half_open_closed(fake_llm, api):
     ps.max_retries, ps.breaker_threshold, ps.breaker_cooldown_secs = 0, 3, 0.3
     m = Metrics()
     async with open_provider(s, m) as p:
-        seen = watch(p.legs[0].breaker)
+        seen = watch(breaker_of(p))
         assert sample(m, STATE, provider=api) == 0
         fake_llm.push(*[Reply(status=503)] * 3)
         for i in range(3):
@@ -116,9 +118,9 @@ async def test_a_cancelled_trial_frees_the_half_open_slot(fake_llm):
         await anyio.sleep(0.15)
         with anyio.move_on_after(0.2):
             await p.complete(request("cancelled trial"))
-        assert p.legs[0].breaker is not None and p.legs[0].breaker.state == "half_open"
+        assert breaker_of(p) is not None and breaker_of(p).state == "half_open"
         r = await p.complete(request("next trial"))
-        assert r.attempts == 1 and p.legs[0].breaker.state == "closed"
+        assert r.attempts == 1 and breaker_of(p).state == "closed"
 
 
 @pytest.mark.parametrize("primary", APIS)
@@ -129,7 +131,7 @@ async def test_fallback_chain_when_retries_are_exhausted_then_when_the_breaker_i
         s.llm.providers[primary].max_retries = 1
         m = Metrics()
         async with open_provider(s, m) as p:
-            assert [leg.provider.name for leg in p.legs] == [primary, other]
+            assert [leg.name for leg in p.providers] == [primary, other]
             fake_llm.push(*[Reply(status=503)] * 6)
             fake_b.default = lambda req: Reply(json=OK)
             for i in range(3):

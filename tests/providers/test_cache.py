@@ -114,7 +114,7 @@ async def test_cache_off_and_health(fake_llm):
     fake_llm.default = lambda req: Reply(json=OK)
     s = make_settings("openai", fake_llm.openai_base_url, ENABLE_CACHE="false")
     async with open_provider(s) as p:
-        assert p.cache is None
+        assert await p.cache_health() is None  # no cache in the chain
         await p.complete(request())
         assert not (await p.complete(request())).cached
     assert await cache_health(s) is None

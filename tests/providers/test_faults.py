@@ -13,6 +13,7 @@ from tests.providers.conftest import (
     ANTHROPIC_KEY,
     OK,
     base_url,
+    breaker_of,
     closed_port,
     drip_server,
     make_settings,
@@ -155,7 +156,7 @@ async def test_provider_down_is_a_clear_connection_error(api):
     async with open_provider(s, m) as p:
         with pytest.raises(ProviderError) as err:
             await p.complete(request())
-        assert p.legs[0].breaker is not None and p.legs[0].breaker.failures == 1
+        assert breaker_of(p) is not None and breaker_of(p).failures == 1
     assert err.value.kind == "connection"
     assert "connection failed" in str(err.value) and "gave up after 3 attempts" in str(err.value)
     assert sample(m, "reasonkit_provider_retries_total", provider=api, type="connection") == 2
@@ -175,7 +176,7 @@ async def test_auth_and_bad_request_errors_are_not_retried_and_do_not_trip_the_b
             assert err.value.kind == "auth" and "check the API key" in str(err.value)
         with pytest.raises(ProviderError) as bad:
             await p.complete(request())
-        assert p.legs[0].breaker is not None and p.legs[0].breaker.state == "closed"
+        assert breaker_of(p) is not None and breaker_of(p).state == "closed"
     assert bad.value.kind == "bad_request" and "bad field" in str(bad.value)
     assert len(fake_llm.requests) == 5  # no retries
     assert sample(m, "reasonkit_circuit_breaker_state", provider=api) == 0

@@ -9,9 +9,9 @@ from reasonkit.providers import (
     PriceTable,
     ProviderError,
     Usage,
-    build_provider,
     choose_provider_name,
 )
+from reasonkit.providers.stack import build_provider
 from tests.fakes.fake_llm import Reply
 
 pytestmark = pytest.mark.anyio
@@ -56,7 +56,7 @@ def test_no_provider_says_what_to_set(no_local):
 def test_local_is_the_zero_configuration_default(monkeypatch):
     import reasonkit.providers as providers
 
-    monkeypatch.setattr(providers, "_local_available", lambda settings: True)
+    monkeypatch.setattr(providers, "kind_available", lambda kind, settings=None: True)
     assert choose_provider_name(load_settings(environ={})) == "local"
     # anything configured still wins over it
     assert choose_provider_name(load_settings(environ={"OPENAI_API_KEY": "o"})) == "openai"
@@ -70,7 +70,7 @@ def test_model_choice_and_openrouter_base():
         load_settings(environ={"OPENROUTER_API_KEY": "r", "LLM_DEFAULT_MODEL": "openai/gpt-4o-mini"})
     )
     assert p.name == "openrouter" and p.model == "openai/gpt-4o-mini"
-    assert str(p._client.base_url).startswith("https://openrouter.ai/api/v1")
+    assert str(p.base_url).startswith("https://openrouter.ai/api/v1")
 
 
 async def test_anthropic_forced_tool_and_usage(fake_llm):

@@ -17,8 +17,8 @@ import pytest
 from reasonkit.config import load_settings
 from reasonkit.engine import Budget, Engine
 from reasonkit.protocol.loader import load_registry
-from reasonkit.providers import build_provider
 from reasonkit.providers.base import LLMRequest
+from reasonkit.providers.stack import build_provider
 from tests.providers.test_realmodel_local import (  # noqa: F401 - only_when_selected is a fixture
     TEST_CAPS,
     TOOL_INPUT,

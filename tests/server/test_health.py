@@ -95,7 +95,7 @@ def test_the_local_model_fallback_is_announced_at_start_and_in_health(tmp_path, 
     from reasonkit.protocol.loader import load_registry
     from reasonkit.server.app import build_server
 
-    monkeypatch.setattr(providers, "_local_available", lambda settings: True)
+    monkeypatch.setattr(providers, "kind_available", lambda kind, settings=None: True)
     settings = load_settings(environ={"REASONKIT_DATA_DIR": str(tmp_path / "data")})
     core = build_server(settings, load_registry([]), metrics=Metrics())
     try:
