@@ -3,7 +3,7 @@
 Arms, each making the same chat-completions request (system + user message, a JSON schema as
 `response_format`) to the lean fake server (bench/fake_openai.py, its own process) on 127.0.0.1:
 
-- A `reasonkit`: `reasonkit.providers.build_provider(settings)`, i.e. the `ResilientProvider` the
+- A `reasonkit`: `reasonkit.providers.stack.build_provider(settings)`, i.e. the provider chain the
   engine uses (retry loop, circuit breaker, no rate limit, response cache OFF via ENABLE_CACHE=false,
   usage and cost accounting, metrics), `await provider.complete(LLMRequest(...))`;
 - B `litellm`: `litellm.acompletion(model="openai/<m>", api_base=..., api_key="x", ...)` with its
@@ -125,10 +125,8 @@ async def _make_arms(
     provider = build_provider(settings, metrics=Metrics())
     info: dict[str, Any] = {
         "reasonkit_provider": type(provider).__name__,
-        "reasonkit_cache": getattr(provider, "cache", None) is not None,
-        "reasonkit_breaker": all(
-            getattr(leg, "breaker", None) is not None for leg in getattr(provider, "legs", [])
-        ),
+        "reasonkit_cache": await provider.cache_health() is not None,
+        "reasonkit_breaker": all(c["state"] != "off" for c in provider.circuits().values()),
         "reasonkit_max_retries": settings.llm.providers["openai"].max_retries,
     }
     request = LLMRequest(

@@ -214,7 +214,7 @@ class LLMSettings(Section):
         "negotiates per (provider, base URL, model), in that order, and remembers what works. "
         "`[llm.providers.<name>] output_mode` overrides it per provider.",
     )
-    # `fallback_provider = "openai"` and LLM_FALLBACK_PROVIDER="openai,openrouter" are accepted too.
+    # `fallback_provider = "openai"` and LLM_FALLBACK_PROVIDER="openai,anthropic" are accepted too.
     fallback_provider: CommaList = Field(
         default_factory=list,
         description="Providers to try, in order, when the default one's breaker is open, it exhausted "

@@ -111,7 +111,7 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
-        # ---- Added by the providers layer (reasonkit/providers/resilience.py and cache.py) ----------
+        # ---- Added by the providers layer (reasonkit/providers/ wrappers and cache.py) ---------------
         # Retries, fallbacks and client-side rate limiting happen inside one provider call, so the
         # call-level metrics above (provider_errors, provider_call_duration) cannot show them.
         self.provider_retries = Counter(

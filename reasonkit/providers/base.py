@@ -79,7 +79,7 @@ class LLMResponse:
     # The output mode the reply was asked in (providers/negotiation.py): json_schema | json_object |
     # tools | prompt; None without a schema or from providers that do not negotiate.
     output_mode: str | None = None
-    # Set by the resilience layer (providers/resilience.py, providers/cache.py):
+    # Set by the resilience wrappers (providers/fallback.py, providers/cache.py):
     cached: bool = False  # served from the response cache: no tokens used, no cost
     cache_layer: str | None = None  # memory | redis, when cached
     # Providers skipped or given up on before this one answered, in order:
