@@ -8,7 +8,7 @@ providers/stack.py (`build_provider`, `for_run`, `limited`).
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reasonkit import provider_kinds
 from reasonkit.providers.base import (
@@ -34,6 +34,7 @@ __all__ = [
     "ProviderError",
     "Usage",
     "choose_provider_name",
+    "import_named",
     "is_configured",
     "kind_available",
     "output_mode_setting",
@@ -68,13 +69,18 @@ def is_configured(settings: Settings, name: str) -> bool:
     return bool((p.api_key and p.api_key.get_secret_value()) or p.api_base)
 
 
+def import_named(path: str) -> Any:
+    """What a registry row names as "module:attribute", imported now (the SDKs load late)."""
+    module, attribute = path.split(":")
+    return getattr(import_module(module), attribute)
+
+
 def kind_available(kind: provider_kinds.ProviderKind, settings: Settings | None = None) -> bool:
     """Whether an in-process kind can run here (its extra installed, its model there)."""
     if kind.available is None:
         return False
-    module, function = kind.available.split(":")
     try:
-        available = getattr(import_module(module), function)
+        available = import_named(kind.available)
     except ImportError:
         return False
     return bool(available(settings))

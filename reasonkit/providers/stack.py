@@ -24,8 +24,7 @@ wrapper holds one concern (providers/wrapper.py); what a kind is comes from the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from loguru import logger
@@ -33,7 +32,13 @@ from loguru import logger
 from reasonkit import provider_kinds
 from reasonkit.config import ProviderSettings, Settings
 from reasonkit.errors import NoProviderConfigured, ProviderError
-from reasonkit.providers import SETUP_HELP, choose_provider_name, is_configured, output_mode_setting
+from reasonkit.providers import (
+    SETUP_HELP,
+    choose_provider_name,
+    import_named,
+    is_configured,
+    output_mode_setting,
+)
 from reasonkit.providers.base import PriceTable, Provider
 
 if TYPE_CHECKING:
@@ -41,11 +46,6 @@ if TYPE_CHECKING:
     from reasonkit.providers.cache import ResponseCache
 
 __all__ = ["build_one", "build_provider", "for_run", "limited", "retry_hook"]
-
-
-def _load(path: str) -> Any:
-    module, attribute = path.split(":")
-    return getattr(import_module(module), attribute)
 
 
 def _role(name: str, fallback: bool) -> str:
@@ -74,7 +74,7 @@ def build_one(
     kind = _kind_of(settings, name, fallback)
     if kind.in_process:
         try:
-            build = _load(kind.provider)
+            build = import_named(kind.provider)
         except ImportError:
             raise NoProviderConfigured(
                 f"the {name} provider is not part of this installation: pip install 'reasonkit[{kind.extra}]'"
@@ -97,7 +97,7 @@ def build_one(
         raise NoProviderConfigured(
             f"no model set for {_role(name, fallback)}: set {hint}[llm.providers.{name}] model"
         )
-    provider_class = _load(kind.provider)
+    provider_class = import_named(kind.provider)
     return provider_class(  # type: ignore[no-any-return]
         name,
         chosen_model,
