@@ -109,7 +109,7 @@ def setup_cli_logging(settings: Settings, default_level: str = DEFAULT_CLI_LOG_L
     RUST_LOG, [logging] level) or `default_level`; short human lines on a terminal."""
     from reasonkit.observability.logging import setup_logging
 
-    explicit = "level" in settings.logging.model_fields_set
+    explicit = settings.logging.level is not None
     short = settings.logging.format == "text" and _tty()
     setup_logging(
         settings, stream=cast("TextIO", _Stderr()), level=None if explicit else default_level, short=short

@@ -414,4 +414,5 @@ class LocalProvider(Provider):
                 parsed = value
                 text = json.dumps(value, ensure_ascii=False)
         stop: StopReason = "max_tokens" if choice.get("finish_reason") == "length" else "end"
-        return LLMResponse(text, parsed, stop, usage, self.name, self.model, cost_usd=0.0, price_known=True)
+        mode = "grammar" if request.schema else None  # as `rk providers check` reports it
+        return LLMResponse(text, parsed, stop, usage, self.name, self.model, output_mode=mode)
