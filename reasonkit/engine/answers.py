@@ -45,7 +45,9 @@ def entry_answer(proto: Protocol, entry_result: EntryResult) -> None:
         return
     found = findings(entry_result)
     entry_result.partial = bool(found)
-    entry_result.answer = f"{proto.name} did not reach its final step; partial findings:\n{found}" if found else ""
+    entry_result.answer = (
+        f"{proto.name} did not reach its final step; partial findings:\n{found}" if found else ""
+    )
 
 
 def _degrade_empty(trace: StepTrace, field: str, source: str | None) -> None:
@@ -68,7 +70,11 @@ def findings(entry_result: EntryResult) -> str:
         for output in outputs:
             if isinstance(output, dict):
                 text = next(
-                    (v.strip() for k, v in output.items() if k != "confidence" and isinstance(v, str) and v.strip()),
+                    (
+                        v.strip()
+                        for k, v in output.items()
+                        if k != "confidence" and isinstance(v, str) and v.strip()
+                    ),
                     "",
                 )
                 if text:

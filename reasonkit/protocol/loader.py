@@ -129,7 +129,7 @@ class Registry:
 
 
 def unknown_name(kind: str, name: str, loaded: Iterable[str]) -> str:
-    """"unknown profile 'balance' (did you mean 'balanced'? loaded: ...)": the nearest loaded name
+    """ "unknown profile 'balance' (did you mean 'balanced'? loaded: ...)": the nearest loaded name
     (difflib) first, as a typo is the usual cause."""
     names = sorted(loaded)
     near = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)

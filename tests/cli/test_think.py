@@ -154,7 +154,10 @@ def test_think_bad_input_is_a_clear_error(fake_llm, tmp_path, args, message):
     "args, message",
     [
         (["think", "--profile", "balance", "q"], "unknown profile 'balance' (did you mean 'balanced'?"),
-        (["think", "--protocol", "laserlgic", "q"], "unknown protocol 'laserlgic' (did you mean 'laserlogic'?"),
+        (
+            ["think", "--protocol", "laserlgic", "q"],
+            "unknown protocol 'laserlgic' (did you mean 'laserlogic'?",
+        ),
         (["protocols", "show", "proofgaurd"], "did you mean 'proofguard'?"),
     ],
 )

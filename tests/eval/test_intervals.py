@@ -24,7 +24,8 @@ def test_below_30_items_ece_and_auroc_come_with_a_warning():
     from reasonkit.eval.results import summarize_rows
 
     rows = [
-        {"id": str(i), "arm": "tool", "confidence": 0.6, "correct": i % 2 == 0, "tokens": 1} for i in range(10)
+        {"id": str(i), "arm": "tool", "confidence": 0.6, "correct": i % 2 == 0, "tokens": 1}
+        for i in range(10)
     ]
     summary = summarize_rows(rows, {"kind": "protocol", "name": "proofguard", "dataset": "claims", "seed": 0})
     assert "not meaningful below 30" in summary["tool"]["note"]
