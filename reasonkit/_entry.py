@@ -13,5 +13,6 @@ def main() -> None:
         sys.stdout.write(f"rk {__version__}\n")
         return
     from reasonkit.cli import main as cli_main
+    from reasonkit.cli.common import run_and_exit
 
-    cli_main()
+    run_and_exit(cli_main)

@@ -26,8 +26,9 @@ def _notes(result: RunResult) -> list[str]:
 def breakdown_lines(result: RunResult) -> list[str]:
     lines = []
     for f in result.confidence_breakdown:
-        sign = "" if f.signal == "weighted_mean" else ("+" if f.delta >= 0 else "")
-        lines.append(f"- {f.signal}: {sign}{f.delta:.3f} ({f.detail})")
+        delta = round(f.delta, 3) + 0.0  # a zero shows as +0.000, never +-0.000
+        sign = "" if f.signal == "weighted_mean" else ("+" if delta >= 0 else "")
+        lines.append(f"- {f.signal}: {sign}{delta:.3f} ({f.detail})")
     return lines
 
 
@@ -43,7 +44,8 @@ def render_markdown(result: RunResult, include_steps: bool = True) -> str:
         "",
         f"**Confidence {result.confidence:.2f}**{_calibrated(result)} ({verdict} the "
         f"{result.min_confidence:.2f} threshold "
-        f"of {result.kind} `{result.name}`; {status})",
+        f"of {result.kind} `{result.name}`; {status}"
+        + (f"; answer from {result.answer_tool})" if result.answer_tool else ")"),
         "",
         *breakdown_lines(result),
     ]
@@ -72,7 +74,7 @@ def render_text(result: RunResult) -> str:
     )
     verdict = "meets" if result.meets_threshold else "BELOW"
     lines = [
-        "Answer:",
+        f"Answer (from {result.answer_tool}):" if result.answer_tool else "Answer:",
         result.answer.strip(),
         "",
         f"Confidence: {result.confidence:.2f}{_calibrated(result)} ({verdict} threshold "

@@ -44,3 +44,19 @@ def test_a_calibrated_confidence_shows_its_raw_value_in_text_and_markdown():
     assert "**Confidence 0.59**, calibrated from 0.74 (" in render_markdown(result)
     result.confidence_raw = None
     assert "calibrated" not in render_text(result) + render_markdown(result)
+
+
+def test_a_zero_delta_reads_plus_zero_in_every_rendering():
+    """A `not_finished` factor of -0.0 (nothing finished had any confidence) once printed
+    `+-0.000`."""
+    from reasonkit.engine.result import Factor
+    from reasonkit.viewer.page import render_page
+
+    r = result(price_known=True)
+    r.confidence_breakdown = [
+        Factor(signal="weighted_mean", delta=0.0, detail="steps: a 0.00x1"),
+        Factor(signal="not_finished", delta=-0.0, detail="steps that did not finish"),
+    ]
+    for text in (render_text(r), render_markdown(r), render_tree(r.trace()), render_page(r.trace())):
+        assert "+-0.000" not in text and "-0.000" not in text
+    assert "not_finished: +0.000" in render_text(r)

@@ -6,6 +6,7 @@ inside the functions, so `rk --help` stays fast."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
@@ -42,6 +43,32 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_FAILED)
+
+
+def run_and_exit(command: Callable[[], object]) -> NoReturn:
+    """Run the `rk` command, then end the process at once: the atexit handlers run (they close the
+    local model, see providers/llama_pool.py), stdout and stderr are flushed, and `os._exit` skips
+    the interpreter's teardown. That teardown (freeing every module and object, joining worker
+    threads a cancelled call left behind) held `rk think` open for seconds after its result, and
+    after Ctrl-C. Only for the real process: an in-process caller (click's test runner) calls
+    `main` itself."""
+    import atexit
+    import os
+
+    code = 0
+    try:
+        command()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said on it
+            pass
+    os._exit(code)
 
 
 def warn(message: str) -> None:
@@ -109,7 +136,7 @@ def setup_cli_logging(settings: Settings, default_level: str = DEFAULT_CLI_LOG_L
     RUST_LOG, [logging] level) or `default_level`; short human lines on a terminal."""
     from reasonkit.observability.logging import setup_logging
 
-    explicit = "level" in settings.logging.model_fields_set
+    explicit = settings.logging.level is not None
     short = settings.logging.format == "text" and _tty()
     setup_logging(
         settings, stream=cast("TextIO", _Stderr()), level=None if explicit else default_level, short=short

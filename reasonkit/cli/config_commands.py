@@ -43,6 +43,8 @@ def config_show(ctx, fmt):
 
     s = load_settings(ctx)
     click.echo(f"# source: {s.source_file or 'defaults + environment'}", err=True)
+    if s.logging.level is None:
+        click.echo("# [logging] level unset: warnings for rk commands, info for rk serve-mcp", err=True)
     click.echo(json.dumps(masked_dict(s), indent=2) if fmt == "json" else to_toml(s))
 
 

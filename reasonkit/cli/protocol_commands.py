@@ -79,7 +79,9 @@ def protocols_show(ctx, protocol_id):
     """Print a protocol's TOML source."""
     reg = load_registry(load_settings(ctx))
     if protocol_id not in reg.protocols:
-        fail(f"unknown protocol '{protocol_id}' (loaded: {', '.join(sorted(reg.protocols))})")
+        from reasonkit.protocol.loader import unknown_name
+
+        fail(unknown_name("protocol", protocol_id, reg.protocols))
     p = reg.protocols[protocol_id]
     click.echo(f"# {p.source}")
     click.echo(Path(p.source).read_text(encoding="utf-8"))

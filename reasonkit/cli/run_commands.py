@@ -200,7 +200,7 @@ def runs_list(ctx: click.Context, limit: int, status: str | None, name: str | No
 def _breakdown(factors: list[dict[str, Any]], indent: str) -> list[str]:
     out = []
     for f in factors or []:
-        d = f.get("delta", 0.0)
+        d = round(f.get("delta", 0.0), 3) + 0.0  # a zero shows as +0.000, never +-0.000
         sign = "" if f.get("signal") == "weighted_mean" else ("+" if d >= 0 else "")
         detail = f" ({f['detail']})" if f.get("detail") else ""
         out.append(f"{indent}{f.get('signal', '?')}: {sign}{d:.3f}{detail}")

@@ -23,11 +23,15 @@ from reasonkit.cli.common import (
 )
 
 
-def _read_query(query: str | None) -> str:
+def _read_query(ctx: click.Context, query: str | None) -> str:
+    """The question: the argument, or stdin for '-' or a pipe. None at all shows the usage (exit 2),
+    as a newcomer typing `rk think` alone needs to see how to ask."""
+    given = query
     if query is None or query == "-":
-        if sys.stdin.isatty() and query is None:
-            fail("give a question: rk think \"...\" (or '-' to read it from stdin)")
-        query = sys.stdin.read()
+        query = "" if sys.stdin.isatty() and query is None else sys.stdin.read()
+    if given is None and not query.strip():
+        click.echo(ctx.get_usage() + "\n", err=True)
+        fail("give a question: rk think \"...\" (or '-' to read it from stdin); rk think --help for more")
     if not query.strip():
         fail("the question is empty")
     return query
@@ -106,7 +110,7 @@ def think(
     """Reason about QUERY with a profile (chain of ThinkTools) or one protocol.
 
     QUERY may be '-' to read it from stdin. The result goes to stdout, progress to stderr."""
-    query = _read_query(query)
+    query = _read_query(ctx, query)
     if profile and protocol:
         fail("use either --profile or --protocol, not both")
     settings = load_settings(ctx, {"engine.max_concurrency": concurrency})
@@ -118,6 +122,7 @@ def think(
 
     from reasonkit.engine import parse_budget
     from reasonkit.errors import InputError, NoProviderConfigured
+    from reasonkit.protocol.loader import unknown_name
     from reasonkit.providers.stack import build_provider
     from reasonkit.runs import CLI_METHOD, RunKind, RunService
 
@@ -129,9 +134,9 @@ def think(
     kind: RunKind = "protocol" if protocol else "profile"
     name = protocol or profile or settings.engine.default_profile
     if protocol and protocol not in registry.protocols:
-        fail(f"unknown protocol '{protocol}' (loaded: {', '.join(sorted(registry.protocols))})")
+        fail(unknown_name("protocol", protocol, registry.protocols))
     if not protocol and name not in registry.profiles:
-        fail(f"unknown profile '{name}' (loaded: {', '.join(sorted(registry.profiles))})")
+        fail(unknown_name("profile", name, registry.profiles))
     service = RunService(settings, registry)
     try:
         clean = service.check(

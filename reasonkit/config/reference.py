@@ -121,6 +121,7 @@ def _env_text(setting: Setting, quote: str) -> str:
 EXAMPLES: dict[str, str] = {  # TOML values
     "metrics_port": "9101",
     "file": '"/var/log/reasonkit/reasonkit.log"',
+    "logging.level": '"warning"',
     "default_provider": '"openai"',
     "default_model": '"gpt-4.1-mini"',
     "prices": '{ "my-model" = { input = 1.0, output = 2.0 } }',

@@ -163,7 +163,13 @@ class ServerSettings(Section):
 
 
 class LoggingSettings(Section):
-    level: str = Field("info", description="trace, debug, info, warning, error.")
+    # Unset by default: the right level depends on the command (a command's output is its result,
+    # a server's log is its record), and a value written here applies to every command.
+    level: str | None = Field(
+        None,
+        description="trace, debug, info, warning, error. Unset: warnings and errors for `rk` commands, "
+        "info for `rk serve-mcp`.",
+    )
     format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per line.")
     file: str | None = Field(None, description="Also write logs to this file.")
     include_timestamps: bool = Field(

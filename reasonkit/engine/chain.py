@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 
+from reasonkit.engine.answers import best_answers
 from reasonkit.engine.budget import Event, RunState
 from reasonkit.engine.result import EntryResult
 from reasonkit.engine.scoring import profile_confidence, score_profile
@@ -68,7 +69,7 @@ async def run_chain(
     async with anyio.create_task_group() as tg:
         for i, entry in enumerate(prof.chain):
             tg.start_soon(run_one, i, entry)
-    score_profile(prof, result)
+    score_profile(prof, result, {e.protocol: registry.protocol(e.protocol).name for e in prof.chain})
 
 
 def map_inputs(
@@ -76,15 +77,16 @@ def map_inputs(
 ) -> dict[str, Any]:
     """The inputs of a chain entry, rendered from the profile inputs and earlier entries' results."""
     values: dict[str, Any] = {"inputs": inputs, "results": {}}
-    for entry_id, entry_result in entries.items():
-        if entry_result.status in ("complete", "incomplete") and entry_result.answer:
-            confidence = entry_result.confidence or 0.0
-            values["results"][entry_id] = {
-                "answer": entry_result.answer,
-                "confidence": round(confidence, 2),
-                "summary": f"{entry_result.protocol} (confidence {confidence:.2f}): {entry_result.answer}",
-                "output": {s.step_id: s.output for s in entry_result.steps if s.output is not None},
-            }
+    # an entry cut before its final step hands on the best answer before it, not its findings
+    for entry_id, answer in best_answers(list(entries.values())).items():
+        entry_result = entries[entry_id]
+        confidence = entry_result.confidence or 0.0
+        values["results"][entry_id] = {
+            "answer": answer,
+            "confidence": round(confidence, 2),
+            "summary": f"{entry_result.protocol} (confidence {confidence:.2f}): {answer}" if answer else "",
+            "output": {s.step_id: s.output for s in entry_result.steps if s.output is not None},
+        }
     mapping = dict(entry.inputs)
     required = [n for n, s in proto.inputs.items() if s.required]
     if required and required[0] not in mapping:

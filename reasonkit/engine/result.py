@@ -111,6 +111,10 @@ class EntryResult(BaseModel):
     )
     inputs: dict[str, Any] = Field(default_factory=dict)
     answer: str = ""
+    # the result step's `bottom_line` field (protocol.result.bottom_line), when it has one
+    bottom_line: str = ""
+    # the answer is the findings of an entry cut before its final step, not an answer to pass on
+    partial: bool = False
     output: dict[str, Any] | None = None
     confidence: float | None = None
     confidence_breakdown: list[Factor] = Field(default_factory=list)
@@ -132,6 +136,9 @@ class RunResult(BaseModel):
     stop_reason: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
     answer: str = ""
+    # the chain entry the answer came from, and its tool's name (shown beside the answer)
+    answer_entry: str = ""
+    answer_tool: str = ""
     confidence: float = 0.0
     # the heuristic value when a fitted calibrator replaced it (engine/calibration.py); else None
     confidence_raw: float | None = None
@@ -192,6 +199,8 @@ class RunResult(BaseModel):
             "provider": self.provider,
             "model": self.model,
         }
+        if self.answer_entry:
+            d["answer_entry"], d["answer_tool"] = self.answer_entry, self.answer_tool
         if self.confidence_raw is not None:
             d["confidence_raw"] = round(self.confidence_raw, 4)
         if self.budget.get("usd") is not None:

@@ -122,7 +122,7 @@ class Engine:
         async def body(state: RunState) -> None:
             state.total = len(proto.steps)
             await self._run_entry(state, proto, entry, None)
-            res.answer = entry.answer
+            res.answer, res.answer_entry, res.answer_tool = entry.answer, entry.entry, proto.name
             res.confidence = entry.confidence or 0.0
             res.confidence_breakdown = list(entry.confidence_breakdown)
             res.meets_threshold = entry.meets_threshold
@@ -263,10 +263,13 @@ class Engine:
         if res.kind == "profile":
             prof = self.registry.profiles.get(res.name)
             if prof:
-                score_profile(prof, res)
+                names = {p.id: p.name for p in self.registry.protocols.values()}
+                score_profile(prof, res, names)
         elif res.entries:
             first = res.entries[0]
             res.answer, res.confidence = first.answer, first.confidence or 0.0
+            proto = self.registry.protocols.get(first.protocol)
+            res.answer_entry, res.answer_tool = first.entry, proto.name if proto else first.protocol
             res.confidence_breakdown, res.meets_threshold = (
                 list(first.confidence_breakdown),
                 first.meets_threshold,

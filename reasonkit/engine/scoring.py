@@ -1,4 +1,5 @@
-"""Scores and answers of protocol runs (chain entries) and profile runs.
+"""Scores of protocol runs (chain entries) and profile runs; their answers are set by
+engine/answers.py.
 
 The aggregates are over what finished. Steps or entries that did not finish are named in a
 `not_finished` factor that scales the mean down by their share of the weight (an incomplete
@@ -9,11 +10,9 @@ analysis must not look confident); they never enter the mean as 0 and never prod
 from __future__ import annotations
 
 from reasonkit.engine import confidence as conf
+from reasonkit.engine.answers import FINISHED_STEP, entry_answer, profile_answer
 from reasonkit.engine.result import EntryResult, Factor, RunResult, StepTrace
 from reasonkit.protocol.models import Profile, Protocol
-from reasonkit.protocol.template import to_text
-
-FINISHED_STEP = ("ok", "degraded")
 
 
 def _not_finished(
@@ -28,7 +27,7 @@ def _not_finished(
     total = sum(w for _, w, _ in parts) + sum(w for _, w, _ in missing)
     share = sum(w for _, w, _ in missing) / total if total > 0 else 1.0
     names = ", ".join(f"{name} ({why})" for name, _, why in missing)
-    delta = -factors[0].delta * share if parts else 0.0
+    delta = -factors[0].delta * share + 0.0 if parts else 0.0  # + 0.0: never -0.0 ("+-0.000")
     factors.append(
         Factor(
             signal="not_finished",
@@ -75,12 +74,7 @@ def score_entry(proto: Protocol, entry_result: EntryResult) -> None:
                 signal="step_minimum", delta=0.0, detail=f"below their own min_confidence: {', '.join(low)}"
             )
         )
-    result_output = outputs.get(proto.result.step)
-    if isinstance(result_output, dict):
-        entry_result.output = result_output
-        entry_result.answer = to_text(result_output.get(proto.result.field, "")).strip()
-    if not entry_result.answer:
-        entry_result.answer = partial_answer(proto, entry_result)
+    entry_answer(proto, entry_result)
 
 
 def entry_weight(prof: Profile, entry_id: str) -> float:
@@ -108,41 +102,11 @@ def profile_confidence(prof: Profile, entries: list[EntryResult]) -> tuple[float
     return conf.finish(factors)
 
 
-def score_profile(prof: Profile, result: RunResult) -> None:
+def score_profile(prof: Profile, result: RunResult, names: dict[str, str]) -> None:
+    """The profile's confidence, threshold and answer (`names`: protocol id -> tool name)."""
     result.confidence, result.confidence_breakdown = profile_confidence(prof, result.entries)
     result.meets_threshold = result.confidence >= prof.min_confidence
-    chosen = None
-    if prof.answer_from:
-        chosen = next(
-            (e for e in result.entries if e.entry == prof.answer_from and e.answer and e.status != "skipped"),
-            None,
-        )
-    if chosen is None:
-        chosen = next((e for e in reversed(result.entries) if e.answer and e.status == "complete"), None)
-    if chosen is None:
-        chosen = next((e for e in reversed(result.entries) if e.answer), None)
-    result.answer = chosen.answer if chosen else ""
-
-
-def partial_answer(proto: Protocol, entry_result: EntryResult) -> str:
-    """When the result step did not finish: what the finished steps found, never invented."""
-    lines = []
-    for trace in entry_result.steps:
-        if trace.status not in FINISHED_STEP or trace.output is None:
-            continue
-        outputs = trace.output if isinstance(trace.output, list) else [trace.output]
-        snippets = []
-        for output in outputs:
-            if isinstance(output, dict):
-                for key, value in output.items():
-                    if key != "confidence" and isinstance(value, str) and value.strip():
-                        snippets.append(value.strip())
-                        break
-        if snippets:
-            lines.append(f"- {trace.step_id}: " + " | ".join(s[:300] for s in snippets[:12]))
-    if not lines:
-        return ""
-    return f"{proto.name} did not reach its final step; partial findings:\n" + "\n".join(lines)
+    profile_answer(prof, result, names)
 
 
 def fallback_answer(result: RunResult) -> str:

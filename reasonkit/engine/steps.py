@@ -239,6 +239,10 @@ class StepRunner:
                 samples=step.samples,
             )
             trace.status = "degraded" if chosen.degraded else "ok"
+            if trace.status == "ok" and round(trace.confidence, 2) == 0.0:
+                # "ok" beside 0.00 reads as a contradiction: the output is usable, not trusted
+                trace.status = "degraded"
+                trace.notes.append("confidence 0.00: the step's output is not to be relied on")
         except anyio.get_cancelled_exc_class():
             trace.status = "cancelled"
             raise

@@ -69,6 +69,8 @@ def _step_output(entry: EntryResult, step_id: str) -> Any:
 def _answer_entry(result: RunResult) -> EntryResult | None:
     if result.kind == "protocol":
         return result.entries[0] if result.entries else None
+    if result.answer_entry:
+        return next((e for e in result.entries if e.entry == result.answer_entry), None)
     return next((e for e in reversed(result.entries) if e.answer and e.answer == result.answer), None)
 
 

@@ -13,16 +13,26 @@ Inputs are parallel lists: `confidence` in [0, 1] and `correct` (bool). Definiti
   items are correct or all wrong: `auroc` returns None and `auroc_text` "undefined: one class".
 - selective accuracy at coverage c: the accuracy of the ceil(c * n) most confident items (ties
   broken by item order), i.e. what answering only when confident would have scored.
+- 95% intervals: percentile bootstrap, 1000 resamples of the items with replacement from a fixed
+  seed (the same items give the same intervals). A metric undefined in more than half of the
+  resamples (AUROC when a resample holds one class) has no interval.
+
+Below 30 items, ECE and AUROC are not meaningful (a 15-bin ECE has about two items per bin; one
+item moves AUROC by several points): `summarize` then adds a `note` saying so.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 BINS = 15
 UNDEFINED_ONE_CLASS = "undefined: one class"
+SMALL_N = 30  # below it, ECE and AUROC say little (see the module docstring)
+RESAMPLES = 1000
+SEED = 0
 
 
 def _check(confidence: Sequence[float], correct: Sequence[bool]) -> None:
@@ -134,19 +144,68 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def summarize(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str, Any]:
-    """All the metrics of one arm (tool or baseline) as a JSON-ready dict."""
+Metric = Callable[[Sequence[float], Sequence[bool]], float | None]
+METRICS: dict[str, Metric] = {
+    "accuracy": lambda c, y: sum(1 for v in y if v) / len(y),
+    "mean_confidence": lambda c, y: sum(c) / len(c),
+    "ece_equal_width": ece_equal_width,
+    "ece_equal_mass": ece_equal_mass,
+    "brier": brier,
+    "auroc": auroc,
+    "selective_accuracy_50": lambda c, y: selective_accuracy(c, y, 0.5),
+    "selective_accuracy_80": lambda c, y: selective_accuracy(c, y, 0.8),
+}
+
+
+def intervals(
+    confidence: Sequence[float], correct: Sequence[bool], resamples: int = RESAMPLES, seed: int = SEED
+) -> dict[str, list[float] | None]:
+    """The 95% percentile-bootstrap interval [low, high] of every metric (None: undefined in more
+    than half of the resamples); deterministic for a given seed."""
     _check(confidence, correct)
     n = len(correct)
-    area = auroc(confidence, correct)
-    return {
-        "n": n,
-        "accuracy": _r(sum(1 for y in correct if y) / n) if n else None,
-        "mean_confidence": _r(sum(confidence) / n) if n else None,
-        "ece_equal_width": _r(ece_equal_width(confidence, correct)) if n else None,
-        "ece_equal_mass": _r(ece_equal_mass(confidence, correct)) if n else None,
-        "brier": _r(brier(confidence, correct)) if n else None,
-        "auroc": _r(area) if area is not None else UNDEFINED_ONE_CLASS,
-        "selective_accuracy_50": _r(selective_accuracy(confidence, correct, 0.5)),
-        "selective_accuracy_80": _r(selective_accuracy(confidence, correct, 0.8)),
-    }
+    if n == 0:
+        return {}
+    rng = random.Random(seed)
+    values: dict[str, list[float]] = {name: [] for name in METRICS}
+    for _ in range(resamples):
+        picks = [rng.randrange(n) for _ in range(n)]
+        c, y = [confidence[i] for i in picks], [correct[i] for i in picks]
+        for name, metric in METRICS.items():
+            value = metric(c, y)
+            if value is not None:
+                values[name].append(value)
+    out: dict[str, list[float] | None] = {}
+    for name, found in values.items():
+        if len(found) * 2 < resamples:
+            out[name] = None
+            continue
+        found.sort()
+        low, high = found[int(0.025 * len(found))], found[min(len(found) - 1, int(0.975 * len(found)))]
+        out[name] = [round(low, 4), round(high, 4)]
+    return out
+
+
+def small_sample_note(n: int) -> str | None:
+    if n >= SMALL_N:
+        return None
+    return (
+        f"only {n} items: ECE and AUROC are not meaningful below {SMALL_N} "
+        "(read the 95% intervals, and run more items)"
+    )
+
+
+def summarize(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str, Any]:
+    """All the metrics of one arm (tool or baseline) as a JSON-ready dict, with their 95% intervals."""
+    _check(confidence, correct)
+    n = len(correct)
+    out: dict[str, Any] = {"n": n}
+    for name, metric in METRICS.items():
+        out[name] = _r(metric(confidence, correct)) if n else None
+    if out["auroc"] is None:
+        out["auroc"] = UNDEFINED_ONE_CLASS
+    out["intervals"] = intervals(confidence, correct)
+    note = small_sample_note(n)
+    if note:
+        out["note"] = note
+    return out

@@ -37,6 +37,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _cell(arm: dict[str, Any], key: str) -> str:
+    """A metric with its 95% interval beside it: `0.62 [0.51, 0.73]`."""
+    interval = (arm.get("intervals") or {}).get(key)
+    text = _fmt(arm.get(key))
+    return f"{text} [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else text
+
+
+def _notes(arms: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [f"warning ({name}): {arm['note']}" for name, arm in arms if arm.get("note")]
+
+
 def _arms(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     label = f"{summary['target']['kind']} {summary['target']['name']}"
     arms = [(label, summary["tool"])]
@@ -69,11 +80,11 @@ def heading(summary: dict[str, Any]) -> str:
 def render_text(summary: dict[str, Any]) -> str:
     arms = _arms(summary)
     width = max(len(label) for label, _ in ROWS) + 2
-    col = max(14, *(len(name) + 2 for name, _ in arms))
+    col = max(26, *(len(name) + 2 for name, _ in arms))
     lines = [heading(summary), "", " " * width + "".join(f"{name:>{col}}" for name, _ in arms)]
     for label, key in ROWS:
-        lines.append(f"{label:<{width}}" + "".join(f"{_fmt(arm.get(key)):>{col}}" for _, arm in arms))
-    lines += ["", _multiples(summary)]
+        lines.append(f"{label:<{width}}" + "".join(f"{_cell(arm, key):>{col}}" for _, arm in arms))
+    lines += ["", "[low, high]: 95% bootstrap interval", _multiples(summary), *_notes(arms)]
     return "\n".join(lines)
 
 
@@ -82,8 +93,9 @@ def render_markdown(summary: dict[str, Any], diagram: str | None = None) -> str:
     lines = [f"# Eval: {heading(summary)}", "", "| metric | " + " | ".join(n for n, _ in arms) + " |"]
     lines.append("|---|" + "---:|" * len(arms))
     for label, key in ROWS:
-        lines.append(f"| {label} | " + " | ".join(_fmt(arm.get(key)) for _, arm in arms) + " |")
-    lines += ["", _multiples(summary) + ".", ""]
+        lines.append(f"| {label} | " + " | ".join(_cell(arm, key) for _, arm in arms) + " |")
+    lines += ["", "[low, high]: 95% bootstrap interval. " + _multiples(summary) + ".", ""]
+    lines += [f"**{note}**\n" for note in _notes(arms)]
     if diagram:
         lines += [f"![reliability diagram]({diagram})", ""]
     return "\n".join(lines)

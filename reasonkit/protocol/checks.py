@@ -170,10 +170,11 @@ def check_protocol(p: Protocol, file: str) -> list[Problem]:
                     file, "result.step", "cannot be a for_each step; add a step that synthesizes the items"
                 )
             )
-        if p.result.field not in rs.output.get("properties", {}):
-            problems.append(
-                Problem(file, "result.field", f"'{p.result.field}' is not a field of step '{rs.id}'")
-            )
+        for key, wanted in (("field", p.result.field), ("bottom_line", p.result.bottom_line)):
+            if wanted is not None and wanted not in rs.output.get("properties", {}):
+                problems.append(
+                    Problem(file, f"result.{key}", f"'{wanted}' is not a field of step '{rs.id}'")
+                )
     for j, sig in enumerate(p.confidence.signals):
         where = f"confidence.signals[{j}]"
         if sig.step not in by_id:

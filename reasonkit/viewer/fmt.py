@@ -48,6 +48,7 @@ def signed(delta: float, signal: str) -> str:
     """A breakdown delta: the base (`weighted_mean`, `model`) unsigned, the others with their sign."""
     if signal in ("weighted_mean", "model"):
         return f"{delta:.3f}"
+    delta = round(delta, 3) + 0.0  # a zero shows as +0.000, never +-0.000
     return f"{'+' if delta >= 0 else ''}{delta:.3f}"
 
 

@@ -150,6 +150,29 @@ def test_think_bad_input_is_a_clear_error(fake_llm, tmp_path, args, message):
     assert fake_llm.requests == []
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["think", "--profile", "balance", "q"], "unknown profile 'balance' (did you mean 'balanced'?"),
+        (
+            ["think", "--protocol", "laserlgic", "q"],
+            "unknown protocol 'laserlgic' (did you mean 'laserlogic'?",
+        ),
+        (["protocols", "show", "proofgaurd"], "did you mean 'proofguard'?"),
+    ],
+)
+def test_a_misspelt_name_suggests_the_nearest(fake_llm, tmp_path, args, message):
+    r = run_rk(*args, env_extra={"OPENAI_BASE_URL": fake_llm.openai_base_url, "HOME": str(tmp_path)})
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_think_without_a_question_shows_the_usage(tmp_path):
+    """`rk think` alone (nothing piped in) printed only an error line: it shows how to ask."""
+    r = run_rk("think", env_extra={"HOME": str(tmp_path)}, input="")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "Usage:" in r.stderr and "QUERY" in r.stderr and "give a question" in r.stderr
+
+
 def test_lists(tmp_path):
     env = {"HOME": str(tmp_path)}
     r = run_rk("protocols", "list", "--format", "json", env_extra=env)

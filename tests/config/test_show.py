@@ -43,3 +43,26 @@ def test_cli_config_show(tmp_path):
     )
     assert show.returncode == 0, show.stderr
     assert "sk-hidden-999" not in show.stdout + show.stderr and "********" in show.stdout
+
+
+def test_config_init_writes_what_the_defaults_already_are(tmp_path, capsys):
+    """The file `rk config init` wrote once set `[logging] level = "info"`, so every later command
+    logged INFO lines; and `rk config show` claimed `info` while commands logged warnings only."""
+    from click.testing import CliRunner
+    from loguru import logger
+
+    from reasonkit.cli import main
+    from reasonkit.cli.common import setup_cli_logging
+
+    path = tmp_path / "config.toml"
+    assert CliRunner().invoke(main, ["config", "init", str(path)]).exit_code == 0
+    with_file, without = load_settings(path, environ={}), load_settings(environ={})
+    assert masked_dict(with_file) == masked_dict(without)
+    assert with_file.logging.level is None and "level" not in tomllib.loads(to_toml(without))["logging"]
+    setup_cli_logging(with_file)
+    logger.info("an info line")
+    logger.warning("a warning line")
+    err = capsys.readouterr().err
+    assert "a warning line" in err and "an info line" not in err
+    shown = CliRunner().invoke(main, ["--config", str(path), "config", "show"], env={"LOG_LEVEL": None})
+    assert "level unset: warnings for rk commands" in shown.stderr

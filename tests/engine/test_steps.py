@@ -4,6 +4,7 @@ weak models (odd confidences, wrong types, repetition loops, cut replies, contex
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import anyio
 import pytest
@@ -172,7 +173,8 @@ async def test_model_confidence_is_read_into_0_1_with_a_note(scripted, raw, valu
     engine, provider = scripted({"A:": {"note": "n", "confidence": raw}})
     r = await engine.run_protocol("linear", {"query": "q"})
     a = step(r, "a")
-    assert a.status == "ok" and [c.purpose for c in a.calls] == ["main"]
+    # a confidence read as 0 marks the step degraded (see the test below); its call is the same
+    assert a.status == ("degraded" if value == 0 else "ok") and [c.purpose for c in a.calls] == ["main"]
     assert a.output["confidence"] == pytest.approx(value)
     assert a.confidence_breakdown[0].delta == pytest.approx(value)
     assert any(note in n for n in a.notes), a.notes
@@ -350,3 +352,15 @@ def test_sample_is_a_typed_record():
         "raw",
         "error",
     }
+
+
+async def test_a_step_with_confidence_zero_is_not_shown_ok(scripted):
+    """`ok` beside a confidence of 0.00 read as a contradiction: such a step is degraded, with a note,
+    and a `not_finished` factor over finished parts of confidence 0 is +0.0, never -0.0."""
+    engine, _ = scripted({"A:": {"note": "n", "confidence": 0}, "B:": ["no json", "still none"]})
+    r = await engine.run_protocol("linear", {"query": "q"})
+    a = step(r, "a")
+    assert a.confidence == 0.0 and a.status == "degraded"
+    assert any("confidence 0.00" in note for note in a.notes)
+    not_finished = next(f for f in r.confidence_breakdown if f.signal == "not_finished")
+    assert math.copysign(1.0, not_finished.delta) == 1.0

@@ -154,6 +154,7 @@ async def test_structured_output_is_valid_and_usage_counted(provider):
     assert resp.stop_reason in ("end", "max_tokens")
     assert resp.cost_usd == 0.0 and resp.price_known
     assert resp.provider == "local" and resp.model == provider.model
+    assert resp.output_mode == "grammar"  # what `rk providers check` prints, as docs/local-models.md says
 
 
 async def test_cancellation_stops_between_tokens(provider):

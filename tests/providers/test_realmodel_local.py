@@ -8,6 +8,8 @@ Run with `python -m pytest -m realmodel tests/providers/test_realmodel_local.py`
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -88,3 +90,18 @@ async def test_each_other_builtin_tool_end_to_end(engine, tool):
     result = await engine.run_protocol(tool, {first_input: TOOL_INPUT[tool]}, budget=Budget(seconds=240))
     assert_structure_and_honesty(result)
     assert result.provider == "local" and result.model == "SmolLM2-135M-Instruct.Q4_1"
+
+
+def test_shutdown_after_a_call_prints_no_llama_del_noise(tmp_path):
+    """A process that used the model ends quietly: the models are closed at exit, before teardown,
+    where `Llama.__del__` used to print `Exception ignored in: <function Llama.__del__ ...>`."""
+    script = (
+        "import anyio\n"
+        "from reasonkit.providers.local import build_local_provider\n"
+        "from reasonkit.providers.base import LLMRequest\n"
+        "p = build_local_provider(None)\n"
+        "anyio.run(p.complete, LLMRequest(messages=[{'role': 'user', 'content': 'hi'}], max_tokens=8))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" not in done.stderr and "__del__" not in done.stderr, done.stderr
