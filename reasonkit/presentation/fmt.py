@@ -1,0 +1,86 @@
+"""Numbers, times and short phrases as every surface shows them: the text and markdown renderings,
+the MCP tool results, the HTML report, the terminal views and `rk runs`. One function per thing
+shown, so a confidence or a cost can never read one way on a page and another in a terminal."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reasonkit.presentation.view import TokensView
+
+UNKNOWN_PRICE = "price unknown for some models: cost not counted"
+#: Breakdown signals that are the starting value, not an adjustment: shown without a sign.
+BASE_SIGNALS = ("weighted_mean", "model")
+
+
+def conf(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def calibrated(raw: float | None) -> str:
+    """What follows a calibrated confidence: `, calibrated from 0.74` (nothing when uncalibrated)."""
+    return "" if raw is None else f", calibrated from {raw:.2f}"
+
+
+def secs(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def local_time(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def iso_time(ts: float | None) -> str | None:
+    """An epoch time as ISO 8601 in the local zone (machine-readable listings); None when unset."""
+    if not ts:
+        return None
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def tokens_text(tokens: TokensView) -> str:
+    """`1234 tokens (1000 in, 234 out)`, with the cache counts only when there are any."""
+    parts = [f"{tokens.input} in", f"{tokens.output} out"]
+    if tokens.cache_read:
+        parts.append(f"{tokens.cache_read} cache read")
+    if tokens.cache_write:
+        parts.append(f"{tokens.cache_write} cache write")
+    return f"{tokens.total} tokens ({', '.join(parts)})"
+
+
+def usd(value: float | None) -> str:
+    return f"${float(value or 0.0):.4f}"
+
+
+def cost_text(cost_usd: float, price_known: bool) -> str:
+    """A run's cost, with the one wording for unknown prices."""
+    return usd(cost_usd) + ("" if price_known else f" ({UNKNOWN_PRICE})")
+
+
+def signed(delta: float, signal: str) -> str:
+    """A breakdown delta: the base (`weighted_mean`, `model`) unsigned, the others with their sign."""
+    if signal in BASE_SIGNALS:
+        return f"{delta:.3f}"
+    return f"{'+' if delta >= 0 else ''}{delta:.3f}"
+
+
+def label(key: str) -> str:
+    """A field name for reading: `key_insights` -> `key insights`."""
+    return key.replace("_", " ")
+
+
+def target(kind: str, name: str) -> str:
+    """What a run ran, for listings: `balanced (profile)`, or just the tool's name."""
+    return f"{name} ({kind})" if kind == "profile" else name
+
+
+def entry_title(entry: str, protocol: str) -> str:
+    """A chain entry's title: its id, and its protocol when the id differs from it."""
+    return entry if entry == protocol else f"{entry} ({protocol})"
