@@ -221,19 +221,11 @@ def _input_line(name: str, value: Any) -> str:
 
 
 def render_tree(run: RunView | dict[str, Any]) -> str:
-    """A run (its view, or a stored trace) as a readable tree (used by `rk runs show`)."""
+    """A run (its view, or a stored trace) as a readable tree (used by `rk runs show`): the head
+    `rk runs show --full` has too (inputs shortened), then the outline of entries and steps."""
     v = run_view(run)
-    lines = [
-        f"run {v.run_id}  {v.kind} {v.name}",
-        f"  status      {v.status}" + (f"  ({v.stop_reason})" if v.stop_reason else ""),
-        f"  confidence  {show.conf(v.confidence)}{show.calibrated(v.confidence_raw)}  "
-        f"(min {v.min_confidence:.2f}, meets threshold: {'yes' if v.meets_threshold else 'no'})",
-        f"  started     {show.local_time(v.started_at)}   finished {show.local_time(v.finished_at)}   "
-        f"duration {show.secs(v.duration_ms)}",
-        f"  usage       {show.tokens_text(v.tokens)}   cost {show.cost_text(v.cost_usd, v.price_known)}",
-    ]
-    if v.model_text:
-        lines.append(f"  provider    {v.model_text}")
+    lines = [f"run {v.run_id}  {v.kind} {v.name}"]
+    lines += [f"  {name:<12}{value}" for name, value in show.header_rows(v)]
     lines += [_input_line(k, value) for k, value in v.inputs.items()]
     lines += [f"  error: {e}" for e in v.errors] + [f"  note: {n}" for n in v.all_notes]
     lines += ["", "entries"]
@@ -271,15 +263,15 @@ def runs_show(ctx: click.Context, run_id: str, full: bool) -> None:
     click.echo(render_tree(trace))
 
 
+def _output_option(help_text: str):
+    """`--output/-o FILE` of the commands that write a run out (`export`, `view`)."""
+    return click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help=help_text)
+
+
 @runs.command("export")
 @_data_dir_option
 @click.argument("run_id")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file (atomically) instead of stdout.",
-)
+@_output_option("Write to this file (atomically) instead of stdout.")
 @click.pass_context
 def runs_export(ctx: click.Context, run_id: str, output: Path | None) -> None:
     """The full trace JSON of a run (prompts, raw responses, outputs, usage).

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reasonkit.presentation.view import TokensView
+    from reasonkit.presentation.view import EntryView, RunView, TokensView
 
 UNKNOWN_PRICE = "price unknown for some models: cost not counted"
 #: Breakdown signals that are the starting value, not an adjustment: shown without a sign.
@@ -79,6 +79,31 @@ def label(key: str) -> str:
 def target(kind: str, name: str) -> str:
     """What a run ran, for listings: `balanced (profile)`, or just the tool's name."""
     return f"{name} ({kind})" if kind == "profile" else name
+
+
+def header_rows(v: RunView) -> list[tuple[str, str]]:
+    """The facts at the head of a run in a terminal (`rk runs show`, with or without `--full`), as
+    (label, text) rows: a fact added here shows in both."""
+    threshold = f"({'meets' if v.meets_threshold else 'below'} the threshold {v.min_confidence:.2f})"
+    rows = [
+        ("status", v.status + (f" ({v.stop_reason})" if v.stop_reason else "")),
+        ("confidence", f"{conf(v.confidence)}{calibrated(v.confidence_raw)}  {threshold}"),
+        ("started", f"{local_time(v.started_at)}   finished {local_time(v.finished_at)}"),
+        ("duration", secs(v.duration_ms)),
+        ("usage", f"{tokens_text(v.tokens)}   cost {cost_text(v.cost_usd, v.price_known)}"),
+    ]
+    return rows + ([("provider", v.model_text)] if v.model_text else [])
+
+
+def entry_numbers(e: EntryView) -> list[str]:
+    """An entry that ran, in numbers: `(meets 0.70)`, its time, its tokens, its cost."""
+    verdict = "meets" if e.meets_threshold else "below"
+    return [
+        f"({verdict} {e.min_confidence:.2f})",
+        secs(e.duration_ms),
+        tokens_text(e.tokens),
+        usd(e.cost_usd),
+    ]
 
 
 def entry_title(entry: str, protocol: str) -> str:

@@ -202,12 +202,7 @@ def _entry(e: EntryView) -> str:
     title = escape(fmt.entry_title(e.entry, e.protocol))
     summary = f"{title} {badge(e.status)} conf {escape(fmt.conf(e.confidence))}"
     if e.ran:
-        meets = "meets" if e.meets_threshold else "below"
-        summary += (
-            f' <span class="muted">({meets} {e.min_confidence:.2f}) · '
-            f"{escape(fmt.secs(e.duration_ms))} · {escape(fmt.tokens_text(e.tokens))} · "
-            f"{escape(fmt.usd(e.cost_usd))}</span>"
-        )
+        summary += f' <span class="muted">{escape(" · ".join(fmt.entry_numbers(e)))}</span>'
     body = _alerts("why skipped", [e.skip_reason] if e.skip_reason else [])
     if e.answer:
         body.append(f'<div class="answer">{escape(e.answer)}</div>')

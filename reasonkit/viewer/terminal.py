@@ -120,24 +120,9 @@ def _step(s: StepView, indent: str, title: str, width: int) -> list[str]:
 
 
 def _header(v: RunView, width: int) -> list[str]:
-    status = v.status + (f" ({v.stop_reason})" if v.stop_reason else "")
-    meets = "meets" if v.meets_threshold else "below"
-    rows = [
-        ("status", status),
-        (
-            "confidence",
-            f"{fmt.conf(v.confidence)}{fmt.calibrated(v.confidence_raw)}  "
-            f"({meets} the threshold {v.min_confidence:.2f})",
-        ),
-        ("started", f"{fmt.local_time(v.started_at)}   finished {fmt.local_time(v.finished_at)}"),
-        ("duration", fmt.secs(v.duration_ms)),
-        ("usage", f"{fmt.tokens_text(v.tokens)}   cost {fmt.cost_text(v.cost_usd, v.price_known)}"),
-    ]
     lines = [f"run {v.run_id}  {v.kind} {v.name}"]
-    for name, value in rows:
+    for name, value in fmt.header_rows(v):
         lines += _wrap(value, f"  {name:<12}", " " * 14, width)
-    if v.model_text:
-        lines.append(f"  provider    {v.provider} {v.model}".rstrip())
     for name, value in v.inputs.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         lines += _wrap(f"{name}: {text}", "  input ", "        ", width)
@@ -152,11 +137,7 @@ def _entry(e: EntryView, width: int) -> list[str]:
     lines = ["", "=" * min(width, 72)]
     head = f"ENTRY {fmt.entry_title(e.entry, e.protocol)}  {e.status}  conf {fmt.conf(e.confidence)}"
     if e.ran:
-        meets = "meets" if e.meets_threshold else "below"
-        head += (
-            f" ({meets} {e.min_confidence:.2f})  {fmt.secs(e.duration_ms)}  "
-            f"{fmt.tokens_text(e.tokens)}  {fmt.usd(e.cost_usd)}"
-        )
+        head += " " + "  ".join(fmt.entry_numbers(e))
     lines += _wrap(head, "", "    ", width)
     if e.skip_reason:
         lines += _wrap(f"why skipped: {e.skip_reason}", "  ", "      ", width)

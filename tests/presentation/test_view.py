@@ -75,3 +75,9 @@ def test_usage_reads_the_same_on_the_page_in_the_terminal_and_in_rk_runs_show():
     for surface in ("page", "terminal", "tree"):
         assert usage in surfaces[surface], surface
     assert f"  usage       {usage}   cost $0.0040" in surfaces["tree"]
+
+
+def test_rk_runs_show_and_its_full_view_share_their_head():
+    trace = base_run().trace()
+    rows = 1 + len(fmt.header_rows(run_view(trace)))
+    assert render_tree(trace).splitlines()[:rows] == render_full(trace, width=200).splitlines()[:rows]
