@@ -81,18 +81,27 @@ def target(kind: str, name: str) -> str:
     return f"{name} ({kind})" if kind == "profile" else name
 
 
-def header_rows(v: RunView) -> list[tuple[str, str]]:
-    """The facts at the head of a run in a terminal (`rk runs show`, with or without `--full`), as
-    (label, text) rows: a fact added here shows in both."""
-    threshold = f"({'meets' if v.meets_threshold else 'below'} the threshold {v.min_confidence:.2f})"
+def run_facts(v: RunView) -> list[tuple[str, str]]:
+    """When a run ran, what it used and on what, as (label, text) rows: the HTML report's second
+    line of facts and the end of `header_rows`. A fact added here shows on the page and in both
+    terminal views."""
     rows = [
-        ("status", v.status + (f" ({v.stop_reason})" if v.stop_reason else "")),
-        ("confidence", f"{conf(v.confidence)}{calibrated(v.confidence_raw)}  {threshold}"),
         ("started", f"{local_time(v.started_at)}   finished {local_time(v.finished_at)}"),
         ("duration", secs(v.duration_ms)),
         ("usage", f"{tokens_text(v.tokens)}   cost {cost_text(v.cost_usd, v.price_known)}"),
     ]
     return rows + ([("provider", v.model_text)] if v.model_text else [])
+
+
+def header_rows(v: RunView) -> list[tuple[str, str]]:
+    """The head of a run in a terminal (`rk runs show`, with or without `--full`) as (label, text)
+    rows: its status and confidence against the threshold, then `run_facts`."""
+    threshold = f"({'meets' if v.meets_threshold else 'below'} the threshold {v.min_confidence:.2f})"
+    return [
+        ("status", v.status + (f" ({v.stop_reason})" if v.stop_reason else "")),
+        ("confidence", f"{conf(v.confidence)}{calibrated(v.confidence_raw)}  {threshold}"),
+        *run_facts(v),
+    ]
 
 
 def entry_numbers(e: EntryView) -> list[str]:

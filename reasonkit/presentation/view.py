@@ -171,11 +171,6 @@ class StepView:
             finished_at=_num(d, "finished_at"),
         )
 
-    @property
-    def ran(self) -> bool:
-        """Whether the step reached a model (a skipped or pending step has nothing to show)."""
-        return self.status not in ("skipped", "pending")
-
 
 @dataclass(frozen=True)
 class EntryView:
@@ -217,6 +212,7 @@ class EntryView:
 
     @property
     def ran(self) -> bool:
+        """Whether the entry started (a skipped or pending one has no numbers to show)."""
         return self.status not in ("skipped", "pending")
 
 

@@ -84,17 +84,7 @@ def _header(v: RunView, back: str | None) -> str:
             ]
         )
     )
-    parts.append(
-        _facts(
-            [
-                ("started", escape(fmt.local_time(v.started_at))),
-                ("duration", escape(fmt.secs(v.duration_ms))),
-                ("usage", escape(fmt.tokens_text(v.tokens))),
-                ("cost", escape(fmt.cost_text(v.cost_usd, v.price_known))),
-                ("model", escape(v.model_text or "-")),
-            ]
-        )
-    )
+    parts.append(_facts([(name, escape(text)) for name, text in fmt.run_facts(v)]))
     if v.stop_reason:
         parts += _alerts("stopped", [v.stop_reason])
     parts += _alerts("error", v.errors, "alert error")

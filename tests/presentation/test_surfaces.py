@@ -162,7 +162,6 @@ LEFT_OUT: dict[tuple[str, str], str] = {
     **{(s, f"run.{f}"): SHORT for s in ("text", "markdown") for f in ("provider", "model")},
     **{(s, "run.errors"): "the MCP error text and `rk think`'s exit say it" for s in ("text", "markdown")},
     **{(s, "run.complete"): "the status says it" for s in ("page", "terminal", "tree")},
-    ("page", "run.finished_at"): "the start and the duration say it",
     **{(s, "call.cache_layer"): "shown with `cached` (the base call is not cached)" for s in SURFACES},
     ("page", "call.raw_response"): "the step's raw response is shown; a call's only when the step has none",
     **{("mcp", f"{level}.{f}"): MCP for level, names in MCP_LEFT_OUT.items() for f in names},

@@ -81,3 +81,16 @@ def test_rk_runs_show_and_its_full_view_share_their_head():
     trace = base_run().trace()
     rows = 1 + len(fmt.header_rows(run_view(trace)))
     assert render_tree(trace).splitlines()[:rows] == render_full(trace, width=200).splitlines()[:rows]
+
+
+def test_the_page_shows_the_facts_the_terminal_views_show():
+    """The page's second line of facts is `fmt.run_facts`, the end of the terminal views' head (it
+    used to leave out when the run finished)."""
+    from html import escape
+
+    result = base_run()
+    view = run_view(result)
+    html = render_page(result.trace())
+    for name, text in fmt.run_facts(view):
+        assert f"<span>{name} <b>{escape(text)}</b></span>" in html
+    assert fmt.local_time(view.finished_at) in html
