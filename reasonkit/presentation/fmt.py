@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reasonkit.presentation.view import EntryView, RunView, TokensView
+    from reasonkit.presentation.view import CallView, EntryView, RunView, TokensView
 
 UNKNOWN_PRICE = "price unknown for some models: cost not counted"
 #: Breakdown signals that are the starting value, not an adjustment: shown without a sign.
@@ -102,6 +102,15 @@ def header_rows(v: RunView) -> list[tuple[str, str]]:
         ("confidence", f"{conf(v.confidence)}{calibrated(v.confidence_raw)}  {threshold}"),
         *run_facts(v),
     ]
+
+
+def call_notes(c: CallView) -> list[str]:
+    """What happened on the way to a model call's answer: the cache, retries, fallbacks, an error."""
+    notes = [f"cached{f' in {c.cache_layer}' if c.cache_layer else ''}"] if c.cached else []
+    if c.attempts > 1:
+        notes.append(f"{c.attempts} attempts")
+    notes += [f"fallback from {fb.get('provider', '?')}: {fb.get('reason', '')}" for fb in c.fallbacks]
+    return notes + ([f"error: {c.error}"] if c.error else [])
 
 
 def entry_numbers(e: EntryView) -> list[str]:

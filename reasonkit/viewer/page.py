@@ -105,26 +105,13 @@ def _breakdown_table(factors: list[FactorView]) -> str:
     return f'<table><tr><th>signal</th><th class="num">delta</th><th>detail</th></tr>{rows}</table>'
 
 
-def _call_notes(c: CallView) -> str:
-    notes = []
-    if c.cached:
-        notes.append(f"cached ({c.cache_layer or 'cache'})")
-    if c.attempts > 1:
-        notes.append(f"{c.attempts} attempts")
-    for fb in c.fallbacks:
-        notes.append(f"fallback from {fb.get('provider', '?')}: {fb.get('reason', '')}")
-    if c.error:
-        notes.append(f"error: {c.error}")
-    return "; ".join(notes)
-
-
 def _calls_table(calls: list[CallView]) -> str:
     rows = [
         f"<tr><td>{escape(c.purpose)}</td><td>{escape(c.provider)} {escape(c.model)}</td>"
         f'<td class="num">{escape(fmt.secs(c.duration_ms))}</td>'
         f'<td class="num">{c.tokens.total}</td>'
         f'<td class="num">{escape(fmt.usd(c.cost_usd))}</td>'
-        f"<td>{escape(_call_notes(c))}</td></tr>"
+        f"<td>{escape('; '.join(fmt.call_notes(c)))}</td></tr>"
         for c in calls
     ]
     head = (

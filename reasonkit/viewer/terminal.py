@@ -79,16 +79,8 @@ def _breakdown(factors: list[FactorView], indent: str, width: int) -> list[str]:
 def _calls(calls: list[CallView]) -> str:
     parts = []
     for c in calls:
-        extra = []
-        if c.cached:
-            extra.append(f"cached{' in ' + c.cache_layer if c.cache_layer else ''}")
-        if c.attempts > 1:
-            extra.append(f"{c.attempts} attempts")
-        if c.fallbacks:
-            extra.append(f"after {len(c.fallbacks)} fallback(s)")
-        if c.error:
-            extra.append(f"error: {c.error}")
-        parts.append(f"{c.purpose} {fmt.secs(c.duration_ms)}" + (f" ({'; '.join(extra)})" if extra else ""))
+        notes = fmt.call_notes(c)
+        parts.append(f"{c.purpose} {fmt.secs(c.duration_ms)}" + (f" ({'; '.join(notes)})" if notes else ""))
     return ", ".join(parts)
 
 

@@ -31,3 +31,18 @@ def test_names_for_listings():
     )
     assert (fmt.entry_title("a", "a"), fmt.entry_title("pg2", "proofguard")) == ("a", "pg2 (proofguard)")
     assert fmt.label("key_insights") == "key insights"
+
+
+def test_a_calls_notes_read_the_same_on_the_page_and_in_the_terminal():
+    """The page wrote `cached (memory)` and each fallback, the terminal `cached in memory` and a count."""
+    from reasonkit.presentation import CallView
+
+    call = CallView(
+        purpose="main", cached=True, cache_layer="memory", attempts=3,
+        fallbacks=[{"provider": "anthropic", "reason": "breaker open"}], error="late",
+    )  # fmt: skip
+    assert fmt.call_notes(call) == [
+        "cached in memory", "3 attempts", "fallback from anthropic: breaker open", "error: late",
+    ]  # fmt: skip
+    assert fmt.call_notes(CallView(purpose="main", cached=True)) == ["cached"]
+    assert fmt.call_notes(CallView(purpose="main", attempts=1)) == []
