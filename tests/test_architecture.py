@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "reasonkit.providers": 3,
     "reasonkit.engine": 4,
     "reasonkit.store": 5,
+    "reasonkit.presentation": 6,  # one view of a run and one formatting module, for every surface
     "reasonkit.render": 6,
     "reasonkit.runs": 6,
     "reasonkit.live_runs": 6,  # a run in progress (apart from runs: no engine import at server start)

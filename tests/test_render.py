@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from reasonkit.cli.run_commands import render_tree
 from reasonkit.engine.result import RunResult
-from reasonkit.render import UNKNOWN_PRICE, render_markdown, render_text
+from reasonkit.presentation.fmt import UNKNOWN_PRICE
+from reasonkit.render import render_markdown, render_text
 
 
 def result(price_known: bool) -> RunResult:

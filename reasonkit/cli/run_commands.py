@@ -1,26 +1,32 @@
 """`rk runs`: list, show, export and prune the runs saved in the run store.
 
-Only click is imported at module level: the store (sqlite3) and the settings are imported inside the
-commands, so `rk --version` stays fast.
+Only click and the presentation helpers (reasonkit/presentation: standard library only) are imported
+at module level: the store (sqlite3) and the settings are imported inside the commands, so
+`rk --version` stays fast. A run is shown from its one view (`RunView`), as every other surface
+shows it.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from reasonkit.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings, write_atomically
+from reasonkit.presentation import fmt as show
+from reasonkit.presentation import run_view
+
+if TYPE_CHECKING:
+    from reasonkit.presentation import EntryView, FactorView, RunView, StepView
 
 # The run statuses, spelled out here (not imported from the engine) so `rk runs --help` stays fast;
 # tests/cli check that they equal reasonkit.engine.result.RUN_STATUSES.
 STATUS_CHOICES = ("running", "complete", "incomplete", "cancelled", "failed", "interrupted")
 
 
-def _err(message: str, code: int = EXIT_FAILED) -> None:
+def _err(message: str, code: int = EXIT_FAILED) -> NoReturn:
     fail(message, code)
 
 
@@ -82,6 +88,7 @@ def _recover(store) -> None:
 
 
 def _resolve(ctx: click.Context, run_id: str):
+    """The store and the one run id `run_id` (a unique prefix) names; exits 1 otherwise."""
     store = _open(ctx)
     if store is None:
         _err(f"no run '{run_id}': no runs recorded yet in {_db_path(ctx)}")
@@ -97,28 +104,14 @@ def _resolve(ctx: click.Context, run_id: str):
     return store, ids[0]
 
 
-def _local(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _iso(ts: float | None) -> str | None:
-    if not ts:
-        return None
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
-
-
-def _conf(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
-def _secs(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+def _saved_trace(ctx: click.Context, run_id: str) -> tuple[str, dict[str, Any]]:
+    """(run id, stored trace) of the run `run_id` names, for show, export and view; exits 1 when
+    there is none."""
+    store, rid = _resolve(ctx, run_id)
+    trace = store.get(rid)
+    if trace is None:
+        _err(f"run '{rid}' has no saved trace")
+    return rid, trace
 
 
 _DATA_DIR_HELP = (
@@ -178,7 +171,7 @@ def runs_list(ctx: click.Context, limit: int, status: str | None, name: str | No
         rows = store.list(limit=limit, status=status, kind_or_name=name)
     if fmt == "json":
         for r in rows:
-            r["started"] = _iso(r["started_at"])
+            r["started"] = show.iso_time(r["started_at"])
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
@@ -190,91 +183,59 @@ def runs_list(ctx: click.Context, limit: int, status: str | None, name: str | No
         return
     click.echo(f"{'RUN ID':<16}  {'STARTED':<19}  {'TOOL / PROFILE':<24}  {'STATUS':<11}  CONF")
     for r in rows:
-        what = f"{r['name']} ({r['kind']})" if r["kind"] == "profile" else r["name"]
         click.echo(
-            f"{r['run_id']:<16}  {_local(r['started_at']):<19}  {what:<24}  "
-            f"{r['status']:<11}  {_conf(r['confidence'])}"
+            f"{r['run_id']:<16}  {show.local_time(r['started_at']):<19}  "
+            f"{show.target(r['kind'], r['name']):<24}  {r['status']:<11}  {show.conf(r['confidence'])}"
         )
 
 
-def _breakdown(factors: list[dict[str, Any]], indent: str) -> list[str]:
-    out = []
-    for f in factors or []:
-        d = round(f.get("delta", 0.0), 3) + 0.0  # a zero shows as +0.000, never +-0.000
-        sign = "" if f.get("signal") == "weighted_mean" else ("+" if d >= 0 else "")
-        detail = f" ({f['detail']})" if f.get("detail") else ""
-        out.append(f"{indent}{f.get('signal', '?')}: {sign}{d:.3f}{detail}")
-    return out
+def _step_lines(s: StepView, indent: str, label: str) -> list[str]:
+    line = f"{indent}{label}  {s.status}  conf {show.conf(s.confidence)}  {show.secs(s.duration_ms)}"
+    return [line, *([f"{indent}    error: {s.error}"] if s.error else [])]
 
 
-def _step_line(s: dict[str, Any], indent: str, label: str) -> list[str]:
-    parts = [
-        f"{indent}{label}",
-        s.get("status", "?"),
-        f"conf {_conf(s.get('confidence'))}",
-        _secs(s.get("duration_ms")),
-    ]
-    lines = ["  ".join(parts)]
-    if s.get("error"):
-        lines.append(f"{indent}    error: {s['error']}")
+def _entry_lines(e: EntryView) -> list[str]:
+    head = f"  {show.entry_title(e.entry, e.protocol)}  {e.status}  conf {show.conf(e.confidence)}"
+    if e.ran:
+        head += f"  meets threshold: {'yes' if e.meets_threshold else 'no'}  {show.secs(e.duration_ms)}"
+    lines = [head, *([f"      skipped: {e.skip_reason}"] if e.skip_reason else [])]
+    for s in e.steps:
+        lines += _step_lines(s, "    ", s.step_id)
+        for it in s.items:
+            lines += _step_lines(it, "        ", f"item {it.item_index}")
+    if e.confidence_breakdown:
+        lines += ["    breakdown", *_breakdown(e.confidence_breakdown, "      ")]
     return lines
 
 
-def render_tree(t: dict[str, Any]) -> str:
-    """A run trace as a readable tree (used by `rk runs show`)."""
-    tok = t.get("tokens") or {}
-    total = sum(int(tok.get(k, 0)) for k in ("input", "output", "cache_read", "cache_write"))
-    from reasonkit.render import cost_text
-
-    cost = cost_text(t.get("cost_usd", 0.0), t.get("price_known", True))
-    meets = "yes" if t.get("meets_threshold") else "no"
-    lines = [
-        f"run {t.get('run_id')}  {t.get('kind')} {t.get('name')}",
-        f"  status      {t.get('status')}" + (f"  ({t['stop_reason']})" if t.get("stop_reason") else ""),
-        f"  confidence  {_conf(t.get('confidence'))}  "
-        f"(min {t.get('min_confidence', 0):.2f}, meets threshold: {meets})",
-        f"  started     {_local(t.get('started_at'))}   finished {_local(t.get('finished_at'))}   "
-        f"duration {_secs(t.get('duration_ms'))}",
-        f"  tokens      {total} ({tok.get('input', 0)} in, {tok.get('output', 0)} out, "
-        f"{tok.get('cache_read', 0)} cache read, {tok.get('cache_write', 0)} cache write)   cost {cost}",
+def _breakdown(factors: list[FactorView], indent: str) -> list[str]:
+    return [
+        f"{indent}{f.signal}: {show.signed(f.delta, f.signal)}" + (f" ({f.detail})" if f.detail else "")
+        for f in factors
     ]
-    if t.get("provider") or t.get("model"):
-        lines.append(f"  provider    {t.get('provider', '')} {t.get('model', '')}".rstrip())
-    for k, v in (t.get("inputs") or {}).items():
-        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-        text = " ".join(text.split())
-        lines.append(f"  input {k}: {text[:200]}{'...' if len(text) > 200 else ''}")
-    for e in t.get("errors") or []:
-        lines.append(f"  error: {e}")
-    lines.append("")
-    lines.append("entries")
-    for e in t.get("entries") or []:
-        label = (
-            e["entry"] if e.get("entry") == e.get("protocol") else f"{e.get('entry')} ({e.get('protocol')})"
-        )
-        head = f"  {label}  {e.get('status')}  conf {_conf(e.get('confidence'))}"
-        if e.get("status") not in ("skipped", "pending"):
-            meets_entry = "yes" if e.get("meets_threshold") else "no"
-            head += f"  meets threshold: {meets_entry}  {_secs(e.get('duration_ms'))}"
-        lines.append(head)
-        if e.get("skip_reason"):
-            lines.append(f"      skipped: {e['skip_reason']}")
-        for s in e.get("steps") or []:
-            lines += _step_line(s, "    ", s.get("step_id", "?"))
-            for it in s.get("items") or []:
-                lines += _step_line(it, "        ", f"item {it.get('item_index')}")
-        if e.get("confidence_breakdown"):
-            lines.append("    breakdown")
-            lines += _breakdown(e["confidence_breakdown"], "      ")
-    lines.append("")
-    lines.append("confidence breakdown")
-    lines += _breakdown(t.get("confidence_breakdown") or [], "  ") or ["  (none)"]
-    answer = (t.get("answer") or "").strip()
+
+
+def _input_line(name: str, value: Any) -> str:
+    text = " ".join((value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).split())
+    return f"  input {name}: {text[:200]}{'...' if len(text) > 200 else ''}"
+
+
+def render_tree(run: RunView | dict[str, Any]) -> str:
+    """A run (its view, or a stored trace) as a readable tree (used by `rk runs show`): the head
+    `rk runs show --full` has too (inputs shortened), then the outline of entries and steps."""
+    v = run_view(run)
+    lines = [f"run {v.run_id}  {v.kind} {v.name}"]
+    lines += [f"  {name:<12}{value}" for name, value in show.header_rows(v)]
+    lines += [_input_line(k, value) for k, value in v.inputs.items()]
+    lines += [f"  error: {e}" for e in v.errors] + [f"  note: {n}" for n in v.all_notes]
+    lines += ["", "entries"]
+    for e in v.entries:
+        lines += _entry_lines(e)
+    lines += ["", "confidence breakdown", *(_breakdown(v.confidence_breakdown, "  ") or ["  (none)"])]
+    answer = v.answer.strip()
     if answer:
-        lines.append("")
-        lines.append("answer")
         a_lines = answer.splitlines()
-        lines += [f"  {ln}" for ln in a_lines[:20]]
+        lines += ["", "answer", *(f"  {ln}" for ln in a_lines[:20])]
         if len(a_lines) > 20:
             lines.append(f"  ... ({len(a_lines) - 20} more lines; `rk runs export` has everything)")
     return "\n".join(lines)
@@ -290,10 +251,7 @@ def runs_show(ctx: click.Context, run_id: str, full: bool) -> None:
     With --full: the whole reasoning, every step's output (reasonkit/viewer/terminal.py).
 
     RUN_ID may be a unique prefix of the id."""
-    store, rid = _resolve(ctx, run_id)
-    trace = store.get(rid)
-    if trace is None:
-        _err(f"run '{rid}' has no saved trace")
+    rid, trace = _saved_trace(ctx, run_id)
     if full:
         import shutil
 
@@ -305,24 +263,21 @@ def runs_show(ctx: click.Context, run_id: str, full: bool) -> None:
     click.echo(render_tree(trace))
 
 
+def _output_option(help_text: str):
+    """`--output/-o FILE` of the commands that write a run out (`export`, `view`)."""
+    return click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help=help_text)
+
+
 @runs.command("export")
 @_data_dir_option
 @click.argument("run_id")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file (atomically) instead of stdout.",
-)
+@_output_option("Write to this file (atomically) instead of stdout.")
 @click.pass_context
 def runs_export(ctx: click.Context, run_id: str, output: Path | None) -> None:
     """The full trace JSON of a run (prompts, raw responses, outputs, usage).
 
     RUN_ID may be a unique prefix of the id."""
-    store, rid = _resolve(ctx, run_id)
-    trace = store.get(rid)
-    if trace is None:
-        _err(f"run '{rid}' has no saved trace")
+    rid, trace = _saved_trace(ctx, run_id)
     text = json.dumps(trace, indent=2, ensure_ascii=False) + "\n"
     if output is None or str(output) == "-":
         click.echo(text, nl=False)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reasonkit.cli.common import warn, write_atomically
-from reasonkit.cli.run_commands import _data_dir_option, _err, _resolve
+from reasonkit.cli.run_commands import _data_dir_option, _err, _output_option, _saved_trace
 
 if TYPE_CHECKING:
     from reasonkit.protocol.loader import Registry
@@ -37,12 +37,9 @@ def _registry(ctx: click.Context) -> Registry | None:
 @click.command("view")
 @_data_dir_option
 @click.argument("run_id")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to this file ('-': stdout). Default: reasonkit-run-<id>.html in the "
-    "temporary directory.",
+@_output_option(
+    "Write the report to this file ('-': stdout). Default: reasonkit-run-<id>.html in the "
+    "temporary directory."
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the report in the default web browser.")
 @click.pass_context
@@ -53,10 +50,7 @@ def runs_view(ctx: click.Context, run_id: str, output: Path | None, open_browser
     from the network.
 
     RUN_ID may be a unique prefix of the id."""
-    store, rid = _resolve(ctx, run_id)
-    trace = store.get(rid)
-    if trace is None:
-        _err(f"run '{rid}' has no saved trace")
+    rid, trace = _saved_trace(ctx, run_id)
     from reasonkit.viewer import render_page
 
     html = render_page(trace, registry=_registry(ctx))

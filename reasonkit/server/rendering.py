@@ -25,16 +25,18 @@ def error_result(message: str) -> types.CallToolResult:
 
 def tool_result(result: RunResult, link: str | None = None) -> types.CallToolResult:
     """`link`: the address of the run's page (reasonkit/server/run_pages.py), when it is served."""
+    from reasonkit.presentation import run_view
     from reasonkit.render import render_markdown
 
+    view = run_view(result)
     summary = result.summary()
-    text = render_markdown(result)
+    text = render_markdown(view)
     if link:
         summary["run_page"] = link
         text += f"\n\nThe whole reasoning, with a timeline: {link}"
-    if result.status == "failed":
-        errors = "; ".join(result.errors[:5]) or result.stop_reason or "no step finished"
-        message = f"ReasonKit error: the {result.kind} `{result.name}` failed: {errors}\n\n{text}"
+    if view.status == "failed":
+        errors = "; ".join(view.errors[:5]) or view.stop_reason or "no step finished"
+        message = f"ReasonKit error: the {view.kind} `{view.name}` failed: {errors}\n\n{text}"
         return text_result(message, summary, is_error=True)
     return text_result(text, summary)
 
@@ -68,19 +70,25 @@ def summary_from_trace(trace: dict[str, Any]) -> tuple[dict[str, Any], str]:
         return summary, f"{summary['answer']}\n\nrun `{summary['run_id']}`: {status}"
 
 
-def running_result(
-    live: LiveRun, message: str = "Still running; call run_result again later."
-) -> types.CallToolResult:
+def _running(live: LiveRun, message: str) -> dict[str, Any]:
+    """The structured content of a run still going: its id, what it runs, its progress."""
     result = live.result
-    progress = live.progress()
-    structured = {
+    return {
         "run_id": result.run_id,
         "status": "running",
         "complete": False,
         result.kind: result.name,
-        "progress": progress,
+        "progress": live.progress(),
         "message": message,
     }
+
+
+def running_result(
+    live: LiveRun, message: str = "Still running; call run_result again later."
+) -> types.CallToolResult:
+    result = live.result
+    structured = _running(live, message)
+    progress = structured["progress"]
     total = f"/{progress['total']}" if progress["total"] else ""
     last = f", last: {progress['last']}" if progress["last"] else ""
     text = (
@@ -91,19 +99,10 @@ def running_result(
 
 
 def background_started(live: LiveRun, tool: str, seconds: float) -> types.CallToolResult:
-    result = live.result
-    structured = {
-        "run_id": result.run_id,
-        "status": "running",
-        "complete": False,
-        result.kind: result.name,
-        "progress": live.progress(),
-        "message": (
-            f"Started in the background. Call run_result with run_id {result.run_id} to fetch the result."
-        ),
-    }
+    run_id = live.result.run_id
+    message = f"Started in the background. Call run_result with run_id {run_id} to fetch the result."
     text = (
-        f"Started `{tool}` in the background as run `{result.run_id}`. Call `run_result` with this "
+        f"Started `{tool}` in the background as run `{run_id}`. Call `run_result` with this "
         f"run_id to fetch the result (it keeps running for up to {seconds:g} s)."
     )
-    return text_result(text, structured)
+    return text_result(text, _running(live, message))

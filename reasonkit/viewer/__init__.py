@@ -2,16 +2,17 @@
 HTML report (`rk runs view`, the served `/runs/{id}` pages).
 
     reasonkit.viewer.fields    a step's structured output in reading order (key fields first)
-    reasonkit.viewer.fmt       numbers as every rendering shows them (times, confidences, tokens)
     reasonkit.viewer.graph     the step and entry graphs of a run (from the protocols, else timing)
     reasonkit.viewer.terminal  the full run as wrapped plain text
     reasonkit.viewer.svg       inline SVG: the timeline (Gantt), the graphs, the confidence waterfall
     reasonkit.viewer.page      the HTML report of one run
     reasonkit.viewer.index     the HTML list of recent runs
 
-Everything works on a stored trace (`RunResult.trace()`, a plain dict as `RunStore.get` returns it),
-tolerating traces from other versions (missing keys). Every piece of user and model text goes
-through `html.escape`; the pages load nothing from anywhere (inline CSS and SVG, no scripts).
+Everything reads the one view of a run (reasonkit/presentation: `RunView`, built from a stored
+trace as `RunStore.get` returns it, tolerating traces from other versions) and formats numbers
+with `reasonkit.presentation.fmt`, as `rk think`, the MCP results and `rk runs show` do. Every
+piece of user and model text goes through `html.escape`; the pages load nothing from anywhere
+(inline CSS and SVG, no scripts).
 """
 
 from __future__ import annotations

@@ -66,12 +66,3 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def headline(obj: dict[str, Any]) -> str | None:
-    """The first short key field of an object (for a bullet's first line), or None."""
-    for name, value in ordered(obj):
-        if is_scalar(value):
-            return name
-        break
-    return None

@@ -9,11 +9,12 @@ had finished when it started (only the latest of them are drawn), and the graph 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reasonkit.protocol.dependencies import chain_dependencies, effective_deps
 
 if TYPE_CHECKING:
+    from reasonkit.presentation import EntryView, RunView, StepView
     from reasonkit.protocol.loader import Registry
 
 EPSILON_S = 0.002  # a step starting within 2 ms of another's end counts as having waited for it
@@ -46,15 +47,15 @@ class Dag:
         return [(d, n) for n in self.nodes for d in self.deps.get(n, []) if d in self.deps]
 
 
-def span(steps: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+def span(steps: list[StepView]) -> tuple[float | None, float | None]:
     """(first start, last end) of steps and their items, epoch seconds; None when none ran."""
     starts, ends = [], []
     for s in steps:
-        for t in [s, *(s.get("items") or [])]:
-            if t.get("started_at"):
-                starts.append(float(t["started_at"]))
-            if t.get("finished_at"):
-                ends.append(float(t["finished_at"]))
+        for t in [s, *s.items]:
+            if t.started_at:
+                starts.append(t.started_at)
+            if t.finished_at:
+                ends.append(t.finished_at)
     return (min(starts) if starts else None, max(ends) if ends else None)
 
 
@@ -75,26 +76,24 @@ def _inferred(nodes: list[str], times: dict[str, tuple[float | None, float | Non
     return {n: deps.get(n, []) for n in nodes}
 
 
-def step_dag(entry: dict[str, Any], registry: Registry | None) -> Dag:
-    steps = entry.get("steps") or []
-    nodes = [str(s.get("step_id", "?")) for s in steps]
-    status = {str(s.get("step_id", "?")): str(s.get("status", "")) for s in steps}
-    proto = registry.protocols.get(str(entry.get("protocol"))) if registry is not None else None
+def step_dag(entry: EntryView, registry: Registry | None) -> Dag:
+    nodes = [s.step_id for s in entry.steps]
+    status = {s.step_id: s.status for s in entry.steps}
+    proto = registry.protocols.get(entry.protocol) if registry is not None else None
     if proto is not None and [s.id for s in proto.steps] == nodes:
         return Dag(nodes, effective_deps(proto), status)
-    times = {str(s.get("step_id", "?")): span([s]) for s in steps}
+    times = {s.step_id: span([s]) for s in entry.steps}
     return Dag(nodes, _inferred(nodes, times), status, inferred=True)
 
 
-def entry_dag(trace: dict[str, Any], registry: Registry | None) -> Dag | None:
+def entry_dag(run: RunView, registry: Registry | None) -> Dag | None:
     """The chain of a profile run (None for a single protocol run)."""
-    if trace.get("kind") != "profile":
+    if run.kind != "profile":
         return None
-    entries = trace.get("entries") or []
-    nodes = [str(e.get("entry", "?")) for e in entries]
-    status = {str(e.get("entry", "?")): str(e.get("status", "")) for e in entries}
-    profile = registry.profiles.get(str(trace.get("name"))) if registry is not None else None
+    nodes = [e.entry for e in run.entries]
+    status = {e.entry: e.status for e in run.entries}
+    profile = registry.profiles.get(run.name) if registry is not None else None
     if profile is not None and [c.entry_id for c in profile.chain] == nodes:
         return Dag(nodes, chain_dependencies(profile), status)
-    times = {str(e.get("entry", "?")): span(e.get("steps") or []) for e in entries}
+    times = {e.entry: span(e.steps) for e in run.entries}
     return Dag(nodes, _inferred(nodes, times), status, inferred=True)

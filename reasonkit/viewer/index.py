@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reasonkit.engine.result import RUN_STATUSES
-from reasonkit.viewer import fmt
+from reasonkit.presentation import fmt
 from reasonkit.viewer.page import badge, document
 
 BELOW = ' <span class="muted">below</span>'
@@ -44,13 +44,11 @@ def render_index(
     body_rows = []
     for r in rows:
         run_id = str(r.get("run_id", ""))
-        what = (
-            f"{r.get('name', '')} ({r.get('kind', '')})" if r.get("kind") == "profile" else r.get("name", "")
-        )
+        what = fmt.target(str(r.get("kind", "")), str(r.get("name", "")))
         body_rows.append(
             f'<tr><td><a href="{escape(link + quote(run_id, safe=""))}">'
             f"<code>{escape(run_id)}</code></a></td>"
-            f"<td>{escape(fmt.local_time(r.get('started_at')))}</td><td>{escape(str(what))}</td>"
+            f"<td>{escape(fmt.local_time(r.get('started_at')))}</td><td>{escape(what)}</td>"
             f"<td>{badge(r.get('status'))}</td>"
             f'<td class="num">{escape(fmt.conf(r.get("confidence")))}'
             f"{'' if r.get('meets_threshold') else BELOW}</td>"

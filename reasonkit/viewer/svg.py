@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reasonkit.viewer import fmt
+from reasonkit.presentation import fmt
 from reasonkit.viewer.graph import Dag, span
+
+if TYPE_CHECKING:
+    from reasonkit.presentation import CallView, FactorView, RunView, StepView
 
 STATUSES = frozenset(
     ("ok", "degraded", "failed", "skipped", "cancelled", "running", "pending")  # steps
@@ -38,103 +42,110 @@ def _tick(total_ms: float) -> float:
     return next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
 
 
-def _call_bars(
-    calls: list[dict[str, Any]], start_ms: float
-) -> list[tuple[float, float, dict[str, Any], int]]:
+def _call_bars(calls: list[CallView], start_ms: float) -> list[tuple[float, float, CallView, int]]:
     """(start, end, call, lane) per call. Calls carry no start time: a step's samples start with the
     step (one lane each), a repair call follows the call it repairs."""
-    bars: list[tuple[float, float, dict[str, Any], int]] = []
+    bars: list[tuple[float, float, CallView, int]] = []
     ends: dict[str, float] = {}
     lanes: dict[str, int] = {}
     for call in calls:
-        purpose = str(call.get("purpose", "main"))
+        purpose = call.purpose
         key = purpose.replace("repair of ", "") if purpose.startswith("repair of ") else purpose
         if purpose == "repair":
             key = "main"
         lane = lanes.setdefault(key, len(lanes))
         begin = ends.get(key, start_ms)
-        end = begin + float(call.get("duration_ms") or 0.0)
+        end = begin + call.duration_ms
         ends[key] = end
         bars.append((begin, end, call, lane))
     return bars
 
 
-def _rows(trace: dict[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for e in trace.get("entries") or []:
-        steps = e.get("steps") or []
-        start, end = span(steps)
-        title = str(e.get("entry", "?"))
-        rows.append({"label": title, "cls": "entry", "status": e.get("status"), "start": start, "end": end})
-        for s in steps:
-            rows.append(_row(s, f"  {s.get('step_id', '?')}"))
-            for it in s.get("items") or []:
-                rows.append(_row(it, f"    #{it.get('item_index', '?')}"))
+@dataclass
+class _Row:
+    """One line of the timeline: an entry's span, or a step's (or item's) with its model calls."""
+
+    label: str
+    cls: str
+    status: str
+    start: float | None
+    end: float | None
+    calls: list[CallView] = field(default_factory=list)
+    title: str = ""
+    error: str | None = None
+
+
+def _rows(run: RunView) -> list[_Row]:
+    rows: list[_Row] = []
+    for e in run.entries:
+        start, end = span(e.steps)
+        rows.append(_Row(e.entry, "entry", e.status, start, end))
+        for s in e.steps:
+            rows.append(_row(s, f"  {s.step_id}"))
+            rows += [_row(it, f"    #{'?' if it.item_index is None else it.item_index}") for it in s.items]
     return rows
 
 
-def _row(s: dict[str, Any], label: str) -> dict[str, Any]:
-    start, end = s.get("started_at"), s.get("finished_at")
+def _row(s: StepView, label: str) -> _Row:
+    start, end = s.started_at, s.finished_at
     if start and not end:  # still running (a live run): up to now
-        end = float(start) + float(s["duration_ms"]) / 1000 if s.get("duration_ms") else time.time()
-    return {
-        "label": label,
-        "cls": "step",
-        "status": s.get("status"),
-        "start": start,
-        "end": end,
-        "calls": [] if s.get("items") else list(s.get("calls") or []),
-        "title": f"{s.get('entry', '')}.{s.get('step_id', '')}",
-        "error": s.get("error"),
-    }
+        end = start + s.duration_ms / 1000 if s.duration_ms else time.time()
+    calls = [] if s.items else list(s.calls)
+    return _Row(label, "step", s.status, start, end, calls, f"{s.entry}.{s.step_id}", s.error)
 
 
-def gantt(trace: dict[str, Any]) -> str:
+def _calls(r: _Row, y: float, bar_h: int, start_ms: float, scale: float) -> list[str]:
+    """The model calls of a step as thin bars under its own, one lane per sample."""
+    out = []
+    for begin, end, call, lane in _call_bars(r.calls, start_ms):
+        cy = y + 3 + bar_h + 2 + lane * (LANE_H + 1)
+        cw = max(1.0, (end - begin) * scale)
+        kind = "call-err" if call.error else "call-cached" if call.cached else "call"
+        ctip = (
+            f"{call.purpose}: {fmt.secs(end - begin)}, {call.provider} {call.model}, "
+            f"{fmt.tokens_text(call.tokens)}"
+        )
+        if call.error:
+            ctip += f", error: {call.error}"
+        out.append(
+            f'<rect x="{LABEL_W + begin * scale:.1f}" y="{cy}" width="{cw:.1f}" height="{LANE_H}" '
+            f'class="{kind}"><title>{escape(ctip)}</title></rect>'
+        )
+    return out
+
+
+def _bar(r: _Row, y: float, t0: float, scale: float) -> list[str]:
+    """A row's bar (entry, step or item) from its start to its end, then its calls."""
+    if not (r.start and r.end):
+        return [_text(LABEL_W + 4, y + 14, f"{r.status} (did not run)", "muted")] if r.status else []
+    x0 = LABEL_W + (r.start - t0) * 1000 * scale
+    w = max(1.5, (r.end - r.start) * 1000 * scale)
+    tip = f"{r.title or r.label.strip()}: {r.status}, {fmt.secs(w / scale)}, from +{(r.start - t0):.3f} s"
+    if r.error:
+        tip += f" ({r.error})"
+    bar_h = 14 if r.cls == "step" else 16
+    return [
+        f'<rect x="{x0:.1f}" y="{y + 3}" width="{w:.1f}" height="{bar_h}" rx="2" '
+        f'class="bar {status_class(r.status)} bar-{r.cls}"><title>{escape(tip)}</title></rect>',
+        *_calls(r, y, bar_h, (r.start - t0) * 1000, scale),
+    ]
+
+
+def gantt(run: RunView) -> str:
     """Every entry, step, for_each item and model call on one time axis."""
-    rows = _rows(trace)
-    starts = [float(r["start"]) for r in rows if r["start"]]
-    t0 = float(trace.get("started_at") or (min(starts) if starts else 0.0))
-    ends = [float(r["end"]) for r in rows if r["end"]]
-    total_ms = max(float(trace.get("duration_ms") or 0.0), (max(ends) - t0) * 1000 if ends else 0.0, 1.0)
+    rows = _rows(run)
+    starts = [r.start for r in rows if r.start]
+    t0 = run.started_at or (min(starts) if starts else 0.0)
+    ends = [r.end for r in rows if r.end]
+    total_ms = max(run.duration_ms or 0.0, (max(ends) - t0) * 1000 if ends else 0.0, 1.0)
     scale = CHART_W / total_ms
     out: list[str] = []
     y = 28
     for r in rows:
-        lanes = 1 + max((lane for *_, lane in _call_bars(r.get("calls") or [], 0.0)), default=-1)
-        height = ROW_H + lanes * (LANE_H + 1)
-        cls = "lbl-entry" if r["cls"] == "entry" else "lbl"
-        out.append(_text(4, y + 14, _short(r["label"], 30), cls))
-        if r["start"] and r["end"]:
-            x0 = LABEL_W + (float(r["start"]) - t0) * 1000 * scale
-            w = max(1.5, (float(r["end"]) - float(r["start"])) * 1000 * scale)
-            tip = f"{r.get('title') or r['label'].strip()}: {r['status']}, {fmt.secs(w / scale)}, "
-            tip += f"from +{(float(r['start']) - t0):.3f} s"
-            if r.get("error"):
-                tip += f" ({r['error']})"
-            bar_h = 14 if r["cls"] == "step" else 16
-            out.append(
-                f'<rect x="{x0:.1f}" y="{y + 3}" width="{w:.1f}" height="{bar_h}" rx="2" '
-                f'class="bar {status_class(r["status"])} bar-{r["cls"]}"><title>{escape(tip)}</title></rect>'
-            )
-            start_ms = (float(r["start"]) - t0) * 1000
-            for begin, end, call, lane in _call_bars(r.get("calls") or [], start_ms):
-                cy = y + 3 + bar_h + 2 + lane * (LANE_H + 1)
-                cw = max(1.0, (end - begin) * scale)
-                kind = "call-err" if call.get("error") else "call-cached" if call.get("cached") else "call"
-                ctip = (
-                    f"{call.get('purpose', 'call')}: {fmt.secs(end - begin)}, "
-                    f"{call.get('provider', '')} {call.get('model', '')}, "
-                    f"{fmt.tokens_text(call.get('tokens'))}"
-                )
-                if call.get("error"):
-                    ctip += f", error: {call['error']}"
-                out.append(
-                    f'<rect x="{LABEL_W + begin * scale:.1f}" y="{cy}" width="{cw:.1f}" height="{LANE_H}" '
-                    f'class="{kind}"><title>{escape(ctip)}</title></rect>'
-                )
-        elif r["status"]:
-            out.append(_text(LABEL_W + 4, y + 14, f"{r['status']} (did not run)", "muted"))
-        y += height
+        lanes = 1 + max((lane for *_, lane in _call_bars(r.calls, 0.0)), default=-1)
+        out.append(_text(4, y + 14, _short(r.label, 30), "lbl-entry" if r.cls == "entry" else "lbl"))
+        out += _bar(r, y, t0, scale)
+        y += ROW_H + lanes * (LANE_H + 1)
     tick = _tick(total_ms)
     axis = [f'<line x1="{LABEL_W}" y1="22" x2="{LABEL_W + CHART_W}" y2="22" class="axis"/>']
     n = 0
@@ -190,15 +201,14 @@ def dag(graph: Dag, marker: str) -> str:
     )
 
 
-def waterfall(factors: list[dict[str, Any]], value: float | None, threshold: float | None) -> str:
+def waterfall(factors: list[FactorView], value: float | None, threshold: float | None) -> str:
     """The breakdown as bars from the running sum to the running sum plus each delta, then the
     final confidence, with the threshold as a dashed line."""
     running, rows = 0.0, []
     for f in factors:
-        delta = float(f.get("delta") or 0.0)
-        rows.append((str(f.get("signal", "?")), running, running + delta, delta, str(f.get("detail") or "")))
-        running += delta
-    final = running if value is None else float(value)
+        rows.append((f.signal, running, running + f.delta, f.delta, f.detail))
+        running += f.delta
+    final = running if value is None else value
     lo = min([0.0, *(min(a, b) for _, a, b, _, _ in rows)])
     hi = max([1.0, *(max(a, b) for _, a, b, _, _ in rows), final])
     label_w, chart_w, row_h = 220, 520, 24

@@ -113,8 +113,10 @@ def test_show_tree(data_dir: Path) -> None:
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert out.startswith("run aaaa222200000002  profile balanced")
-    assert "status      incomplete  (time budget of 30s reached)" in out
-    assert "meets threshold: yes" in out and "tokens" in out and "cost $" in out and "duration 12.5 s" in out
+    # the head is `rk runs show --full`'s (reasonkit/presentation/fmt.header_rows)
+    assert "status      incomplete (time budget of 30s reached)" in out
+    assert "(meets the threshold 0.80)" in out and "meets threshold: yes" in out  # the run, an entry
+    assert "tokens" in out and "cost $" in out and "duration    12.5 s" in out
     lines = out.splitlines()
     i = lines.index("entries")
     entry = lines[i + 1]

@@ -4,6 +4,7 @@ weak models (odd confidences, wrong types, repetition loops, cut replies, contex
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import anyio
@@ -124,7 +125,11 @@ async def test_no_json_at_all_fails_step_and_skips_dependents(make_engine, fake_
 
 
 async def test_provider_error_is_a_clear_step_error(make_engine, fake_llm):
-    fake_llm.default = lambda req: Reply(status=401, error_type="authentication_error")
+    # step b's reply comes late, so it is surely in flight when a's 401 stops the run (both start
+    # at once; without the delay b's 401 could land first or beside a's on a busy machine)
+    fake_llm.default = lambda req: Reply(
+        status=401, error_type="authentication_error", delay=5.0 if "B:" in json.dumps(req.body) else 0.0
+    )
     r = await make_engine().run_protocol("linear", {"query": "q"})
     assert r.status == "failed"
     # the bad key stops the run at once: the step in flight beside it is cancelled, none starts after
