@@ -11,7 +11,7 @@ the rest:
     prepare           the engine and the result
     hooks.prepared    the shell's notices (the CLI: store and budget warnings)
     hooks.repeat_of   idempotency: the first call's answer for a repeat (no run then)
-    background        recorded as started, handed to `hooks.spawn`; counted as `running`
+    background        recorded as started, handed to `hooks.spawner()`; counted as `running`
     execute           run, record, count (runs.py); `hooks.started` / `hooks.ended` around it
 
 Every refusal (bad inputs, busy, no provider, a store that cannot take the run) is a
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the engine is imported by the first run, not at server star
 
 RunKind = Literal["protocol", "profile"]
 ProgressSink = Callable[["Event"], Awaitable[None] | None]
+Spawn = Callable[[Callable[[], Coroutine[Any, Any, Any]]], None]
 CLI_METHOD = "rk think"
 BACKGROUND_DEFAULT_SECS = 600.0  # a background run's time budget when neither the call nor [engine] sets one
 
@@ -97,9 +98,10 @@ class RunHooks(ABC):
         """Where a foreground run's progress goes (None: nowhere)."""
         return None
 
-    def spawn(self, job: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        """Start a background run's job in a task that outlives the call."""
-        raise InputError("this caller cannot run in the background")
+    def spawner(self) -> Spawn | None:
+        """What starts a background run's job in a task that outlives the call; None: this shell
+        has no such task (a background request is refused before anything is taken)."""
+        return None
 
     def started(self, run: PreparedRun) -> None:  # noqa: B027 - optional: nothing by default
         """The run begins executing (the server counts it for draining)."""
@@ -178,6 +180,9 @@ class RunEntry:
         stopwatch = Stopwatch()
         try:
             request = hooks.controls(request)
+            spawn = hooks.spawner() if request.background else None
+            if request.background and spawn is None:
+                raise InputError("this caller cannot start background runs")
             inputs = self.check(request.kind, request.name, request.inputs, method=request.method)
             budget = self.run_budget(request)
             slot = await hooks.admit(request, budget)
@@ -198,10 +203,10 @@ class RunEntry:
             replay = await hooks.repeat_of(request, inputs, run)
             if replay is not None:
                 return RunOutcome(run, budget, replay=replay)
-            if request.background:
+            if spawn is not None:
                 await self.record_start(run)  # run_result must find it at once
                 self.live[run.result.run_id] = run.live
-                hooks.spawn(lambda: self._execute(run, budget, hooks, slot))
+                spawn(lambda: self._execute(run, budget, hooks, slot))
                 handed_off = True
                 count_request(self.metrics, request.method, request.name, "running", stopwatch)
                 return RunOutcome(run, budget, background=True)

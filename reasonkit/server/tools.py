@@ -18,7 +18,7 @@ from reasonkit.errors import InputError, NoProviderConfigured, ReasonKitError, S
 from reasonkit.live_runs import LiveRun
 from reasonkit.observability.metrics import Stopwatch
 from reasonkit.protocol.inputs import parse_flag
-from reasonkit.run_request import ProgressSink, RunHooks, RunKind, RunRequest, Slot
+from reasonkit.run_request import ProgressSink, RunHooks, RunKind, RunRequest, Slot, Spawn
 from reasonkit.server import rendering, schemas
 from reasonkit.server.admission import Busy, claim_ticket, client_key
 from reasonkit.server.core import ServerCore
@@ -200,8 +200,13 @@ class ToolCall(RunHooks):
 
         return progress
 
-    def spawn(self, job: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        self.runtime.tg.start_soon(job)
+    def spawner(self) -> Spawn:
+        task_group = self.runtime.tg  # the server's: background runs outlive the call
+
+        def spawn(job: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+            task_group.start_soon(job)
+
+        return spawn
 
     def started(self, run: PreparedRun) -> None:
         self.core.status.begin(run)
