@@ -126,9 +126,12 @@ class RunOutcome:
         return self.run.result if self.run is not None else None
 
 
-def count_request(metrics: Metrics, method: str, label: str, status: str, stopwatch: Stopwatch) -> None:
-    """The one place a run request is counted (`reasonkit_requests_total`, `_duration_seconds`)."""
-    metrics.observe_request(method, label, status, stopwatch.seconds)
+def count_request(metrics: Metrics, method: str, label: str, status: str, seconds: float) -> None:
+    """The one place a tool call is counted (`reasonkit_requests_total`, `_duration_seconds`): a
+    run's `label` is its profile or protocol; `status` is the run's, `error` for a refusal or a
+    crash, `running` for a background start (counted again when it ends), `ok` for other tools.
+    The MCP server counts its other methods itself (server/app.py)."""
+    metrics.observe_request(method, label, status, seconds)
 
 
 def background_budget(settings: Settings, deadline: float | None) -> Budget:
@@ -208,7 +211,7 @@ class RunEntry:
                 self.live[run.result.run_id] = run.live
                 spawn(lambda: self._execute(run, budget, hooks, slot))
                 handed_off = True
-                count_request(self.metrics, request.method, request.name, "running", stopwatch)
+                count_request(self.metrics, request.method, request.name, "running", stopwatch.seconds)
                 return RunOutcome(run, budget, background=True)
             await self._execute(run, budget, hooks)
             return RunOutcome(run, budget)
@@ -234,5 +237,5 @@ class RunEntry:
             slot.release()
 
     def _refuse(self, request: RunRequest, exc: ReasonKitError, stopwatch: Stopwatch) -> RunOutcome:
-        count_request(self.metrics, request.method, request.name, "error", stopwatch)
+        count_request(self.metrics, request.method, request.name, "error", stopwatch.seconds)
         return RunOutcome(refusal=exc)

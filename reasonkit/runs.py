@@ -341,7 +341,7 @@ class RunService(RunEntry):
             run.live.finished = True
             self.live.pop(result.run_id, None)
         status = "error" if crashed is not None else result.status
-        count_request(self.metrics, run.method, run.label, status, stopwatch)
+        count_request(self.metrics, run.method, run.label, status, stopwatch.seconds)
         steps = [
             (step.protocol, step.step_id, step.duration_ms / 1000)
             for step in result.all_steps()

@@ -18,7 +18,15 @@ from reasonkit.errors import InputError, NoProviderConfigured, ReasonKitError, S
 from reasonkit.live_runs import LiveRun
 from reasonkit.observability.metrics import Stopwatch
 from reasonkit.protocol.inputs import parse_flag
-from reasonkit.run_request import ProgressSink, RunHooks, RunKind, RunRequest, Slot, Spawn
+from reasonkit.run_request import (
+    ProgressSink,
+    RunHooks,
+    RunKind,
+    RunRequest,
+    Slot,
+    Spawn,
+    count_request,
+)
 from reasonkit.server import rendering, schemas
 from reasonkit.server.admission import Busy, claim_ticket, client_key
 from reasonkit.server.core import ServerCore
@@ -254,9 +262,9 @@ class ToolHandlers:
         if name == schemas.RUN_RESULT_TOOL and exposed:
             stopwatch = Stopwatch()
             result = await self.run_result(args)
-            core.metrics.observe_request(name, "", "error" if result.is_error else "ok", stopwatch.seconds)
+            count_request(core.metrics, name, "", "error" if result.is_error else "ok", stopwatch.seconds)
             return result
-        core.metrics.observe_request("tools/call", "", "error", 0.0)
+        count_request(core.metrics, "tools/call", "", "error", 0.0)
         raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}", data={"tool": name})
 
     async def run_tool(
