@@ -52,11 +52,16 @@ def _inputs(
     return inputs
 
 
-def _save_trace(result: Any, directory: str, quiet: bool) -> None:
-    path = Path(directory) / f"{result.run_id}.json"
-    write_atomically(path, json.dumps(result.trace(), indent=2, ensure_ascii=False))
-    if not quiet:
-        click.echo(f"trace saved to {path}", err=True)
+def _show(result: Any, fmt: str, save_trace: str | None, quiet: bool) -> None:
+    """The result on stdout (a finished run, or what finished before Ctrl-C), and its trace file."""
+    from reasonkit.render import render_result
+
+    if save_trace:
+        path = Path(save_trace) / f"{result.run_id}.json"
+        write_atomically(path, json.dumps(result.trace(), indent=2, ensure_ascii=False))
+        if not quiet:
+            click.echo(f"trace saved to {path}", err=True)
+    click.echo(render_result(result, fmt))
 
 
 @click.command()
@@ -137,6 +142,9 @@ def think(
     service = RunService(settings, registry)
     request = RunRequest(kind, name, _inputs(registry, protocol, query, context, extra), budget=requested)
 
+    display = ProgressDisplay(name, quiet)
+    hooks = ThinkHooks(service, provider, model, display)
+
     async def go() -> Any:
         try:
             return await service.run(request, hooks)
@@ -144,10 +152,6 @@ def think(
             if hooks.llm is not None:
                 await hooks.llm.aclose()
 
-    from reasonkit.render import render_result
-
-    display = ProgressDisplay(name, quiet)
-    hooks = ThinkHooks(service, provider, model, display)
     try:
         with display:
             outcome = anyio.run(go)
@@ -156,18 +160,13 @@ def think(
         if hooks.run is None or hooks.run.result.status != "cancelled":  # before the run started
             click.echo("rk: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
-        result = hooks.run.result
         click.echo("rk: interrupted; what finished follows, marked cancelled", err=True)
-        if save_trace:
-            _save_trace(result, save_trace, quiet)
-        click.echo(render_result(result, fmt))
+        _show(hooks.run.result, fmt, save_trace, quiet)
         sys.exit(EXIT_INTERRUPTED)
     finally:
         service.close()
     if outcome.refusal is not None:
         fail(str(outcome.refusal))
     result = outcome.result
-    if save_trace:
-        _save_trace(result, save_trace, quiet)
-    click.echo(render_result(result, fmt))
+    _show(result, fmt, save_trace, quiet)
     sys.exit(EXIT_FAILED if result.status == "failed" else EXIT_OK)
