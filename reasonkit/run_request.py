@@ -15,8 +15,9 @@ the rest:
     execute           run, record, count (runs.py); `hooks.started` / `hooks.ended` around it
 
 Every refusal (bad inputs, busy, no provider, a store that cannot take the run) is a
-`ReasonKitError` from a step or a hook: it comes back as `RunOutcome.refusal`, counted here as an
-`error` request; finished runs are counted where they are recorded (runs.py `_finish`).
+`ReasonKitError` from a step or a hook: it comes back as `RunOutcome.refusal`, counted as an `error`
+request. Every tools/call and `rk think` request is counted by `count_request` (finished runs where
+they are recorded, runs.py `_finish`, so that `execute` alone, as `rk eval` uses it, counts too).
 """
 
 from __future__ import annotations
