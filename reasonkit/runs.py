@@ -1,14 +1,17 @@
 """The run service: the one way `rk think` and the MCP server start, record and report a run.
 
     settings + registry -> RunService
+        .run(request, hooks)                     the whole path of one call, for the CLI and the MCP
+                                                 tools (reasonkit/run_request.py): check, budget,
+                                                 admission, provider, prepare, record, execute
         .prepare(kind, name, inputs, provider)   checks the target and the inputs (once), builds the
                                                  engine around the metered provider, makes the result
         .execute(run, budget, progress)          runs it; records it in the run store and reports
                                                  progress side by side; counts it in the metrics
 
 The shells keep only what is theirs: argument parsing, rendering and transport (the CLI), tool
-schemas, deadlines and background task groups (the server). Neither builds an engine, touches the
-store for a run, or records run metrics itself.
+schemas, deadlines and background task groups (the server), given to `run` as hooks. Neither builds
+an engine, touches the store for a run, or records run metrics itself.
 
 Progress never waits for a database write: each engine event goes to the recorder (`observe`, which
 returns at once; a background writer saves coalesced snapshots) and then to the caller's progress
@@ -22,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from loguru import logger
@@ -38,15 +41,13 @@ from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import PROFILE_INPUTS
 from reasonkit.providers.base import Provider
 from reasonkit.providers.stack import for_run
+from reasonkit.run_request import CLI_METHOD, ProgressSink, RunEntry, RunKind, count_request
 from reasonkit.store import RunRecorder, StoreBackend, open_store
 
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
     from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
 
-RunKind = Literal["protocol", "profile"]
-ProgressSink = Callable[["Event"], Awaitable[None] | None]
 LOCAL_PROVIDER = "local"
-CLI_METHOD = "rk think"
 
 
 @dataclass
@@ -68,8 +69,9 @@ class PreparedRun:
         return self.live.result.name
 
 
-class RunService:
-    """Settings + registry (+ store + metrics) -> prepared, executed, recorded and counted runs."""
+class RunService(RunEntry):
+    """Settings + registry (+ store + metrics) -> prepared, executed, recorded and counted runs;
+    `run(request, hooks)` (reasonkit/run_request.py) is the whole path for a shell."""
 
     def __init__(
         self,
@@ -337,7 +339,7 @@ class RunService:
             run.live.finished = True
             self.live.pop(result.run_id, None)
         status = "error" if crashed is not None else result.status
-        self.metrics.observe_request(run.method, run.label, status, stopwatch.seconds)
+        count_request(self.metrics, run.method, run.label, status, stopwatch.seconds)
         steps = [
             (step.protocol, step.step_id, step.duration_ms / 1000)
             for step in result.all_steps()

@@ -1,4 +1,5 @@
-"""`rk think`: run a profile or one protocol through the run service and print the result."""
+"""`rk think`: run a profile or one protocol through the run service (one `RunService.run`, with
+the hooks in think_hooks.py) and print the result."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from reasonkit.cli.common import (
     load_registry,
     load_settings,
     setup_cli_logging,
-    warn,
     write_atomically,
 )
 
@@ -57,11 +57,16 @@ def _inputs(
     return inputs
 
 
-def _save_trace(result: Any, directory: str, quiet: bool) -> None:
-    path = Path(directory) / f"{result.run_id}.json"
-    write_atomically(path, json.dumps(result.trace(), indent=2, ensure_ascii=False))
-    if not quiet:
-        click.echo(f"trace saved to {path}", err=True)
+def _show(result: Any, fmt: str, save_trace: str | None, quiet: bool) -> None:
+    """The result on stdout (a finished run, or what finished before Ctrl-C), and its trace file."""
+    from reasonkit.render import render_result
+
+    if save_trace:
+        path = Path(save_trace) / f"{result.run_id}.json"
+        write_atomically(path, json.dumps(result.trace(), indent=2, ensure_ascii=False))
+        if not quiet:
+            click.echo(f"trace saved to {path}", err=True)
+    click.echo(render_result(result, fmt))
 
 
 @click.command()
@@ -121,10 +126,9 @@ def think(
     setup_cli_logging(settings)
 
     from reasonkit.engine import parse_budget
-    from reasonkit.errors import InputError, NoProviderConfigured
+    from reasonkit.errors import InputError
     from reasonkit.protocol.loader import unknown_name
-    from reasonkit.providers.stack import build_provider
-    from reasonkit.runs import CLI_METHOD, RunKind, RunService
+    from reasonkit.run_request import RunKind, RunRequest
 
     try:
         requested = parse_budget(list(budget))
@@ -137,55 +141,38 @@ def think(
         fail(unknown_name("protocol", protocol, registry.protocols))
     if not protocol and name not in registry.profiles:
         fail(unknown_name("profile", name, registry.profiles))
-    service = RunService(settings, registry)
-    try:
-        clean = service.check(
-            kind, name, _inputs(registry, protocol, query, context, extra), method=CLI_METHOD
-        )
-    except InputError as exc:
-        fail(str(exc))
-    try:
-        llm = build_provider(settings, provider, model)
-    except NoProviderConfigured as exc:
-        fail(str(exc))
-    notice = service.provider_notice(llm)
-    if notice:
-        warn(notice)
-    service.open_store()
-    if service.store_problem:
-        warn(service.store_problem)
-    run = service.prepare(kind, name, clean, llm, method=CLI_METHOD)
-    run_budget = service.budget(requested)
-    budget_notice = service.budget_notice(llm, run_budget)
-    if budget_notice:
-        warn(budget_notice)
     from reasonkit.cli.progress import ProgressDisplay
+    from reasonkit.cli.think_hooks import ThinkHooks
+    from reasonkit.runs import RunService
+
+    service = RunService(settings, registry)
+    request = RunRequest(kind, name, _inputs(registry, protocol, query, context, extra), budget=requested)
+
+    display = ProgressDisplay(name, quiet)
+    hooks = ThinkHooks(service, provider, model, display)
 
     async def go() -> Any:
         try:
-            return await service.execute(run, run_budget, display.on_event)
+            return await service.run(request, hooks)
         finally:
-            await llm.aclose()
-
-    from reasonkit.render import render_result
+            if hooks.llm is not None:
+                await hooks.llm.aclose()
 
     try:
-        with ProgressDisplay(name, quiet) as display:
-            result = anyio.run(go)
+        with display:
+            outcome = anyio.run(go)
     except KeyboardInterrupt:
         # The run service recorded the run as cancelled with what finished; show that too.
-        result = run.result
-        if result.status != "cancelled":  # interrupted before the run started
+        if hooks.run is None or hooks.run.result.status != "cancelled":  # before the run started
             click.echo("rk: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
         click.echo("rk: interrupted; what finished follows, marked cancelled", err=True)
-        if save_trace:
-            _save_trace(result, save_trace, quiet)
-        click.echo(render_result(result, fmt))
+        _show(hooks.run.result, fmt, save_trace, quiet)
         sys.exit(EXIT_INTERRUPTED)
     finally:
         service.close()
-    if save_trace:
-        _save_trace(result, save_trace, quiet)
-    click.echo(render_result(result, fmt))
+    if outcome.refusal is not None:
+        fail(str(outcome.refusal))
+    result = outcome.result
+    _show(result, fmt, save_trace, quiet)
     sys.exit(EXIT_FAILED if result.status == "failed" else EXIT_OK)
