@@ -77,48 +77,67 @@ def _balanced_end(text: str, start: int) -> int | None:
     return None
 
 
+@dataclass
+class _TruncationScan:
+    """One pass over a cut-off JSON object: the open arrays and objects (`stack`, as their closers),
+    whether it stops inside a string and whether that string is a top-level member's value, and the
+    positions where a member had just completed (`cut_points`, with the stack open there)."""
+
+    stack: list[str] = field(default_factory=list)
+    in_str: bool = False
+    esc: bool = False
+    value_string: bool = False  # the open string is the value of a top-level member
+    expect_value: bool = False  # a ':' was just seen at the top level
+    cut_points: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def feed(self, i: int, c: str) -> None:
+        if self.in_str:
+            self._in_string(i, c)
+        else:
+            self._structural(i, c)
+
+    def _in_string(self, i: int, c: str) -> None:
+        if self.esc:
+            self.esc = False
+        elif c == "\\":
+            self.esc = True
+        elif c == '"':
+            self.in_str = False
+            if self.value_string:
+                self.cut_points.append((i + 1, list(self.stack)))
+            self.value_string = False
+
+    def _structural(self, i: int, c: str) -> None:
+        if c == '"':
+            self.in_str = True
+            self.value_string = self.expect_value and len(self.stack) == 1
+            self.expect_value = False
+        elif c == ":" and len(self.stack) == 1:
+            self.expect_value = True
+        elif c in "{[":
+            self.stack.append("}" if c == "{" else "]")
+            self.expect_value = False
+        elif c in "}]":
+            if self.stack:
+                self.stack.pop()
+            self.cut_points.append((i + 1, list(self.stack)))
+        elif c == ",":
+            self.cut_points.append((i, list(self.stack)))
+            self.expect_value = False
+
+
 def _close_truncated(fragment: str) -> dict[str, Any] | None:
     """Close an unfinished JSON object. A top-level string value cut mid-text (a long answer) is
     closed where it stops; otherwise the object is cut back to its last complete member (a half
     written list item is dropped) and every open array and object is closed."""
-    stack: list[str] = []
-    in_str, esc = False, False
-    value_string = False  # the open string is the value of a top-level member
-    expect_value = False  # a ':' was just seen at the top level
-    cut_points: list[tuple[int, list[str]]] = []  # positions where a member just completed
+    scan = _TruncationScan()
     for i, c in enumerate(fragment):
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-                if value_string:
-                    cut_points.append((i + 1, list(stack)))
-                value_string = False
-            continue
-        if c == '"':
-            in_str = True
-            value_string = expect_value and len(stack) == 1
-            expect_value = False
-        elif c == ":" and len(stack) == 1:
-            expect_value = True
-        elif c in "{[":
-            stack.append("}" if c == "{" else "]")
-            expect_value = False
-        elif c in "}]":
-            if stack:
-                stack.pop()
-            cut_points.append((i + 1, list(stack)))
-        elif c == ",":
-            cut_points.append((i, list(stack)))
-            expect_value = False
-    if in_str and value_string and not esc:
-        obj = _loads_obj(fragment + '"' + "".join(reversed(stack)))
+        scan.feed(i, c)
+    if scan.in_str and scan.value_string and not scan.esc:
+        obj = _loads_obj(fragment + '"' + "".join(reversed(scan.stack)))
         if obj is not None:
             return obj
-    for pos, open_stack in reversed(cut_points):
+    for pos, open_stack in reversed(scan.cut_points):
         candidate = fragment[:pos].rstrip().rstrip(",") + "".join(reversed(open_stack))
         obj = _loads_obj(candidate)
         if obj is not None:

@@ -170,6 +170,8 @@ def serve_http(core: ReasonKitServer, host: str, port: int) -> None:
         if s.server.metrics_port and s.features.metrics and s.server.metrics_port != port:
             side_sock = bind(s.server.host, s.server.metrics_port)
         raise SystemExit(workers.supervise(s.server.workers, main_sock, side_sock, host, port))
+    if inherited is not None:
+        workers.die_with_parent()
     main_sock = inherited or bind(host, port)
     side_pair = _side_server(core, port)
     main = _uvicorn_server(build_http_app(core, host), host, port, core.settings)

@@ -11,6 +11,10 @@ connection to one of them. The supervisor serves nothing itself. It
 - restarts a worker that dies (a worker that dies within `CRASH_LOOP_SECS` of its start stops the
   whole server with exit status 1: a configuration or start-up problem, not a crash).
 
+A supervisor killed outright (SIGKILL, OOM) takes its workers with it: each worker asks the kernel
+for SIGTERM on its parent's death (`die_with_parent`), drains and exits, so the port is free for a
+restart.
+
 What the workers share: the port, the run store (SQLite in WAL mode, or PostgreSQL), so `run_result`
 finds a background run whatever worker started it, and Redis when configured. What each has alone:
 its admission gate and connection limits (`[server] max_*` are per process), its rate-limit buckets
@@ -19,6 +23,7 @@ and its in-memory response cache (shared only through Redis).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -34,6 +39,8 @@ from reasonkit.observability.metrics import MULTIPROC_ENV
 
 MAIN_FD_ENV = "REASONKIT_WORKER_FD"
 SIDE_FD_ENV = "REASONKIT_WORKER_SIDE_FD"
+SUPERVISOR_ENV = "REASONKIT_SUPERVISOR_PID"  # the supervisor's pid, for die_with_parent
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 CRASH_LOOP_SECS = 5.0
 STOP_WAIT_SECS = 120.0
 
@@ -58,69 +65,111 @@ def _spawn(main: socket.socket, side: socket.socket | None, env: dict[str, str])
     return subprocess.Popen(list(sys.orig_argv), env=child_env, pass_fds=fds, start_new_session=True)
 
 
+def die_with_parent() -> None:
+    """In a worker: stop when the supervisor dies, even by SIGKILL, so no orphan keeps serving and
+    holding the port (a restart could not bind it). Linux: the kernel sends SIGTERM on the parent's
+    death (prctl PR_SET_PDEATHSIG; the worker drains as for any SIGTERM). A supervisor that died
+    before this call is caught by comparing the parent pid with the one the supervisor passed down."""
+    expected = os.environ.get(SUPERVISOR_ENV)
+    if not expected:
+        return
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if str(os.getppid()) != expected:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def supervise(n: int, main: socket.socket, side: socket.socket | None, host: str, port: int) -> int:
     """Run `n` workers on the bound sockets until a signal stops them; the exit status."""
-    from prometheus_client import multiprocess
-
     metrics_dir = tempfile.mkdtemp(prefix="reasonkit-metrics-")
-    env = {**os.environ, MULTIPROC_ENV: metrics_dir}
     for sock in (main, side):
         if sock is not None:
             sock.set_inheritable(True)
-    signals: list[int] = []
+    sup = _Supervisor(
+        main, side, {**os.environ, MULTIPROC_ENV: metrics_dir, SUPERVISOR_ENV: str(os.getpid())}
+    )
     for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(handled, lambda signum, _frame: signals.append(signum))
-    procs: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
-    status = 0
+        signal.signal(handled, lambda signum, _frame: sup.signals.append(signum))
     try:
         for _ in range(n):
-            proc = _spawn(main, side, env)
-            procs[proc.pid] = (proc, time.monotonic())
+            sup.spawn()
         logger.info(
-            "supervising {} worker processes on http://{}:{}/mcp (pids {})", n, host, port, list(procs)
+            "supervising {} worker processes on http://{}:{}/mcp (pids {})", n, host, port, list(sup.procs)
         )
-        stopping = False
-        stop_by = 0.0
-        while procs:
-            while signals:
-                sig: int = signals.pop(0)
-                if sig == signal.SIGHUP:
-                    logger.info("received SIGHUP: the workers reload")
-                else:
-                    if stopping:
-                        logger.warning("received {} again: the workers stop now", signal.Signals(sig).name)
-                    stopping = True
-                    stop_by = time.monotonic() + STOP_WAIT_SECS
-                    sig = signal.SIGTERM
-                for proc, _ in procs.values():
-                    _send(proc, sig)
-            for pid, (proc, started) in list(procs.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                del procs[pid]
-                multiprocess.mark_process_dead(pid, metrics_dir)
-                if stopping:
-                    continue
-                if time.monotonic() - started < CRASH_LOOP_SECS:
-                    logger.error("worker {} exited at start-up (status {}): stopping the server", pid, code)
-                    status, stopping, stop_by = 1, True, time.monotonic() + STOP_WAIT_SECS
-                    for other, _ in procs.values():
-                        _send(other, signal.SIGTERM)
-                    continue
-                logger.error("worker {} exited (status {}): starting another", pid, code)
-                new = _spawn(main, side, env)
-                procs[new.pid] = (new, time.monotonic())
-            if stopping and procs and time.monotonic() > stop_by:
-                for proc, _ in procs.values():
-                    proc.kill()
+        while sup.procs:
+            sup.forward_signals()
+            sup.reap(metrics_dir)
+            sup.kill_if_overdue()
             time.sleep(0.1)
         logger.info("all workers stopped")
-        return status
+        return sup.status
     finally:
-        for proc, _ in procs.values():
+        for proc, _ in sup.procs.values():
             proc.kill()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _Supervisor:
+    """The workers (pid -> process and start time) and the stop state; one loop turn at a time."""
+
+    def __init__(self, main: socket.socket, side: socket.socket | None, env: dict[str, str]):
+        self.main, self.side, self.env = main, side, env
+        self.procs: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+        self.signals: list[int] = []
+        self.status = 0
+        self.stopping = False
+        self.stop_by = 0.0
+
+    def spawn(self) -> None:
+        proc = _spawn(self.main, self.side, self.env)
+        self.procs[proc.pid] = (proc, time.monotonic())
+
+    def stop(self, status: int | None = None) -> None:
+        """Start stopping: every worker gets SIGTERM, and `STOP_WAIT_SECS` to drain."""
+        if status is not None:
+            self.status = status
+        self.stopping = True
+        self.stop_by = time.monotonic() + STOP_WAIT_SECS
+
+    def forward_signals(self) -> None:
+        while self.signals:
+            sig: int = self.signals.pop(0)
+            if sig == signal.SIGHUP:
+                logger.info("received SIGHUP: the workers reload")
+            else:
+                if self.stopping:
+                    logger.warning("received {} again: the workers stop now", signal.Signals(sig).name)
+                self.stop()
+                sig = signal.SIGTERM
+            for proc, _ in self.procs.values():
+                _send(proc, sig)
+
+    def reap(self, metrics_dir: str) -> None:
+        """Forget workers that exited; restart one that crashed, or stop all on a crash at start-up."""
+        from prometheus_client import multiprocess
+
+        for pid, (proc, started) in list(self.procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self.procs[pid]
+            multiprocess.mark_process_dead(pid, metrics_dir)
+            if self.stopping:
+                continue
+            if time.monotonic() - started < CRASH_LOOP_SECS:
+                logger.error("worker {} exited at start-up (status {}): stopping the server", pid, code)
+                self.stop(status=1)
+                for other, _ in self.procs.values():
+                    _send(other, signal.SIGTERM)
+                continue
+            logger.error("worker {} exited (status {}): starting another", pid, code)
+            self.spawn()
+
+    def kill_if_overdue(self) -> None:
+        if self.stopping and self.procs and time.monotonic() > self.stop_by:
+            for proc, _ in self.procs.values():
+                proc.kill()
 
 
 def _send(proc: subprocess.Popen[bytes], sig: int) -> None:

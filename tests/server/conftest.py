@@ -199,4 +199,6 @@ shutdown_grace_secs = 5
         "LLM_DEFAULT_PROVIDER": "openai",
         "LOG_LEVEL": "debug",  # as much logging as possible: none of it may reach stdout
         "PYTHONUNBUFFERED": "1",
+        # the checkout under test, when it is not the installed one (a second work tree)
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
     }

@@ -92,3 +92,38 @@ def test_two_workers_serve_one_port_and_metrics_add_up(server_env, fake_llm):
     log = Path(srv.stderr.name).read_text()
     assert "supervising 2 worker processes" in log
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_workers_die_with_a_killed_supervisor(server_env, fake_llm):
+    """Issue 23, hole 6: `kill -9` of the supervisor used to orphan its workers, which kept serving
+    and held the port, so a restart failed. Now they stop, and the port can be bound again."""
+    import os
+    import signal
+    import socket
+
+    cfg = Path(server_env["REASONKIT_CONFIG"])
+    cfg.write_text(cfg.read_text() + "workers = 2\n")
+    srv = HttpServer({**server_env, "LOG_LEVEL": "info"})
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 20
+        with fresh() as http:
+            while metric(http.get(f"{srv.url}/metrics").text, "reasonkit_server_workers") != 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        workers = children(srv.proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.1)
+        with socket.socket() as sock:  # the port is free for a restart
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", srv.port))
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        srv.stop()
