@@ -110,3 +110,15 @@ class SecurityError(ReasonKitError, ValueError):
 
 class ServeError(ReasonKitError, RuntimeError):
     """The server cannot start (for example its port is taken); the message says what to change."""
+
+
+class TomlFileError(ReasonKitError, ValueError):
+    """A TOML file that cannot be used; the message says why (without the path)."""
+
+
+class CalibrationError(ReasonKitError):
+    """A calibrator file that cannot be read or makes no sense."""
+
+
+class EvalError(ReasonKitError, ValueError):
+    """A problem with an eval's input (dataset, output folder, options), said in one sentence."""

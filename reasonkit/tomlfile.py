@@ -8,11 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from reasonkit.errors import ReasonKitError
-
-
-class TomlFileError(ReasonKitError, ValueError):
-    """A TOML file that cannot be used; the message says why (without the path)."""
+from reasonkit.errors import TomlFileError
 
 
 def _undecodable(exc: UnicodeDecodeError) -> str:

@@ -106,9 +106,8 @@ def eval_group(
     import anyio
 
     from reasonkit.engine import parse_budget
-    from reasonkit.errors import InputError, NoProviderConfigured
+    from reasonkit.errors import EvalError, InputError, NoProviderConfigured
     from reasonkit.eval.datasets import load_dataset
-    from reasonkit.eval.errors import EvalError
     from reasonkit.eval.harness import EvalSpec, run_eval
     from reasonkit.eval.report import render_text
     from reasonkit.eval.results import EvalLog
@@ -194,8 +193,8 @@ def eval_group(
 def fit(ctx, folders, min_items):
     """Fit an isotonic calibrator per (tool or profile, model) from eval FOLDERS and save it under
     the data folder; later runs of that tool on that model report calibrated confidence."""
+    from reasonkit.errors import EvalError
     from reasonkit.eval.calibrate import fit_and_save
-    from reasonkit.eval.errors import EvalError
 
     settings = load_settings(ctx)
     try:
@@ -210,7 +209,7 @@ def fit(ctx, folders, min_items):
 @click.argument("folder", type=click.Path(file_okay=False))
 def report(folder):
     """Write report.md and reliability.png into an eval FOLDER."""
-    from reasonkit.eval.errors import EvalError
+    from reasonkit.errors import EvalError
     from reasonkit.eval.report import write_report
 
     try:

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 from reasonkit import provider_kinds
 from reasonkit.config import compat
 from reasonkit.config.schema import NOT_SETTINGS, Settings
-from reasonkit.errors import ConfigError
-from reasonkit.tomlfile import TomlFileError, read_toml
+from reasonkit.errors import ConfigError, TomlFileError
+from reasonkit.tomlfile import read_toml
 
 # Environment variable -> dotted settings key, besides the provider kinds' own (key and base URL,
 # from reasonkit/provider_kinds.py). `env_vars()` joins both; it and the SDK variables read in

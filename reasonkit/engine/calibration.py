@@ -23,14 +23,10 @@ from typing import Any
 from loguru import logger
 
 from reasonkit.engine.result import Factor, RunResult
-from reasonkit.errors import ReasonKitError
+from reasonkit.errors import CalibrationError
 
 CALIBRATION_DIR = "calibration"
 FORMAT_VERSION = 1
-
-
-class CalibrationError(ReasonKitError):
-    """A calibrator file that cannot be read or makes no sense."""
 
 
 def calibrator_key(kind: str, name: str, model: str) -> str:

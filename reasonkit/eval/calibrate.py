@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonkit.engine.calibration import Calibrator, save_calibrator
-from reasonkit.eval.errors import EvalError
+from reasonkit.errors import EvalError
 from reasonkit.eval.results import EvalLog
 
 MIN_ITEMS = 10

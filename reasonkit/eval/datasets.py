@@ -20,7 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from reasonkit.eval.errors import EvalError
+from reasonkit.errors import EvalError
 
 Grading = Literal["exact", "numeric", "choice", "contains"]
 GRADINGS: tuple[str, ...] = get_args(Grading)

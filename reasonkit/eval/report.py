@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reasonkit.eval.errors import EvalError
+from reasonkit.errors import EvalError
 from reasonkit.eval.metrics import reliability
 from reasonkit.eval.results import load_summary
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from loguru import logger
 
-from reasonkit.eval.errors import EvalError
+from reasonkit.errors import EvalError
 from reasonkit.eval.metrics import summarize
 
 ITEMS = "items.jsonl"

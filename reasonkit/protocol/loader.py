@@ -14,14 +14,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reasonkit.errors import UnknownProtocolError  # noqa: F401 - re-exported
+from reasonkit.errors import (
+    TomlFileError,
+    UnknownProtocolError,  # noqa: F401 - re-exported
+)
 from reasonkit.protocol.checks import Problem, check_profile, check_protocol
 from reasonkit.protocol.dependencies import (  # noqa: F401 - re-exported: callers import them from here
     chain_dependencies,
     effective_deps,
 )
 from reasonkit.protocol.models import Profile, Protocol
-from reasonkit.tomlfile import TomlFileError, read_toml
+from reasonkit.tomlfile import read_toml
 
 PROFILES_FILE = "profiles.toml"
 

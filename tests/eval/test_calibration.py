@@ -10,15 +10,9 @@ import pytest
 
 from reasonkit.config import load_settings
 from reasonkit.engine import Budget
-from reasonkit.engine.calibration import (
-    CalibrationError,
-    Calibrator,
-    calibrator_path,
-    load_calibrator,
-    save_calibrator,
-)
+from reasonkit.engine.calibration import Calibrator, calibrator_path, load_calibrator, save_calibrator
+from reasonkit.errors import CalibrationError, EvalError
 from reasonkit.eval.calibrate import fit_folders, fit_isotonic
-from reasonkit.eval.errors import EvalError
 from reasonkit.eval.metrics import ece_equal_mass, ece_equal_width
 from reasonkit.eval.results import EvalLog
 from reasonkit.observability.metrics import Metrics

@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
+from reasonkit.errors import EvalError
 from reasonkit.eval.datasets import SHIPPED, load_dataset
-from reasonkit.eval.errors import EvalError
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from reasonkit.config import load_settings
-from reasonkit.eval.errors import EvalError
+from reasonkit.errors import EvalError
 from reasonkit.eval.harness import DIRECT_SYSTEM, EvalSpec, run_eval
 from reasonkit.eval.results import EvalLog
 from reasonkit.observability.metrics import Metrics
