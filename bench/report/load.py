@@ -252,8 +252,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
                 )
             elif name.startswith("SecurityMiddleware") or name.startswith("rejection"):
                 txt.append(
-                    head
-                    + "the inbound-security middleware (`reasonkit/server/middleware.py`) on every request."
+                    head + "the inbound-security middleware (`reasonkit/server/http/`) on every request."
                 )
         if len(txt) > 2:
             out += txt + [""]
