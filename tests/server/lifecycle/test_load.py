@@ -60,7 +60,7 @@ breaker_threshold = 0  # the breaker has its own fault tests; here the outcome m
 [server]
 shutdown_grace_secs = 5
 tool_deadline_secs = 120
-max_concurrent_runs = 200  # all admitted: this test is about provider faults (admission: test_admission.py)
+max_concurrent_runs = 200  # all admitted: this test is about provider faults (run slots: test_run_slots.py)
 """
     )
     env = {**server_env, "REASONKIT_CONFIG": str(cfg), "LOG_LEVEL": "info"}
