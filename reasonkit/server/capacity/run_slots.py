@@ -1,10 +1,11 @@
-"""Admission control: how many tool runs one server process takes on at once.
+"""Run slots: how many tool runs one server process takes on at once (admission of runs; the
+HTTP gate, reasonkit/server/http/gate.py, admits requests).
 
 Every ThinkTool call (foreground or background; `run_result` is not a run) asks the gate for a slot
 before its run starts and gives it back when the run ends:
 
 - `[server] max_concurrent_runs` slots per process (unset: 16 per CPU, between 16 and 256). A full
-  gate answers at once: HTTP 503 with `Retry-After` (the HTTP middleware refuses before the MCP SDK
+  gate answers at once: HTTP 503 with `Retry-After` (the HTTP gate refuses before the MCP SDK
   parses anything), or the tool error "busy, retry in N s" when the call got past that check.
 - `[server] admission_queue` calls may wait for a slot, first come first served, for at most
   `admission_queue_timeout_secs` and never more than a quarter of the call's deadline: work that
@@ -13,8 +14,8 @@ before its run starts and gives it back when the run ends:
 - While draining (SIGTERM) nothing new is admitted.
 - With `[database.redis] url` set, a background run (and, with `[server] max_concurrent_runs_cluster`,
   every run) also takes a slot in Redis, so those caps hold across replicas
-  (reasonkit/server/capacity/shared_run_slots.py). Such calls are admitted by `admit` (Redis is awaited), not
-  by the HTTP middleware's `try_admit`; a full shared count is the tool error "busy, retry in N s".
+  (shared_run_slots.py). Such calls are admitted by `admit` (Redis is awaited), not by the HTTP
+  gate's `try_admit`; a full shared count is the tool error "busy, retry in N s".
 
 `Retry-After` is an estimate: the recent mean run time, halved (a slot frees up about then when the
 gate is full of runs of that length), between 1 and 30 s. Outcomes are counted in
@@ -35,7 +36,7 @@ import anyio
 from reasonkit.config import Settings
 from reasonkit.errors import ReasonKitError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.server.capacity.shared_run_slots import SlotsTaken, shared_admission
+from reasonkit.server.capacity.shared_run_slots import SlotsTaken, shared_run_slots
 
 RETRY_MIN_SECS, RETRY_MAX_SECS = 1, 30
 
@@ -68,12 +69,12 @@ class Busy(ReasonKitError):
 class Ticket:
     """One admitted run's slot; `release()` gives it back (once)."""
 
-    gate: Admission
+    gate: RunSlots
     client: str
     background: bool
     started: float
     released: bool = False
-    slot: Any = None  # its slot in Redis (reasonkit.server.shared_admission.Slot), if any
+    slot: Any = None  # its slot in Redis (reasonkit.server.capacity.shared_run_slots.Slot), if any
 
     def release(self) -> None:
         if not self.released:
@@ -83,7 +84,7 @@ class Ticket:
             self.gate._release(self)
 
 
-class Admission:
+class RunSlots:
     """The gate of one process. `settings` is read at every call (a SIGHUP reload changes limits)."""
 
     def __init__(self, settings: Callable[[], Settings], metrics: Metrics):
@@ -114,7 +115,7 @@ class Admission:
     # ------------------------------------------------------------------ admit / release
     def try_admit(self, client: str, *, background: bool) -> Ticket | None:
         """A slot at once, or None: the gate is full (or has a queue), or the call must go through
-        `admit` to be refused with its reason. The HTTP middleware reserves slots this way, so
+        `admit` to be refused with its reason. The HTTP gate reserves slots this way, so
         a burst is sorted out before the MCP SDK spends any work on it. A call that needs a slot
         in Redis goes through `admit`."""
         if self._shared_counts(self.settings(), background):
@@ -173,11 +174,11 @@ class Admission:
     def _shared_counts(self, settings: Settings, background: bool) -> bool:
         """Whether a run takes a slot in Redis: a background run, or any run with a cluster cap."""
         wanted = background or settings.server.max_concurrent_runs_cluster is not None
-        return wanted and shared_admission(settings) is not None
+        return wanted and shared_run_slots(settings) is not None
 
     async def _share(self, ticket: Ticket, settings: Settings) -> Ticket:
         """The ticket with its slot in Redis, or `Busy` (the local slot is given back)."""
-        shared = shared_admission(settings) if self._shared_counts(settings, ticket.background) else None
+        shared = shared_run_slots(settings) if self._shared_counts(settings, ticket.background) else None
         if shared is None:
             return ticket
         s = settings.server
@@ -252,8 +253,8 @@ def _request_state(ctx: object) -> dict[str, object]:
 
 def client_key(ctx: object) -> str:
     """Whom a tool call counts against: the bearer token's id or the peer address the HTTP
-    middleware recorded (`rk_client`), else the HTTP peer, else `local` (stdio)."""
-    key = _request_state(ctx).get("rk_client")
+    gate recorded (`CLIENT_KEY`), else the HTTP peer, else `local` (stdio)."""
+    key = _request_state(ctx).get(CLIENT_KEY)
     if key:
         return str(key)
     client = getattr(getattr(ctx, "request", None), "client", None)
@@ -262,10 +263,11 @@ def client_key(ctx: object) -> str:
 
 
 def claim_ticket(ctx: object) -> Ticket | None:
-    """The slot the HTTP middleware reserved for this call (`rk_ticket`), now the handler's to
+    """The slot the HTTP gate reserved for this call (`TICKET_KEY`), now the handler's to
     release; None when there is none (stdio, or the call waits in the queue)."""
     ticket = _request_state(ctx).pop(TICKET_KEY, None)
     return ticket if isinstance(ticket, Ticket) else None
 
 
-TICKET_KEY = "rk_ticket"
+TICKET_KEY = "rk_ticket"  # in the request scope's state: the run slot the HTTP gate reserved
+CLIENT_KEY = "rk_client"  # ... and whom the call counts against (token id, else IP)

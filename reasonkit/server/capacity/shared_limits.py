@@ -3,7 +3,7 @@
 With Redis configured, `[security] rate_limit_per_minute` holds for a client across all replicas: at
 most N requests in any 60-second window (the `limits` library's moving window in Redis), where each
 replica alone would let the client through N times. Without Redis each process keeps its own token
-bucket (reasonkit.server.http.middleware.RateLimiter).
+bucket (rate_limits.py).
 
 Redis failing never fails requests: a Redis call that errors or takes longer than
 `[database.redis] timeout_secs` falls back to the process's own bucket, for `retry_secs`, then Redis

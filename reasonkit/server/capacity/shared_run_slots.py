@@ -1,6 +1,6 @@
-"""Admission counts shared by every replica through Redis (`[database.redis] url` / REDIS_URL).
+"""Run slots counted for every replica together through Redis (`[database.redis] url` / REDIS_URL).
 
-With Redis configured, the admission gate (reasonkit/server/capacity/run_slots.py) also takes a slot in Redis:
+With Redis configured, the run-slot gate (run_slots.py) also takes a slot in Redis:
 
 - `[server] max_background_runs_per_client` holds for a client across all replicas (without Redis
   each replica would give the client that many background runs);
@@ -77,7 +77,7 @@ class SlotsTaken(ReasonKitError):
 class Slot:
     """One run's slot in Redis: `(key, member)` pairs; `release()` removes them (once)."""
 
-    owner: SharedAdmission
+    owner: SharedRunSlots
     entries: list[tuple[str, str]] = field(default_factory=list)
     released: bool = False
 
@@ -87,7 +87,7 @@ class Slot:
             self.owner._drop(self)
 
 
-class SharedAdmission:
+class SharedRunSlots:
     """Slots in Redis for one process. `acquire` is awaited by the gate; the rest is synchronous."""
 
     def __init__(
@@ -236,11 +236,11 @@ class SharedAdmission:
         self.redis.close()
 
 
-_shared: dict[tuple[str, float], SharedAdmission | None] = {}
+_shared: dict[tuple[str, float], SharedRunSlots | None] = {}
 
 
-def shared_admission(settings: Any) -> SharedAdmission | None:
-    """The process's SharedAdmission for `[database.redis] url` (one per URL and lease), else None."""
+def shared_run_slots(settings: Any) -> SharedRunSlots | None:
+    """The process's SharedRunSlots for `[database.redis] url` (one per URL and lease), else None."""
     secret = settings.database.redis.url
     url = secret.get_secret_value().strip() if secret is not None else ""
     if not url:
@@ -249,7 +249,7 @@ def shared_admission(settings: Any) -> SharedAdmission | None:
     key = (url, settings.storage.lease_secs)
     if key not in _shared:
         try:
-            _shared[key] = SharedAdmission(
+            _shared[key] = SharedRunSlots(
                 url, lease_secs=key[1], timeout=redis.timeout_secs, retry_secs=redis.retry_secs
             )
         except Exception as exc:  # noqa: BLE001 - e.g. a URL redis-py does not take: stay per process

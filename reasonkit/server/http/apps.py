@@ -1,6 +1,6 @@
 """HTTP apps: streamable HTTP MCP at `/mcp` plus `/metrics`, `/health`, `/health/live`,
 `/health/ready` (also as `/live`, `/ready`); and the side app (`--metrics-port`) with only these.
-Both sit behind `SecurityMiddleware`; the side port never asks for a token and has no rate limit."""
+Both sit behind the gate (gate.py); the side port never asks for a token and has no rate limit."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from reasonkit import __version__
+from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.capacity.shared_limits import shared_limiter
+from reasonkit.server.http.gate import Gate
 from reasonkit.server.http.health import HealthChecker
-from reasonkit.server.http.middleware import RateLimiter, SecurityMiddleware
 from reasonkit.server.http.run_pages import run_page_routes
 from reasonkit.server.http.security import SecurityPolicy, is_loopback
 
@@ -116,8 +117,8 @@ def side_policy(core: ReasonKitServer) -> SecurityPolicy:
 def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
     """Streamable HTTP MCP at /mcp (stateless per `[server] stateless_http`; both protocol eras: the
     SDK routes 2026-07-28 requests by their MCP-Protocol-Version header, handshake clients to the
-    2025 path) plus the health and metrics routes, behind `SecurityMiddleware` (tokens, Host/Origin,
-    body size, rate limit: see reasonkit/server/http/middleware.py)."""
+    2025 path) plus the health and metrics routes, behind the gate (Host/Origin, tokens, rate limit,
+    body size and deadline, run slots: see gate.py)."""
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -126,7 +127,7 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
     manager = StreamableHTTPSessionManager(
         app=core.server,
         stateless=s.server.stateless_http,
-        # Host/Origin and the body limit are enforced by SecurityMiddleware for every path (with
+        # Host/Origin and the body limit are enforced by the gate for every path (with
         # settings a SIGHUP can change); the SDK's copies of these checks stay out of the way.
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_body_size=SDK_BODY_LIMIT,
@@ -147,10 +148,10 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
     routes = [Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)), *health_routes(core)]
     routes += run_page_routes(core)  # /runs, /runs/{id} (reasonkit/server/http/run_pages.py)
     guard = Middleware(
-        SecurityMiddleware,
+        Gate,
         policy=lambda: core.security,
         metrics=core.metrics,
-        gate=core.admission,
+        run_slots=core.admission,
         body_timeout=lambda: core.settings.server.body_timeout_secs,
         limiter=shared_limiter(s, RateLimiter()),  # Redis-shared when [database.redis] url is set
     )
@@ -158,5 +159,5 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
 
 
 def build_side_app(core: ReasonKitServer) -> Starlette:
-    guard = Middleware(SecurityMiddleware, policy=lambda: side_policy(core), metrics=core.metrics, side=True)
+    guard = Middleware(Gate, policy=lambda: side_policy(core), metrics=core.metrics, side=True)
     return Starlette(routes=[*health_routes(core), *run_page_routes(core, side=True)], middleware=[guard])

@@ -3,7 +3,7 @@
 side port.
 
 Access: behind the same bearer tokens as `/mcp` when tokens are configured. The main port's
-`SecurityMiddleware` already asks for them; the side port's asks for none, so these handlers check
+gate already asks for them; the side port's asks for none, so these handlers check
 the token there themselves (same 401 answer). `[server] run_viewer` turns the pages on or off:
 `auto` (the default) serves them only when the server listens on a loopback address or tokens are
 configured, so a non-loopback bind without authentication never shows runs to the network. The
@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from reasonkit.errors import InputError, ReasonKitError
-from reasonkit.server.http.middleware import rejection
+from reasonkit.server.http.rule import rejection
 from reasonkit.server.http.security import REALM, SecurityPolicy, bearer_token, is_loopback
 
 if TYPE_CHECKING:

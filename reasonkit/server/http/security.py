@@ -1,16 +1,8 @@
 """Inbound security for HTTP mode: bearer tokens, Host/Origin checks (DNS rebinding), body size
-and per-client rate limits, as one pure ASGI middleware in front of every route.
-
-Order of the checks for one request (the first that fails answers):
-
-1. `/health/live`, `/health/ready`, `/live` and `/ready` pass untouched (probes address the pod by
-   IP, send no token).
-2. `Host` (421) and `Origin` (403) against DNS rebinding.
-3. Bearer token (401 with `WWW-Authenticate`), when tokens are configured. `/metrics` and `/health`
-   are open on the side port, and on the main port only with `[security] public_metrics`.
-4. Rate limit per client (429 with `Retry-After`): per token when authenticated, else per client IP.
-   Failed authentications count against the IP's budget too (a brake on token guessing).
-5. Body size (413): the declared `Content-Length`, and the bytes actually received.
+and the per-client rate limit, as one `SecurityPolicy` that the rules of the HTTP gate enforce on
+every request (gate.py gives their order; probes pass untouched). `/metrics` and `/health` are open
+on the side port, and on the main port only with `[security] public_metrics`; failed
+authentications count against the IP's rate limit too (a brake on token guessing).
 
 Rejections carry a JSON-RPC error body (`id: null`), so MCP clients show the message; they are
 counted in `reasonkit_http_rejected_total{reason}` and logged without any header values that could
@@ -43,7 +35,6 @@ PROBE_PATHS = frozenset({"/health/live", "/health/ready", "/live", "/ready"})
 OBSERVABILITY_PATHS = frozenset({"/metrics", "/health"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SHORT_TOKEN = 16
-MAX_RATE_KEYS = 10_000
 
 # JSON-RPC error codes of the rejections (implementation-defined server errors, -32000..-32099,
 # and Invalid Request for requests the server refuses to read).

@@ -32,7 +32,7 @@ from reasonkit.config import Settings
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.protocol.loader import Registry, load_registry
 from reasonkit.runs import LiveRun, RunService
-from reasonkit.server.capacity.run_slots import Admission
+from reasonkit.server.capacity.run_slots import RunSlots
 from reasonkit.server.mcp import schemas
 from reasonkit.server.mcp.reload import Reloader
 from reasonkit.server.mcp.resources import ResourceHandlers
@@ -91,8 +91,8 @@ class ReasonKitServer:
         self.provider_factory: ProviderFactory = provider_factory
         self.service = RunService(settings, registry, store=store, metrics=self.metrics)
         self.status = status or ServerStatus()
-        # admission control: read by the tool handlers and the HTTP middleware (server/admission.py)
-        self.admission = self.status.admission = Admission(lambda: self.settings, self.metrics)
+        # run slots: read by the tool handlers and the HTTP gate (server/capacity/run_slots.py)
+        self.admission = self.status.admission = RunSlots(lambda: self.settings, self.metrics)
         self.deadline = settings.server.tool_deadline_secs
         # Lifecycle: HTTP inbound security (set by `rk serve-mcp` in HTTP mode), the settings source
         # for SIGHUP reloads, change notifications for connected clients.

@@ -16,7 +16,7 @@ from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import Protocol as ThinkToolProtocol
 from reasonkit.runs import RunService
-from reasonkit.server.capacity.run_slots import Admission
+from reasonkit.server.capacity.run_slots import RunSlots
 from reasonkit.server.mcp.runtime import Runtime, ServerStatus
 
 
@@ -25,7 +25,7 @@ class ServerCore(Protocol):
     service: RunService
     metrics: Metrics
     status: ServerStatus
-    admission: Admission
+    admission: RunSlots
     deadline: float
     protocols: dict[str, ThinkToolProtocol]
     tools: list[types.Tool]

@@ -19,7 +19,7 @@ from reasonkit.errors import NoProviderConfigured
 from reasonkit.observability.metrics import Metrics
 from reasonkit.providers.base import Provider
 from reasonkit.providers.concurrency import LimitedProvider
-from reasonkit.server.capacity.run_slots import Admission, max_provider_calls
+from reasonkit.server.capacity.run_slots import RunSlots, max_provider_calls
 from reasonkit.server.mcp.sampling import (
     SAMPLING,
     ProviderChoice,
@@ -40,7 +40,7 @@ class ServerStatus:
     draining: bool = False
     inflight: int = 0
     started_at: float = field(default_factory=time.time)
-    admission: Admission | None = None  # the gate (HTTP middleware and tool handlers share it)
+    admission: RunSlots | None = None  # the gate (HTTP middleware and tool handlers share it)
     runs: dict[int, Any] = field(default_factory=dict)  # the runs in flight (reasonkit.runs.PreparedRun)
     _idle: anyio.Event | None = None
 

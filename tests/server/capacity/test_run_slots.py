@@ -1,4 +1,4 @@
-"""Admission control (issue 12, point 1): a burst beyond `[server] max_concurrent_runs` is refused at
+"""RunSlots control (issue 12, point 1): a burst beyond `[server] max_concurrent_runs` is refused at
 once (HTTP 503 + Retry-After, or the tool error "busy, retry in N s") while the admitted calls
 complete; a per-client cap on background runs; the provider-call cap; the bounded queue."""
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from reasonkit.observability.metrics import Metrics
-from reasonkit.server.capacity.run_slots import Admission, Busy, default_max_runs
+from reasonkit.server.capacity.run_slots import Busy, RunSlots, default_max_runs
 from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.security import SecurityPolicy
 from tests.server.conftest import make_settings, routed
@@ -139,12 +139,12 @@ async def test_provider_calls_in_flight_are_capped(make_server, fake_llm, tmp_pa
 
 
 # ----------------------------------------------------------------------------- the gate itself
-def _gate(make_settings_fn, fake_llm, tmp_path, **server) -> tuple[Admission, Metrics]:
+def _gate(make_settings_fn, fake_llm, tmp_path, **server) -> tuple[RunSlots, Metrics]:
     s = make_settings_fn(fake_llm, tmp_path / "data")
     for k, v in server.items():
         setattr(s.server, k, v)
     metrics = Metrics()
-    return Admission(lambda: s, metrics), metrics
+    return RunSlots(lambda: s, metrics), metrics
 
 
 async def test_the_queue_waits_for_a_slot_and_refuses_when_full_or_too_slow(fake_llm, tmp_path):

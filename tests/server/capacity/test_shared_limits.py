@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from reasonkit.config import load_settings
+from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.capacity.shared_limits import SharedRateLimiter, hit, shared_limiter
-from reasonkit.server.http.middleware import RateLimiter
 from tests.server.lifecycle.test_replicas import redis_url  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.anyio

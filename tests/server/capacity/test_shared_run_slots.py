@@ -1,4 +1,4 @@
-"""Admission counts shared through a real redis-server (issue 15): two gates (two replicas) share the
+"""RunSlots counts shared through a real redis-server (issue 15): two gates (two replicas) share the
 per-client background cap and the cluster-wide run cap; a killed holder's slot expires after its
 lease while a live holder's is renewed; Redis down falls back to the process's own counts."""
 
@@ -17,8 +17,8 @@ from loguru import logger
 
 from reasonkit.config import load_settings
 from reasonkit.observability.metrics import Metrics
-from reasonkit.server.capacity.run_slots import Admission, Busy
-from reasonkit.server.capacity.shared_run_slots import SharedAdmission, SlotsTaken, shared_admission
+from reasonkit.server.capacity.run_slots import Busy, RunSlots
+from reasonkit.server.capacity.shared_run_slots import SharedRunSlots, SlotsTaken, shared_run_slots
 from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.security import SecurityPolicy
 from tests.server.conftest import make_settings, routed
@@ -30,9 +30,9 @@ pytestmark = pytest.mark.anyio
 
 HOLDER = """
 import sys, anyio
-from reasonkit.server.capacity.shared_run_slots import SharedAdmission
+from reasonkit.server.capacity.shared_run_slots import SharedRunSlots
 async def main():
-    shared = SharedAdmission(sys.argv[1], lease_secs=3.0)
+    shared = SharedRunSlots(sys.argv[1], lease_secs=3.0)
     await shared.acquire("token:ci", background=True, background_cap=1, cluster_cap=None)
     print("held", flush=True)
     await anyio.sleep(600)
@@ -40,12 +40,12 @@ anyio.run(main)
 """
 
 
-def _gate(url: str, **server: Any) -> tuple[Admission, Metrics]:
+def _gate(url: str, **server: Any) -> tuple[RunSlots, Metrics]:
     s = load_settings(environ={"REDIS_URL": url})
     for k, v in server.items():
         setattr(s.server, k, v)
     metrics = Metrics()
-    return Admission(lambda: s, metrics), metrics
+    return RunSlots(lambda: s, metrics), metrics
 
 
 async def _until(condition: Callable[[], Any], within: float = 10) -> Any:
@@ -82,7 +82,7 @@ async def test_the_background_cap_per_client_holds_across_two_gates(redis_url: s
     assert metric(text, 'reasonkit_admission_total{outcome="rejected",reason="background_per_client"}') >= 1
     for ticket in (held[1], other, foreground, moved):
         ticket.release()
-    shared = shared_admission(a.settings())
+    shared = shared_run_slots(a.settings())
     assert shared is not None and shared.failures == 0
     await _until(lambda: _zero(shared, "token:x"))
 
@@ -121,7 +121,7 @@ async def test_two_http_servers_refuse_a_clients_extra_background_run(
     assert "on all replicas" in results[1]["content"][0]["text"]
 
 
-async def _zero(shared: SharedAdmission, client: str) -> bool:
+async def _zero(shared: SharedRunSlots, client: str) -> bool:
     return shared.redis.zcard(shared.background_key(client)) == 0
 
 
@@ -158,7 +158,7 @@ def _holder(url: str) -> subprocess.Popen[bytes]:
 async def test_a_killed_holders_slot_expires_after_its_lease(redis_url: str) -> None:  # noqa: F811
     holder = _holder(redis_url)
     try:
-        live = SharedAdmission(redis_url, lease_secs=3.0)
+        live = SharedRunSlots(redis_url, lease_secs=3.0)
         # a live holder renews its lease: after more than two leases the slot is still taken
         import anyio
 
@@ -194,7 +194,7 @@ async def test_redis_down_falls_back_to_per_process_counts() -> None:
         logger.remove(sink)
     assert refused.value.reason == "background_per_client"
     assert all(t.slot is None for t in held)  # admitted without a slot in Redis
-    shared = shared_admission(gate.settings())
+    shared = shared_run_slots(gate.settings())
     assert shared is not None and shared.failures == 1  # tried once, then not before retry_secs
     shared_warnings = [w for w in warnings if "shared admission" in w]
     assert len(shared_warnings) == 1, warnings
@@ -205,7 +205,7 @@ async def test_redis_down_falls_back_to_per_process_counts() -> None:
 
 
 def test_picked_only_when_redis_is_configured() -> None:
-    assert shared_admission(load_settings(environ={})) is None
-    chosen = shared_admission(load_settings(environ={"REDIS_URL": "redis://:secret@127.0.0.1:1/0"}))
-    assert isinstance(chosen, SharedAdmission) and chosen.where == "redis://127.0.0.1:1"
+    assert shared_run_slots(load_settings(environ={})) is None
+    chosen = shared_run_slots(load_settings(environ={"REDIS_URL": "redis://:secret@127.0.0.1:1/0"}))
+    assert isinstance(chosen, SharedRunSlots) and chosen.where == "redis://127.0.0.1:1"
     assert "secret" not in chosen.background_key("token:secret")

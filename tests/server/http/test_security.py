@@ -17,8 +17,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.http.apps import build_http_app, build_side_app
-from reasonkit.server.http.middleware import RateLimiter, SecurityMiddleware
+from reasonkit.server.http.gate import Gate
 from reasonkit.server.http.security import SecurityError, SecurityPolicy, bearer_token, load_tokens
 from tests.fakes.fake_llm import Reply
 from tests.server.conftest import first_user_text, make_settings, routed
@@ -259,7 +260,7 @@ async def test_oversized_bodies_get_413(make_server, fake_llm, tmp_path):
     async def inner(scope, receive, send):
         reached.append(True)
 
-    guard = SecurityMiddleware(inner, lambda: core.security)
+    guard = Gate(inner, lambda: core.security)
     chunks = [{"type": "http.request", "body": b"x" * 4096, "more_body": True} for _ in range(4)]
     sent: list[dict] = []
 
