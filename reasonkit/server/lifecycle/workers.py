@@ -60,67 +60,98 @@ def _spawn(main: socket.socket, side: socket.socket | None, env: dict[str, str])
 
 def supervise(n: int, main: socket.socket, side: socket.socket | None, host: str, port: int) -> int:
     """Run `n` workers on the bound sockets until a signal stops them; the exit status."""
-    from prometheus_client import multiprocess
-
     metrics_dir = tempfile.mkdtemp(prefix="reasonkit-metrics-")
-    env = {**os.environ, MULTIPROC_ENV: metrics_dir}
     for sock in (main, side):
         if sock is not None:
             sock.set_inheritable(True)
     signals: list[int] = []
     for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(handled, lambda signum, _frame: signals.append(signum))
-    procs: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
-    status = 0
+    workers = _Workers(main, side, {**os.environ, MULTIPROC_ENV: metrics_dir})
     try:
         for _ in range(n):
-            proc = _spawn(main, side, env)
-            procs[proc.pid] = (proc, time.monotonic())
+            workers.spawn()
         logger.info(
-            "supervising {} worker processes on http://{}:{}/mcp (pids {})", n, host, port, list(procs)
+            "supervising {} worker processes on http://{}:{}/mcp (pids {})",
+            n,
+            host,
+            port,
+            list(workers.procs),
         )
-        stopping = False
-        stop_by = 0.0
-        while procs:
+        while workers.procs:
             while signals:
-                sig: int = signals.pop(0)
-                if sig == signal.SIGHUP:
-                    logger.info("received SIGHUP: the workers reload")
-                else:
-                    if stopping:
-                        logger.warning("received {} again: the workers stop now", signal.Signals(sig).name)
-                    stopping = True
-                    stop_by = time.monotonic() + STOP_WAIT_SECS
-                    sig = signal.SIGTERM
-                for proc, _ in procs.values():
-                    _send(proc, sig)
-            for pid, (proc, started) in list(procs.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                del procs[pid]
-                multiprocess.mark_process_dead(pid, metrics_dir)
-                if stopping:
-                    continue
-                if time.monotonic() - started < CRASH_LOOP_SECS:
-                    logger.error("worker {} exited at start-up (status {}): stopping the server", pid, code)
-                    status, stopping, stop_by = 1, True, time.monotonic() + STOP_WAIT_SECS
-                    for other, _ in procs.values():
-                        _send(other, signal.SIGTERM)
-                    continue
-                logger.error("worker {} exited (status {}): starting another", pid, code)
-                new = _spawn(main, side, env)
-                procs[new.pid] = (new, time.monotonic())
-            if stopping and procs and time.monotonic() > stop_by:
-                for proc, _ in procs.values():
-                    proc.kill()
+                workers.forward(signals.pop(0))
+            workers.reap(metrics_dir)
+            workers.kill_late()
             time.sleep(0.1)
         logger.info("all workers stopped")
-        return status
+        return workers.status
     finally:
-        for proc, _ in procs.values():
+        for proc, _ in workers.procs.values():
             proc.kill()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _Workers:
+    """The supervisor's workers (pid -> process and start time) and its state: `stopping` once a
+    signal or a crash at start-up stopped the server (the workers then get until `stop_by`), and
+    the exit `status`."""
+
+    def __init__(self, main: socket.socket, side: socket.socket | None, env: dict[str, str]):
+        self.main, self.side, self.env = main, side, env
+        self.procs: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+        self.stopping = False
+        self.stop_by = 0.0
+        self.status = 0
+
+    def spawn(self) -> None:
+        proc = _spawn(self.main, self.side, self.env)
+        self.procs[proc.pid] = (proc, time.monotonic())
+
+    def forward(self, sig: int) -> None:
+        """SIGHUP: every worker reloads. SIGTERM / SIGINT: every worker drains (SIGTERM)."""
+        if sig == signal.SIGHUP:
+            logger.info("received SIGHUP: the workers reload")
+        else:
+            if self.stopping:
+                logger.warning("received {} again: the workers stop now", signal.Signals(sig).name)
+            self._stop()
+            sig = signal.SIGTERM
+        for proc, _ in self.procs.values():
+            _send(proc, sig)
+
+    def _stop(self) -> None:
+        self.stopping = True
+        self.stop_by = time.monotonic() + STOP_WAIT_SECS
+
+    def reap(self, metrics_dir: str) -> None:
+        """Forget the workers that exited; replace each, unless the server is stopping or the worker
+        died at start-up (a configuration problem: then the whole server stops with status 1)."""
+        from prometheus_client import multiprocess
+
+        for pid, (proc, started) in list(self.procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self.procs[pid]
+            multiprocess.mark_process_dead(pid, metrics_dir)
+            if self.stopping:
+                continue
+            if time.monotonic() - started < CRASH_LOOP_SECS:
+                logger.error("worker {} exited at start-up (status {}): stopping the server", pid, code)
+                self.status = 1
+                self._stop()
+                for other, _ in self.procs.values():
+                    _send(other, signal.SIGTERM)
+                continue
+            logger.error("worker {} exited (status {}): starting another", pid, code)
+            self.spawn()
+
+    def kill_late(self) -> None:
+        """Kill the workers still running `STOP_WAIT_SECS` after the stop."""
+        if self.stopping and self.procs and time.monotonic() > self.stop_by:
+            for proc, _ in self.procs.values():
+                proc.kill()
 
 
 def _send(proc: subprocess.Popen[bytes], sig: int) -> None:
