@@ -287,7 +287,7 @@ def tools_list_profile(rk: str, calls: int = 2000) -> dict[str, Any]:
 
     from reasonkit.config import load_settings
     from reasonkit.observability.metrics import Metrics
-    from reasonkit.server.app import build_server
+    from reasonkit.server.mcp.app import build_server
 
     home = tempfile.mkdtemp(prefix="rk-bench-mcp-prof-")
     settings = load_settings(environ={"HOME": home, "REASONKIT_DATA_DIR": os.path.join(home, "data")})

@@ -7,7 +7,7 @@ that needs to know about kinds reads this table instead:
 
 - config (`config/llm.py`, `config/loading.py`): the `kind` values and the key / base URL variables;
 - providers (`providers/stack.py`): the class, the default model and the default endpoint;
-- `/health` (`server/health.py`): the endpoint to probe, or the in-process check;
+- `/health` (`server/http/health.py`): the endpoint to probe, or the in-process check;
 - the CLI: `rk mcp-config` key placeholders and the `--provider` help texts;
 - logging (`observability/logging.py`): the SDK loggers routed through our sinks;
 - the run service: the notice said when a run falls back to a kind nobody chose.

@@ -7,6 +7,9 @@ from typing import Any
 from bench.report.markdown import fmt, met, spy_tables, table
 from bench.report.why import sdk_cost_note, why_cached
 
+# The HTTP gate: its rules and what they share (reasonkit/server/http/gate.py).
+GATE_MODULES = ("gate", "rule", "checks", "body", "reservation")
+
 
 def _arm_row(
     label: str, d: dict[str, Any], answered: str, *, digits: int, cpu: str = "", errors: str | None = None
@@ -250,11 +253,8 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
                     "only the newest snapshot per run, and a pool as large as anyio's worker-thread limit "
                     "(40)."
                 )
-            elif name.startswith("SecurityMiddleware") or name.startswith("rejection"):
-                txt.append(
-                    head
-                    + "the inbound-security middleware (`reasonkit/server/middleware.py`) on every request."
-                )
+            elif any(f"(reasonkit/server/http/{m}.py)" in name for m in GATE_MODULES):
+                txt.append(head + "the HTTP gate's rules (`reasonkit/server/http/gate.py`) on every request.")
         if len(txt) > 2:
             out += txt + [""]
         if not goals_met["cached"]:

@@ -91,7 +91,7 @@ def serve_mcp(
     from reasonkit.observability.logging import setup_logging
 
     setup_logging(settings)
-    from reasonkit.server.security import SecurityError, SecurityPolicy, secret_values
+    from reasonkit.server.http.security import SecurityError, SecurityPolicy, secret_values
 
     http = port is not None or http_mode
     bind_host = settings.server.host
@@ -107,14 +107,14 @@ def serve_mcp(
             add_secrets(secret_values(settings, []))
     except SecurityError as exc:
         fail(str(exc), EXIT_USAGE)
-    from reasonkit.server.app import build_server
+    from reasonkit.server.mcp.app import build_server
 
     try:
         core = build_server(settings)
     except Exception as exc:  # store or registry trouble: say what, on stderr
         fail(f"cannot start the MCP server: {exc}", EXIT_FAILED)
     from reasonkit.config import load_settings as reload_settings
-    from reasonkit.server.serve import ServeError, serve_http, serve_stdio
+    from reasonkit.server.lifecycle.serve import ServeError, serve_http, serve_stdio
 
     config_path = ctx.obj.get("config") if ctx.obj else None
     core.settings_loader = lambda: reload_settings(

@@ -82,7 +82,7 @@ class ServerSettings(Section):
         description="How long a tool call's `idempotency_key` is remembered (`IDEMPOTENCY_TTL`): a repeat "
         "within it gets the first run's result.",
     )
-    # ---- admission control and connection limits (reasonkit/server/admission.py, serve.py)
+    # ---- admission control and connection limits (reasonkit/server/capacity/run_slots.py, serve.py)
     max_concurrent_runs: int | None = Field(
         None,
         ge=1,

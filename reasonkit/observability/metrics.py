@@ -170,7 +170,7 @@ class Metrics:
             registry=r,
         )
 
-        # ---- Admission control and worker processes (reasonkit/server/admission.py, workers.py) ----
+        # ---- Run slots and worker processes (server/capacity/run_slots.py, server/lifecycle/workers.py) ----
         self.admission = Counter(
             "reasonkit_admission_total",
             "Tool runs at the admission gate, by outcome: admitted (at once), queued (waited for a slot), "

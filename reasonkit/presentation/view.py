@@ -1,7 +1,7 @@
 """One view of a run, built once from a `RunResult` or a stored trace, that every surface reads.
 
 The text and markdown renderings (reasonkit/render.py), the MCP tool results
-(reasonkit/server/rendering.py), the HTML report and the terminal views (reasonkit/viewer/) and
+(reasonkit/server/mcp/rendering.py), the HTML report and the terminal views (reasonkit/viewer/) and
 `rk runs show` (reasonkit/cli/run_commands.py) all take a `RunView`, so a field is read from a
 trace in one place and a trace from another version (missing keys, nulls) is tolerated in one
 place too. The names are the trace's own (`confidence_breakdown`, `budget_note`, ...): a field added

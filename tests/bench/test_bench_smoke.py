@@ -344,7 +344,7 @@ def test_load_structure(load_result):
 def test_serve_mcp_import_times_and_ratio():
     it = startup_bench.serve_mcp_import_times(runs=1, top=3)
     assert "error" not in it, it.get("error")
-    assert _positive(it["total_ms"]) and "reasonkit.server.app" in it["top_level_modules"]
+    assert _positive(it["total_ms"]) and "reasonkit.server.mcp.app" in it["top_level_modules"]
     assert it["by_package"] and it["top_self"]
     ratio = startup_bench.bench_import_ratio(["json"], rounds=1, warmup=0)
     assert _positive(ratio["ratio_of_medians"]) and len(ratio["round_ratios"]) == 1

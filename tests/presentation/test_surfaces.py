@@ -23,7 +23,7 @@ from reasonkit.cli.run_commands import render_tree
 from reasonkit.engine.result import CallTrace, EntryResult, Factor, RunResult, StepTrace, Tokens
 from reasonkit.presentation import CallView, EntryView, RunView, StepView
 from reasonkit.render import render_markdown, render_text
-from reasonkit.server.rendering import tool_result
+from reasonkit.server.mcp.rendering import tool_result
 from reasonkit.viewer import render_full, render_page
 
 

@@ -10,7 +10,7 @@ from reasonkit.cli.run_commands import render_tree
 from reasonkit.engine.result import RunResult
 from reasonkit.presentation import RunView, fmt, run_view
 from reasonkit.render import render_markdown, render_text
-from reasonkit.server.rendering import tool_result
+from reasonkit.server.mcp.rendering import tool_result
 from reasonkit.viewer import render_full, render_page
 from tests.presentation.test_surfaces import base_run
 

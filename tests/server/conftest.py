@@ -15,7 +15,7 @@ import pytest
 from reasonkit.config import Settings, load_settings
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
-from reasonkit.server.app import ReasonKitServer, build_server
+from reasonkit.server.mcp.app import ReasonKitServer, build_server
 from tests.fakes.fake_llm import Reply, schema_filler
 from tests.fakes.schemas import schema as out
 

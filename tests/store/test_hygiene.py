@@ -18,9 +18,9 @@ import pytest
 from reasonkit.config import Settings
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
-from reasonkit.server.app import ReasonKitServer, build_server
-from reasonkit.server.health import HealthChecker
-from reasonkit.server.http import build_http_app
+from reasonkit.server.http.apps import build_http_app
+from reasonkit.server.http.health import HealthChecker
+from reasonkit.server.mcp.app import ReasonKitServer, build_server
 from reasonkit.store import RunStore
 
 from ._helpers import make_result, must

@@ -1,0 +1,117 @@
+"""The gate's rules that read only the request line and headers: Host (400, 421) and Origin (403)
+against DNS rebinding, the bearer token (401), and the per-client rate limit (429). Each is one
+`Rule.check` (rule.py); gate.py puts them in order."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from starlette.datastructures import Headers
+
+from reasonkit.server.capacity import shared_limits
+from reasonkit.server.capacity.run_slots import CLIENT_KEY
+from reasonkit.server.http.connections import host_header_ok
+from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection, short
+from reasonkit.server.http.security import OBSERVABILITY_PATHS, REALM, SecurityPolicy, bearer_token
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+
+class HostCheck(Rule):
+    """One well-formed Host header (400) naming this server (421)."""
+
+    async def check(self, scope: Scope) -> Answer | None:
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        hosts = headers.getlist("host")
+        if len(hosts) > 1 or (host is not None and not host_header_ok(host)):
+            what = (
+                "several Host headers" if len(hosts) > 1 else f"malformed Host header {short(host or '')!r}"
+            )
+            msg = f"{what}: send one Host header, a name or address with an optional :port"
+            return rejection(400, "invalid_host", msg)
+        policy = self.config.policy()
+        if policy.host_ok(host):
+            return None
+        names = (
+            "localhost and loopback addresses" if policy.loopback else "the names in [security] allowed_hosts"
+        )
+        hint = " (add it to [security] allowed_hosts if clients use this name)"
+        msg = f"Invalid Host header {short(host or '')!r}: this server answers to {names}{hint}"
+        return rejection(421, "invalid_host", msg)
+
+
+class OriginCheck(Rule):
+    """A browser's Origin header must be an allowed one (403)."""
+
+    async def check(self, scope: Scope) -> Answer | None:
+        origin = Headers(scope=scope).get("origin")
+        if self.config.policy().origin_ok(origin):
+            return None
+        msg = (
+            f"Invalid Origin header {short(origin or '')!r}: "
+            "not allowed (add it to [security] allowed_origins)"
+        )
+        return rejection(403, "invalid_origin", msg)
+
+
+class TokenCheck(Rule):
+    """Who the client is: the bearer token's id when tokens are configured (401 without a valid
+    one), else the peer address; recorded in the scope state (`CLIENT_KEY`) for the rate limit and
+    the run slots' per-client caps. `/metrics` and `/health` are open on the side port, and on the
+    main port with `[security] public_metrics`. A failed authentication first counts against the
+    IP's rate limit (a brake on token guessing)."""
+
+    async def check(self, scope: Scope) -> Answer | None:
+        policy = self.config.policy()
+        ip = client_ip(scope)
+        identity: str | None = None
+        open_path = scope.get("path", "") in OBSERVABILITY_PATHS and (
+            self.config.side or policy.public_metrics
+        )
+        if policy.auth and not open_path:
+            presented = bearer_token(Headers(scope=scope).get("authorization"))
+            identity = policy.token_id(presented)
+            if identity is None:
+                return await self._refusal(policy, ip, presented)
+        scope.setdefault("state", {})[CLIENT_KEY] = f"token:{identity}" if identity else f"ip:{ip}"
+        return None
+
+    async def _refusal(self, policy: SecurityPolicy, ip: str, presented: str | None) -> Answer:
+        if policy.rate_limit and not self.config.side:
+            wait = await shared_limits.hit(self.config.limiter, f"ip:{ip}", policy.rate_limit)
+            if wait > 0:
+                return too_many(policy, wait)
+        if presented is None:
+            msg = (
+                "authentication required: send the header 'Authorization: Bearer <token>' "
+                "(a token from REASONKIT_AUTH_TOKENS or [security] auth_tokens_file)"
+            )
+            return rejection(401, "unauthorized", msg, {"www-authenticate": f'Bearer realm="{REALM}"'})
+        challenge = (
+            f'Bearer realm="{REALM}", error="invalid_token", '
+            'error_description="the bearer token is not valid"'
+        )
+        return rejection(401, "invalid_token", "invalid bearer token", {"www-authenticate": challenge})
+
+
+class ClientRateLimit(Rule):
+    """`[security] rate_limit_per_minute` per client (429 with Retry-After); not on the side port."""
+
+    async def check(self, scope: Scope) -> Answer | None:
+        policy = self.config.policy()
+        if not policy.rate_limit or self.config.side:
+            return None
+        wait = await shared_limits.hit(self.config.limiter, scope["state"][CLIENT_KEY], policy.rate_limit)
+        return too_many(policy, wait) if wait > 0 else None
+
+
+def too_many(policy: SecurityPolicy, wait: float) -> Answer:
+    secs = max(1, math.ceil(wait))
+    msg = (
+        f"rate limit of {policy.rate_limit} requests per minute exceeded "
+        f"([security] rate_limit_per_minute); retry after {secs} s"
+    )
+    return rejection(429, "rate_limited", msg, {"retry-after": str(secs)})

@@ -1,0 +1,160 @@
+"""The MCP tools: one per protocol, `think` (a profile) and `run_result`. A ThinkTool call is one
+`RunService.run` (reasonkit/run_request.py) with this server's hooks (`ToolCall`: the control
+inputs, the tool deadline, admission, the provider, idempotency, progress notifications, background
+task groups); the handler renders its outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+
+from reasonkit.errors import StoreError
+from reasonkit.observability.metrics import Stopwatch
+from reasonkit.run_request import RunKind, RunRequest, count_request
+from reasonkit.server.mcp import rendering, schemas
+from reasonkit.server.mcp.core import ServerCore
+from reasonkit.server.mcp.idempotency import IdempotentCalls
+from reasonkit.server.mcp.runtime import Runtime
+from reasonkit.server.mcp.tool_call import ToolCall
+
+
+def build_tools(core: ServerCore) -> list[types.Tool]:
+    """The tools for `tools/list`: those `[server] tools` selects (all by default); ConfigError for a
+    name that is not a tool."""
+    deadline, registry = core.deadline, core.registry
+    exposed = schemas.exposed_tools(core.settings.server.tools, registry)
+    tools = [
+        types.Tool(
+            name=p.id,
+            title=p.name,
+            description=schemas.protocol_description(p, deadline),
+            input_schema=schemas.protocol_input_schema(p, deadline),
+            output_schema=schemas.OUTPUT_SCHEMA,
+            annotations=schemas.THINKTOOL_ANNOTATIONS,
+        )
+        for p in core.protocols.values()
+        if p.id in exposed
+    ]
+    profiles = registry.profiles
+    if profiles and schemas.THINK_TOOL in exposed:
+        default_profile = core.settings.engine.default_profile
+        tools.append(
+            types.Tool(
+                name=schemas.THINK_TOOL,
+                title="ReasonKit think",
+                description=schemas.think_description(profiles, registry, deadline),
+                input_schema=schemas.think_input_schema(profiles, default_profile, deadline),
+                output_schema=schemas.OUTPUT_SCHEMA,
+                annotations=schemas.THINKTOOL_ANNOTATIONS,
+            )
+        )
+    if schemas.RUN_RESULT_TOOL in exposed:
+        tools.append(
+            types.Tool(
+                name=schemas.RUN_RESULT_TOOL,
+                title="ReasonKit run result",
+                description=schemas.run_result_description(deadline),
+                input_schema=schemas.RUN_RESULT_INPUT_SCHEMA,
+                output_schema=schemas.OUTPUT_SCHEMA,
+                annotations=schemas.RUN_RESULT_ANNOTATIONS,
+            )
+        )
+    return tools
+
+
+class ToolHandlers:
+    """tools/list and tools/call for a `ServerCore`."""
+
+    def __init__(self, core: ServerCore):
+        self.core = core
+        self.idempotency = IdempotentCalls(core.service)  # `idempotency_key` (server/mcp/idempotency.py)
+
+    async def list_tools(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self.core.tools)
+
+    async def call_tool(
+        self, ctx: ServerRequestContext[Runtime], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        core = self.core
+        name = params.name
+        args = dict(params.arguments or {})
+        kind: RunKind | None = None
+        if name == schemas.THINK_TOOL and core.registry.profiles:
+            kind = "profile"
+        elif name in core.protocols:
+            kind = "protocol"
+        exposed = any(t.name == name for t in core.tools)  # not loaded, or left out by [server] tools
+        if kind is not None and exposed:
+            return await self.run_tool(ctx, name, kind, args)  # a run counts itself (run_request.py)
+        if name == schemas.RUN_RESULT_TOOL and exposed:
+            stopwatch = Stopwatch()
+            result = await self.run_result(args)
+            count_request(core.metrics, name, "", "error" if result.is_error else "ok", stopwatch.seconds)
+            return result
+        count_request(core.metrics, "tools/call", "", "error", 0.0)
+        raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}", data={"tool": name})
+
+    async def run_tool(
+        self, ctx: ServerRequestContext[Runtime], name: str, kind: RunKind, args: dict[str, Any]
+    ) -> types.CallToolResult:
+        """A ThinkTool call: one `RunService.run` with this server's hooks, its outcome rendered."""
+        core = self.core
+        call = ToolCall(self, ctx, name)
+        outcome = await core.service.run(RunRequest(kind, name, args, method=name), call)
+        if outcome.refusal is not None:
+            call.log_refusal(outcome.refusal)
+            return rendering.error_result(str(outcome.refusal))
+        if isinstance(outcome.replay, types.CallToolResult):
+            return outcome.replay
+        run, budget = outcome.run, outcome.budget
+        assert run is not None and budget is not None
+        if outcome.background:
+            call.log.info("started in the background (deadline {:g}s)", budget.seconds or 0)
+            return rendering.background_started(run.live, name, budget.seconds or 0)
+        result = run.result
+        if run.crashed:
+            return rendering.error_result(
+                f"the run failed with an internal error; see the server log (run {result.run_id})"
+            )
+        from reasonkit.server.http.run_pages import run_page_url  # starlette + the HTTP middleware
+
+        return rendering.tool_result(result, link=run_page_url(core, result.run_id))
+
+    # ------------------------------------------------------------------ run_result
+    async def run_result(self, args: dict[str, Any]) -> types.CallToolResult:
+        unknown = sorted(set(args) - {"run_id"})
+        if unknown:
+            names = ", ".join(repr(u) for u in unknown)
+            return rendering.error_result(f"run_result has no input {names} (inputs: run_id)")
+        run_id = args.get("run_id")
+        if not isinstance(run_id, str) or not run_id.strip():
+            return rendering.error_result("input 'run_id' is required: the run_id a ThinkTool call returned")
+        run_id = run_id.strip()
+        service = self.core.service
+        live = service.live_run(run_id)
+        if live is not None:
+            return rendering.running_result(live)
+        try:
+            trace = await service.stored_trace(run_id)
+        except StoreError as exc:
+            return rendering.error_result(str(exc))
+        if trace is None:
+            where = "runs are kept in the run store; see `rk runs list`"
+            if service.store is None:
+                where = "this server does not save runs: [storage] save_runs = false"
+            return rendering.error_result(f"no run with id '{run_id}' ({where})")
+        summary, text = rendering.summary_from_trace(trace)
+        if summary["status"] == "running":
+            summary["message"] = (
+                "The run is still going in another server process; call run_result again later."
+            )
+            message = (
+                f"Run `{run_id}` is still running in another server process; call `run_result` again later."
+            )
+            return rendering.text_result(message, summary)
+        return rendering.text_result(text, summary)
