@@ -39,9 +39,9 @@ def open_store(settings: Any, *, metrics: Any = None, migrate: bool = True) -> S
     StoreError when it cannot be opened. `metrics` goes to the SQLite store (its error counters)."""
     url = database_url(settings)
     if url is None:
-        from reasonkit.store.sqlite import RunStore
+        from reasonkit.store.sqlite import SqliteRunStore
 
-        return RunStore.for_settings(settings, metrics=metrics)
+        return SqliteRunStore.for_settings(settings, metrics=metrics)
     try:
         from reasonkit.store.postgres import PostgresRunStore
     except ImportError as exc:

@@ -2,7 +2,7 @@
 PostgreSQL database replicas share) so that every process and replica using that store sees the same
 keys.
 
-    keys = IdempotencyKeys.for_store(store)
+    keys = store.idempotency_keys()
     claim = keys.claim(scope, key, fingerprint, run_id, ttl_secs)
     claim.new      True: this call owns the key and runs `claim.run_id`
                    False: a repeat; `claim.run_id` is the first call's run (finished or running)
@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reasonkit.errors import InputError, StoreError
 from reasonkit.store.connections import BUSY_TIMEOUT_MS, ConnectionPool, write_transaction
+from reasonkit.store.table import SQLITE, Dialect
 
 #: A key whose run has not appeared in the store this long after the claim is given up on.
 ORPHAN_SECS = 60.0
@@ -38,6 +39,7 @@ ORPHAN_SECS = 60.0
 RELEASING = ("cancelled", "interrupted")
 
 Runner = Callable[[Callable[[Any], Any]], Any]
+Transaction = Callable[[Any], AbstractContextManager[Any]]
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -63,46 +65,40 @@ class Claim:
     new: bool
 
 
-@contextmanager
-def _pg_transaction(conn: Any) -> Iterator[Any]:
-    with conn.transaction():
-        yield conn
-
-
 class IdempotencyKeys:
     """The `idempotency_keys` table (created on first use) next to the `runs` table of a store.
     Thread- and process-safe; every method blocks on I/O (call it in a worker thread from async
-    code). Build it with `for_store`, or `IdempotencyKeys(path)` for a SQLite file."""
+    code). Get it from the store (`store.idempotency_keys()`), or `IdempotencyKeys.in_file(path)`
+    for a SQLite file."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
-        self.path: Path | str = Path(path)
-        pool = ConnectionPool(Path(path), busy_timeout_ms, size=2, attempts=8)
-        self._run: Runner = pool.run
-        self._close: Callable[[], None] = pool.close
-        self._transaction: Callable[[Any], AbstractContextManager[Any]] = write_transaction
-        self._mark, self._real, self._lock_row = "?", "REAL", ""
+    def __init__(
+        self,
+        path: Path | str,
+        run: Runner,
+        close: Callable[[], None],
+        dialect: Dialect,
+        transaction: Transaction,
+    ):
+        """`run(operation)` runs `operation(connection)` (every database error a StoreError);
+        `transaction(connection)` is a write transaction on it; `close()` releases the connections."""
+        self.path = path
+        self._run = run
+        self._close = close
+        self._dialect = dialect
+        self._transaction = transaction
         self._ready = False
 
     @classmethod
-    def for_store(cls, store: Any) -> IdempotencyKeys:
-        """The keys in `store`'s database: a `RunStore` (SQLite file) or a `PostgresRunStore`."""
-        if hasattr(store, "_pool") and isinstance(getattr(store, "path", None), Path):
-            return cls(store.path)
-        if type(store).__name__ == "PostgresRunStore":
-            keys = cls.__new__(cls)
-            keys.path = store.path
-            keys._run, keys._close = store._run, lambda: None  # the store's pool: closed with the store
-            keys._transaction = _pg_transaction
-            keys._mark, keys._real, keys._lock_row = "%s", "DOUBLE PRECISION", " FOR UPDATE"
-            keys._ready = False
-            return keys
-        raise StoreError(f"idempotency keys cannot be kept in {type(store).__name__}")
+    def in_file(cls, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> IdempotencyKeys:
+        """The keys in a SQLite file, through a small connection pool of their own."""
+        pool = ConnectionPool(Path(path), busy_timeout_ms, size=2, attempts=8)
+        return cls(Path(path), pool.run, pool.close, SQLITE, write_transaction)
 
     def close(self) -> None:
         self._close()
 
     def _sql(self, text: str) -> str:
-        return text.replace("?", self._mark)
+        return self._dialect.sql(text)
 
     def _ensure_table(self) -> None:
         if self._ready:
@@ -110,7 +106,7 @@ class IdempotencyKeys:
 
         def operation(conn: Any) -> None:
             with self._transaction(conn):
-                conn.execute(_TABLE.format(real=self._real))
+                conn.execute(_TABLE.format(real=self._dialect.types["real"]))
                 conn.execute(_INDEX)
 
         try:
@@ -142,7 +138,7 @@ class IdempotencyKeys:
                 row = conn.execute(
                     sql(
                         "SELECT fingerprint, run_id, created_at FROM idempotency_keys "
-                        "WHERE scope = ? AND key = ?" + self._lock_row
+                        "WHERE scope = ? AND key = ?" + self._dialect.lock_rows
                     ),
                     (scope, key),
                 ).fetchone()

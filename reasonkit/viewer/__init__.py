@@ -9,7 +9,7 @@ HTML report (`rk runs view`, the served `/runs/{id}` pages).
     reasonkit.viewer.page      the HTML report of one run
     reasonkit.viewer.index     the HTML list of recent runs
 
-Everything works on a stored trace (`RunResult.trace()`, a plain dict as `RunStore.get` returns it),
+Everything works on a stored trace (`RunResult.trace()`, a plain dict as `StoreBackend.get` returns it),
 tolerating traces from other versions (missing keys). Every piece of user and model text goes
 through `html.escape`; the pages load nothing from anywhere (inline CSS and SVG, no scripts).
 """

@@ -270,7 +270,7 @@ def _graphs(t: dict[str, Any], registry: Registry | None) -> str:
 
 
 def render_page(trace: dict[str, Any], *, registry: Registry | None = None, back: str | None = None) -> str:
-    """The report of a stored run (`RunStore.get`) as one HTML document. `registry`: the protocols
+    """The report of a stored run (`StoreBackend.get`) as one HTML document. `registry`: the protocols
     and profiles, for the step graph (else it is inferred from timing); `back`: a link to the list
     of runs (served pages)."""
     t = trace

@@ -68,7 +68,7 @@ def test_factory_picks_the_back_end(tmp_path, pg_url: str) -> None:
     sqlite_settings = load_settings(environ={"REASONKIT_DATA_DIR": str(tmp_path)})
     assert database_url(sqlite_settings) is None
     with open_store(sqlite_settings) as s:  # type: ignore[attr-defined]
-        assert type(s).__name__ == "RunStore" and s.path == tmp_path / "runs.db"
+        assert type(s).__name__ == "SqliteRunStore" and s.path == tmp_path / "runs.db"
     pg_settings = load_settings(environ={"REASONKIT_DATABASE_URL": pg_url})
     assert database_url(pg_settings) == pg_url
     with open_store(pg_settings) as s:  # type: ignore[attr-defined]
