@@ -25,7 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,54 +65,48 @@ class Claim:
     new: bool
 
 
+@dataclass
 class IdempotencyKeys:
     """The `idempotency_keys` table (created on first use) next to the `runs` table of a store.
     Thread- and process-safe; every method blocks on I/O (call it in a worker thread from async
     code). Get it from the store (`store.idempotency_keys()`), or `IdempotencyKeys.in_file(path)`
     for a SQLite file."""
 
-    def __init__(
-        self,
-        path: Path | str,
-        run: Runner,
-        close: Callable[[], None],
-        dialect: Dialect,
-        transaction: Transaction,
-    ):
-        """`run(operation)` runs `operation(connection)` (every database error a StoreError);
-        `transaction(connection)` is a write transaction on it; `close()` releases the connections."""
-        self.path = path
-        self._run = run
-        self._close = close
-        self._dialect = dialect
-        self._transaction = transaction
-        self._ready = False
+    path: Path | str
+    #: `run(operation)` runs `operation(connection)`; every database error leaves as a StoreError
+    run: Runner
+    #: `begin(connection)`: a write transaction on it
+    begin: Transaction
+    dialect: Dialect
+    #: closes the connections the keys opened for themselves (none: they use the store's)
+    on_close: Callable[[], None] = lambda: None
+    _ready: bool = field(default=False, init=False)
 
     @classmethod
     def in_file(cls, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> IdempotencyKeys:
         """The keys in a SQLite file, through a small connection pool of their own."""
         pool = ConnectionPool(Path(path), busy_timeout_ms, size=2, attempts=8)
-        return cls(Path(path), pool.run, pool.close, SQLITE, write_transaction)
+        return cls(Path(path), pool.run, write_transaction, SQLITE, pool.close)
 
     def close(self) -> None:
-        self._close()
+        self.on_close()
 
     def _sql(self, text: str) -> str:
-        return self._dialect.sql(text)
+        return self.dialect.sql(text)
 
     def _ensure_table(self) -> None:
         if self._ready:
             return
 
         def operation(conn: Any) -> None:
-            with self._transaction(conn):
-                conn.execute(_TABLE.format(real=self._dialect.types["real"]))
+            with self.begin(conn):
+                conn.execute(_TABLE.format(real=self.dialect.types["real"]))
                 conn.execute(_INDEX)
 
         try:
-            self._run(operation)
+            self.run(operation)
         except StoreError:  # another process created it at the same moment: check it is there
-            self._run(lambda conn: conn.execute("SELECT count(*) FROM idempotency_keys").fetchone())
+            self.run(lambda conn: conn.execute("SELECT count(*) FROM idempotency_keys").fetchone())
         self._ready = True
 
     def claim(self, scope: str, key: str, fingerprint: str, run_id: str, ttl_secs: float) -> Claim:
@@ -123,7 +117,7 @@ class IdempotencyKeys:
 
         def operation(conn: Any) -> Claim:
             now = time.time()
-            with self._transaction(conn):
+            with self.begin(conn):
                 conn.execute(sql("DELETE FROM idempotency_keys WHERE expires_at <= ?"), (now,))
                 inserted = conn.execute(
                     sql(
@@ -138,7 +132,7 @@ class IdempotencyKeys:
                 row = conn.execute(
                     sql(
                         "SELECT fingerprint, run_id, created_at FROM idempotency_keys "
-                        "WHERE scope = ? AND key = ?" + self._dialect.lock_rows
+                        "WHERE scope = ? AND key = ?" + self.dialect.lock_rows
                     ),
                     (scope, key),
                 ).fetchone()
@@ -158,7 +152,7 @@ class IdempotencyKeys:
                 )
                 return Claim(run_id, True)
 
-        claim: Claim = self._run(operation)
+        claim: Claim = self.run(operation)
         return claim
 
     def _released(self, conn: Any, run_id: str, created_at: float, now: float) -> bool:
@@ -175,19 +169,19 @@ class IdempotencyKeys:
         self._ensure_table()
 
         def operation(conn: Any) -> None:
-            with self._transaction(conn):
+            with self.begin(conn):
                 conn.execute(
                     self._sql("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND run_id = ?"),
                     (scope, key, run_id),
                 )
 
         try:
-            self._run(operation)
+            self.run(operation)
         except StoreError:  # the key then expires with its TTL or is taken over as an orphan
             pass
 
     def count(self) -> int:
         """Rows in the table, expired ones included (for tests)."""
         self._ensure_table()
-        row = self._run(lambda conn: conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone())
+        row = self.run(lambda conn: conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone())
         return int(row["n"])

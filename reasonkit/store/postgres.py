@@ -143,7 +143,7 @@ class PostgresRunStore(StoreBackend):
 
     def idempotency_keys(self) -> IdempotencyKeys:
         """The keys in this database, through the store's pool (closed with the store)."""
-        return IdempotencyKeys(self.path, self._run, lambda: None, POSTGRES, self._begin)
+        return IdempotencyKeys(self.path, self._run, self._begin, POSTGRES)
 
     # ----------------------------------------------------------------- writes
     def owner_columns(self) -> dict[str, Any]:
