@@ -226,8 +226,8 @@ class FinalSaves:
         with self._lock:
             self._pending.pop(trace["run_id"], None)
 
-    def retry(self) -> int:
-        """Retry the final saves that failed; returns how many are still pending."""
+    def retry(self) -> None:
+        """Retry the final saves that failed, oldest first, until one fails again."""
         with self._lock:
             pending = list(self._pending.values())
         for trace in pending:
@@ -238,4 +238,3 @@ class FinalSaves:
             with self._lock:
                 if self._pending.get(trace["run_id"]) is trace:
                     del self._pending[trace["run_id"]]
-        return len(self._pending)

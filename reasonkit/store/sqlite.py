@@ -1,9 +1,9 @@
 """The run store: every run (CLI and MCP) with its full trace, in one embedded SQLite database.
 
 - What both back ends share (lifecycle, row mapping, retention, reads): `reasonkit.store.base`; the
-  table: `reasonkit.store.table`. Connections, write transactions
-  and retries while another process holds the lock: `reasonkit.store.connections`. Owners and their
-  liveness: `reasonkit.store.liveness`. Saving a run while it runs: `reasonkit.store.recorder`.
+  table: `reasonkit.store.table`. Connections, write transactions and retries while another process
+  holds the lock: `reasonkit.store.connections`. Owners and their liveness:
+  `reasonkit.store.liveness`. Saving a run while it runs: `reasonkit.store.recorder`.
 - WAL journal, so readers never block writers and several processes can share the file.
 - Crash recovery: `start_trace()` records the owner (hostname, pid, process start time). A row still
   `running` whose owner process is gone (or whose pid now belongs to another process) is marked
