@@ -31,7 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.traces import make_result  # noqa: E402
-from reasonkit.store.sqlite import RunStore  # noqa: E402
+from reasonkit.store import SqliteRunStore  # noqa: E402
 
 
 def record_run(store: Any, run_id: str, steps: int, step_times: list[float]) -> float:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     size_kib = len(json.dumps(make_result("x", n_steps=args.steps, entries=1).trace())) / 1024
     results: dict[tuple[str, int], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="rk-store-bench-") as tmp, running_postgres(durable=True) as pg:
-        sqlite = RunStore(Path(tmp) / "runs.db")
+        sqlite = SqliteRunStore(Path(tmp) / "runs.db")
         postgres = PostgresRunStore(pg.url, lease_secs=30)
         postgres.durable_progress = args.durable_progress
         try:

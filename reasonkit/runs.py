@@ -365,7 +365,7 @@ class RunService(RunEntry):
             failed = result.status == "failed" and run.method != CLI_METHOD
             (bound.warning if failed else bound.info)("run finished")
         end_run_spans(result)
-        if recorder is not None and getattr(self.store, "maintenance", None) is None:  # else its thread does
+        if recorder is not None and recorder.store.maintenance is None:  # else its thread does
             await anyio.to_thread.run_sync(self.prune)
 
     # ------------------------------------------------------------------ reading runs

@@ -18,12 +18,12 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.base import LLMRequest, LLMResponse
 from reasonkit.providers.fake import FakeProvider
 from reasonkit.runs import CLI_METHOD, RunService
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 
 pytestmark = pytest.mark.anyio
 
 
-def make_service(tmp_path: Path, store: RunStore | None = None, **storage: Any) -> RunService:
+def make_service(tmp_path: Path, store: SqliteRunStore | None = None, **storage: Any) -> RunService:
     settings = load_settings(environ={"REASONKIT_DATA_DIR": str(tmp_path / "data")})
     settings.protocols.dirs = []
     for key, value in storage.items():
@@ -33,7 +33,7 @@ def make_service(tmp_path: Path, store: RunStore | None = None, **storage: Any) 
     return service
 
 
-class GatedStore(RunStore):
+class GatedStore(SqliteRunStore):
     """A store whose writes wait for a gate: a slow disk."""
 
     def __init__(self, path: Path, gate: threading.Event):

@@ -65,10 +65,10 @@ def _open(ctx: click.Context, must_exist: bool = True):
     path = _db_path(ctx)
     if must_exist and not path.exists():
         return None
-    from reasonkit.store import RunStore, StoreError
+    from reasonkit.store import SqliteRunStore, StoreError
 
     try:
-        store = RunStore(path)
+        store = SqliteRunStore(path)
     except StoreError as exc:
         _err(str(exc))
     except OSError as exc:

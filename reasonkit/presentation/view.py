@@ -303,7 +303,7 @@ class RunView:
 
 
 def run_view(source: RunResult | RunView | dict[str, Any]) -> RunView:
-    """The view of a run result, of a stored trace (`RunStore.get`), or the view itself."""
+    """The view of a run result, of a stored trace (`StoreBackend.get`), or the view itself."""
     if isinstance(source, RunView):
         return source
     return RunView.of(source if isinstance(source, dict) else source.trace())

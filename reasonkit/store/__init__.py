@@ -1,12 +1,14 @@
 """Run store: every run with its full trace, in an embedded SQLite database or in a PostgreSQL
 database that replicas share (see docs/runs.md, docs/deployment.md "Several replicas").
 
-    reasonkit.store.base         StoreBackend: the interface both implement
+    reasonkit.store.base         StoreBackend: the base class both extend (lifecycle, reads, retention,
+                                 maintenance hooks with their defaults)
     reasonkit.store.factory      open_store(settings): SQLite, or PostgreSQL when [storage] url is set
-    reasonkit.store.sqlite       RunStore: the database (writes, reads, crash recovery, retention)
+    reasonkit.store.sqlite       SqliteRunStore: the file (writes, crash recovery, upkeep)
     reasonkit.store.postgres     PostgresRunStore (+ postgres_schema: versioned migrations, leases)
     reasonkit.store.recorder     RunRecorder: saves a run as it goes, never delaying its progress
-    reasonkit.store.schema       the `runs` table and the trace <-> row mapping
+    reasonkit.store.table        the `runs` table, declared once: both back ends' DDL and migrations
+    reasonkit.store.schema       the trace <-> row mapping and the queries both back ends share
     reasonkit.store.connections  the connection pool, write transactions, retries while locked
     reasonkit.store.liveness     run owners (host, pid, start time) and whether they are alive
 
@@ -20,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from reasonkit.errors import StoreError
 from reasonkit.store.base import StoreBackend
 from reasonkit.store.factory import open_store
-from reasonkit.store.sqlite import RunStore
+from reasonkit.store.sqlite import SqliteRunStore
 
 if TYPE_CHECKING:
     from reasonkit.store.recorder import SAVE_EVENTS, RunRecorder
 
-__all__ = ["SAVE_EVENTS", "RunRecorder", "RunStore", "StoreBackend", "StoreError", "open_store"]
+__all__ = ["SAVE_EVENTS", "RunRecorder", "SqliteRunStore", "StoreBackend", "StoreError", "open_store"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,22 +8,24 @@ replicas share (reasonkit.store.postgres; needs the `postgres` extra). Unset: th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasonkit.errors import StoreError
 from reasonkit.store.base import StoreBackend, redact_url
 
+if TYPE_CHECKING:
+    from reasonkit.config import Settings
+
 SCHEMES = ("postgresql://", "postgres://")
 
 
-def database_url(settings: Any) -> str | None:
+def database_url(settings: Settings) -> str | None:
     """The PostgreSQL URL from `[storage] url`, or None for SQLite. A URL of another kind is a
     StoreError naming the setting (without the URL, which may hold a password)."""
-    secret = getattr(settings.storage, "url", None)
+    secret = settings.storage.url
     if secret is None:
         return None
-    url = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
-    url = url.strip()
+    url = secret.get_secret_value().strip()
     if not url:
         return None
     if not url.lower().startswith(SCHEMES):
@@ -34,14 +36,14 @@ def database_url(settings: Any) -> str | None:
     return url
 
 
-def open_store(settings: Any, *, metrics: Any = None, migrate: bool = True) -> StoreBackend:
+def open_store(settings: Settings, *, metrics: Any = None, migrate: bool = True) -> StoreBackend:
     """The run store for `settings` (opened: the PostgreSQL schema migrated when `migrate`). Raises
     StoreError when it cannot be opened. `metrics` goes to the SQLite store (its error counters)."""
     url = database_url(settings)
     if url is None:
-        from reasonkit.store.sqlite import RunStore
+        from reasonkit.store.sqlite import SqliteRunStore
 
-        return RunStore.for_settings(settings, metrics=metrics)
+        return SqliteRunStore.for_settings(settings, metrics=metrics)
     try:
         from reasonkit.store.postgres import PostgresRunStore
     except ImportError as exc:
@@ -54,7 +56,7 @@ def open_store(settings: Any, *, metrics: Any = None, migrate: bool = True) -> S
     return store
 
 
-def store_location(settings: Any) -> str:
+def store_location(settings: Settings) -> str:
     """Where `open_store(settings)` keeps runs, for messages: the SQLite file, or the database URL
     without its password."""
     url = database_url(settings)

@@ -6,6 +6,8 @@
 - `StoreHealth`: every failed write is counted (in `reasonkit_store_write_errors_total` when the
   store has metrics) and the store reports itself degraded until a write succeeds again; the warning
   is logged at most once a minute (with how many were not logged), so a full disk cannot flood the log.
+- `FinalSaves`: a final save that failed is kept in memory (the store answers for the run from it)
+  and retried, so a live process never leaves its run `running` in the store.
 - `Maintenance`: a daemon thread that, every `[storage] maintenance_secs` while a server runs, applies
   the retention settings, retries final saves that failed, and checkpoints the write-ahead log with
   TRUNCATE (with `journal_size_limit` this keeps the WAL from growing without bound). While a final
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from reasonkit.errors import StoreError
 
@@ -183,34 +185,32 @@ class Maintenance:
                 self.passes += 1
 
 
-class Upkeep:
-    """The hygiene half of `RunStore` (a mixin): final saves kept and retried, maintenance passes,
-    WAL checkpoints, the store's health. Uses the store's `save_trace`, `prune` and `_write`."""
+class FinalSaves:
+    """The final saves of one store that failed, kept in memory and retried (thread-safe). A live
+    process thus never leaves its run `running` in the store; a process that dies first leaves it to
+    `mark_interrupted()`. At most `MAX_PENDING` are kept (the oldest is dropped, with a warning: its
+    row stays `running` until the next start marks it interrupted)."""
 
-    health: StoreHealth
-    maintenance: Maintenance | None
-    _pool: Any  # reasonkit.store.connections.ConnectionPool
-    _pending: dict[str, dict[str, Any]]
-    _pending_lock: threading.Lock
+    def __init__(self, save: Callable[[dict[str, Any]], None], where: str):
+        self._save = save
+        self._where = where
+        self._pending: dict[str, dict[str, Any]] = {}  # run_id -> final trace whose save failed
+        self._lock = threading.Lock()
 
-    if TYPE_CHECKING:  # what the mixin uses of the store it is mixed into (sqlite.RunStore)
+    def __len__(self) -> int:
+        return len(self._pending)
 
-        def save_trace(self, trace: dict[str, Any]) -> None: ...
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """The trace of `run_id` while its final save waits for a retry (what the store answers for
+        it meanwhile), else None."""
+        return self._pending.get(run_id)
 
-        def prune(self, max_age_days: float | None = None, max_count: int | None = None) -> int: ...
-
-        def _write(self, name: str, operation: Any) -> Any: ...
-
-    def save_final(self, trace: dict[str, Any]) -> None:
-        """The last save of a run. When it fails (StoreError raised) the trace is kept in memory:
-        `get()` and `summary()` answer from it, and the maintenance thread retries it, so a live
-        process never leaves its run `running` in the store; a process that dies first leaves it to
-        `mark_interrupted()`. At most `MAX_PENDING` are kept (the oldest is dropped, with a warning:
-        its row stays `running` until the next start marks it interrupted)."""
+    def save(self, trace: dict[str, Any]) -> None:
+        """`save(trace)`; when it fails (StoreError raised) the trace is kept for a retry."""
         try:
-            self.save_trace(trace)
+            self._save(trace)
         except StoreError:
-            with self._pending_lock:
+            with self._lock:
                 self._pending[trace["run_id"]] = trace
                 dropped = next(iter(self._pending)) if len(self._pending) > MAX_PENDING else None
                 if dropped is not None:
@@ -218,61 +218,23 @@ class Upkeep:
             if dropped is not None:
                 log.warning(
                     "run store %s: more than %d final saves pending; run %s is not kept",
-                    self.health.path,
+                    self._where,
                     MAX_PENDING,
                     dropped,
                 )
             raise
-        with self._pending_lock:
+        with self._lock:
             self._pending.pop(trace["run_id"], None)
 
-    def pending_finals(self) -> int:
-        """Final saves that failed and wait for a retry."""
-        return len(self._pending)
-
-    def retry_pending(self) -> int:
-        """Retry the final saves that failed; returns how many are still pending."""
-        with self._pending_lock:
+    def retry(self) -> None:
+        """Retry the final saves that failed, oldest first, until one fails again."""
+        with self._lock:
             pending = list(self._pending.values())
         for trace in pending:
             try:
-                self.save_trace(trace)
+                self._save(trace)
             except StoreError:
                 break  # the store still fails: the next pass tries again
-            with self._pending_lock:
+            with self._lock:
                 if self._pending.get(trace["run_id"]) is trace:
                     del self._pending[trace["run_id"]]
-        return len(self._pending)
-
-    def start_maintenance(self, policy: Policy) -> None:
-        """Start (or restart after a fork) this process's maintenance thread; `policy()` gives the
-        `[storage]` settings at each pass (a reload may change them)."""
-        if self.maintenance is not None:
-            self.maintenance.stop(0)
-        self.maintenance = Maintenance(self.maintain, self.pending_finals, policy)
-
-    def maintain(self, retention_days: float | None, max_runs: int | None, full: bool = True) -> None:
-        """One maintenance pass: retry pending final saves; when `full`, also apply the retention
-        settings (0 or None: off) and checkpoint the write-ahead log with TRUNCATE."""
-        self.retry_pending()
-        if not full:
-            return
-        try:
-            self.prune(retention_days or None, max_runs or None)
-        except StoreError:
-            pass  # counted and logged by _write
-        self.checkpoint()
-
-    def checkpoint(self) -> bool:
-        """`PRAGMA wal_checkpoint(TRUNCATE)`: copy the WAL into the database and truncate it to zero
-        bytes. False when a reader or writer kept it from completing (the next pass tries again)."""
-        try:  # a failure counts against the store's health; a success proves nothing about writes
-            row = self._pool.run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
-        except StoreError as exc:
-            self.health.failed("checkpoint", exc.__cause__ or exc)
-            return False
-        return bool(row is not None and row[0] == 0)
-
-    def health_check(self) -> dict[str, Any]:
-        """The store's part of /health: degraded while writes fail or final saves are pending."""
-        return self.health.check(self.pending_finals())

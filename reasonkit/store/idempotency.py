@@ -2,7 +2,7 @@
 PostgreSQL database replicas share) so that every process and replica using that store sees the same
 keys.
 
-    keys = IdempotencyKeys.for_store(store)
+    keys = store.idempotency_keys()
     claim = keys.claim(scope, key, fingerprint, run_id, ttl_secs)
     claim.new      True: this call owns the key and runs `claim.run_id`
                    False: a repeat; `claim.run_id` is the first call's run (finished or running)
@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reasonkit.errors import InputError, StoreError
 from reasonkit.store.connections import BUSY_TIMEOUT_MS, ConnectionPool, write_transaction
+from reasonkit.store.table import SQLITE, Dialect
 
 #: A key whose run has not appeared in the store this long after the claim is given up on.
 ORPHAN_SECS = 60.0
@@ -38,6 +39,7 @@ ORPHAN_SECS = 60.0
 RELEASING = ("cancelled", "interrupted")
 
 Runner = Callable[[Callable[[Any], Any]], Any]
+Transaction = Callable[[Any], AbstractContextManager[Any]]
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -63,60 +65,48 @@ class Claim:
     new: bool
 
 
-@contextmanager
-def _pg_transaction(conn: Any) -> Iterator[Any]:
-    with conn.transaction():
-        yield conn
-
-
+@dataclass
 class IdempotencyKeys:
     """The `idempotency_keys` table (created on first use) next to the `runs` table of a store.
     Thread- and process-safe; every method blocks on I/O (call it in a worker thread from async
-    code). Build it with `for_store`, or `IdempotencyKeys(path)` for a SQLite file."""
+    code). Get it from the store (`store.idempotency_keys()`), or `IdempotencyKeys.in_file(path)`
+    for a SQLite file."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
-        self.path: Path | str = Path(path)
-        pool = ConnectionPool(Path(path), busy_timeout_ms, size=2, attempts=8)
-        self._run: Runner = pool.run
-        self._close: Callable[[], None] = pool.close
-        self._transaction: Callable[[Any], AbstractContextManager[Any]] = write_transaction
-        self._mark, self._real, self._lock_row = "?", "REAL", ""
-        self._ready = False
+    path: Path | str
+    #: `run(operation)` runs `operation(connection)`; every database error leaves as a StoreError
+    run: Runner
+    #: `begin(connection)`: a write transaction on it
+    begin: Transaction
+    dialect: Dialect
+    #: closes the connections the keys opened for themselves (none: they use the store's)
+    on_close: Callable[[], None] = lambda: None
+    _ready: bool = field(default=False, init=False)
 
     @classmethod
-    def for_store(cls, store: Any) -> IdempotencyKeys:
-        """The keys in `store`'s database: a `RunStore` (SQLite file) or a `PostgresRunStore`."""
-        if hasattr(store, "_pool") and isinstance(getattr(store, "path", None), Path):
-            return cls(store.path)
-        if type(store).__name__ == "PostgresRunStore":
-            keys = cls.__new__(cls)
-            keys.path = store.path
-            keys._run, keys._close = store._run, lambda: None  # the store's pool: closed with the store
-            keys._transaction = _pg_transaction
-            keys._mark, keys._real, keys._lock_row = "%s", "DOUBLE PRECISION", " FOR UPDATE"
-            keys._ready = False
-            return keys
-        raise StoreError(f"idempotency keys cannot be kept in {type(store).__name__}")
+    def in_file(cls, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> IdempotencyKeys:
+        """The keys in a SQLite file, through a small connection pool of their own."""
+        pool = ConnectionPool(Path(path), busy_timeout_ms, size=2, attempts=8)
+        return cls(Path(path), pool.run, write_transaction, SQLITE, pool.close)
 
     def close(self) -> None:
-        self._close()
+        self.on_close()
 
     def _sql(self, text: str) -> str:
-        return text.replace("?", self._mark)
+        return self.dialect.sql(text)
 
     def _ensure_table(self) -> None:
         if self._ready:
             return
 
         def operation(conn: Any) -> None:
-            with self._transaction(conn):
-                conn.execute(_TABLE.format(real=self._real))
+            with self.begin(conn):
+                conn.execute(_TABLE.format(real=self.dialect.types["real"]))
                 conn.execute(_INDEX)
 
         try:
-            self._run(operation)
+            self.run(operation)
         except StoreError:  # another process created it at the same moment: check it is there
-            self._run(lambda conn: conn.execute("SELECT count(*) FROM idempotency_keys").fetchone())
+            self.run(lambda conn: conn.execute("SELECT count(*) FROM idempotency_keys").fetchone())
         self._ready = True
 
     def claim(self, scope: str, key: str, fingerprint: str, run_id: str, ttl_secs: float) -> Claim:
@@ -127,7 +117,7 @@ class IdempotencyKeys:
 
         def operation(conn: Any) -> Claim:
             now = time.time()
-            with self._transaction(conn):
+            with self.begin(conn):
                 conn.execute(sql("DELETE FROM idempotency_keys WHERE expires_at <= ?"), (now,))
                 inserted = conn.execute(
                     sql(
@@ -142,7 +132,7 @@ class IdempotencyKeys:
                 row = conn.execute(
                     sql(
                         "SELECT fingerprint, run_id, created_at FROM idempotency_keys "
-                        "WHERE scope = ? AND key = ?" + self._lock_row
+                        "WHERE scope = ? AND key = ?" + self.dialect.lock_rows
                     ),
                     (scope, key),
                 ).fetchone()
@@ -162,7 +152,7 @@ class IdempotencyKeys:
                 )
                 return Claim(run_id, True)
 
-        claim: Claim = self._run(operation)
+        claim: Claim = self.run(operation)
         return claim
 
     def _released(self, conn: Any, run_id: str, created_at: float, now: float) -> bool:
@@ -179,19 +169,19 @@ class IdempotencyKeys:
         self._ensure_table()
 
         def operation(conn: Any) -> None:
-            with self._transaction(conn):
+            with self.begin(conn):
                 conn.execute(
                     self._sql("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND run_id = ?"),
                     (scope, key, run_id),
                 )
 
         try:
-            self._run(operation)
+            self.run(operation)
         except StoreError:  # the key then expires with its TTL or is taken over as an orphan
             pass
 
     def count(self) -> int:
         """Rows in the table, expired ones included (for tests)."""
         self._ensure_table()
-        row = self._run(lambda conn: conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone())
+        row = self.run(lambda conn: conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone())
         return int(row["n"])

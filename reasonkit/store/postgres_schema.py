@@ -4,8 +4,9 @@
 when several replicas start at once one of them migrates and the others wait for it, then find
 nothing left to do. A database whose schema is newer than this ReasonKit is refused.
 
-The `runs` table has the columns of the SQLite store (reasonkit.store.schema: the same trace <-> row
-mapping) plus the owner's replica id and the lease a running run holds (reasonkit.store.liveness).
+The `runs` table is declared with the SQLite store's in `reasonkit.store.table`: the same columns,
+plus (since version 2) the owner's replica id and the lease a running run holds
+(reasonkit.store.liveness).
 """
 
 from __future__ import annotations
@@ -13,57 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 from reasonkit.errors import StoreError
+from reasonkit.store.table import POSTGRES, migrations
 
 #: pg_advisory_lock key of the migrations ("REASONK1" as a big-endian bigint).
 MIGRATION_LOCK = 0x524541534F4E4B31
 #: How long a replica waits for another one's migration before giving up.
 LOCK_TIMEOUT = "120s"
 
-_V1 = [
-    """CREATE TABLE IF NOT EXISTS runs (
-    run_id          TEXT PRIMARY KEY,
-    kind            TEXT NOT NULL,
-    name            TEXT NOT NULL,
-    status          TEXT NOT NULL,
-    started_at      DOUBLE PRECISION NOT NULL,
-    finished_at     DOUBLE PRECISION,
-    updated_at      DOUBLE PRECISION NOT NULL,
-    complete        INTEGER NOT NULL DEFAULT 0,
-    confidence      DOUBLE PRECISION,
-    min_confidence  DOUBLE PRECISION,
-    meets_threshold INTEGER NOT NULL DEFAULT 0,
-    stop_reason     TEXT,
-    provider        TEXT NOT NULL DEFAULT '',
-    model           TEXT NOT NULL DEFAULT '',
-    inputs          TEXT NOT NULL DEFAULT '{}',
-    answer          TEXT NOT NULL DEFAULT '',
-    tokens_input    BIGINT NOT NULL DEFAULT 0,
-    tokens_output   BIGINT NOT NULL DEFAULT 0,
-    tokens_cache_read  BIGINT NOT NULL DEFAULT 0,
-    tokens_cache_write BIGINT NOT NULL DEFAULT 0,
-    tokens_total    BIGINT NOT NULL DEFAULT 0,
-    cost_usd        DOUBLE PRECISION NOT NULL DEFAULT 0,
-    duration_ms     DOUBLE PRECISION NOT NULL DEFAULT 0,
-    owner_host      TEXT NOT NULL DEFAULT '',
-    owner_pid       INTEGER,
-    owner_start     TEXT NOT NULL DEFAULT '',
-    trace           TEXT
-)""",
-    "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at DESC)",
-    "CREATE INDEX IF NOT EXISTS runs_status ON runs (status, started_at DESC)",
-    "CREATE INDEX IF NOT EXISTS runs_name ON runs (name, started_at DESC)",
-]
-
-_V2 = [
-    # The replica that owns a run, and until when its lease runs (seconds since the epoch, database
-    # clock); a running run whose lease has expired is marked interrupted by any replica.
-    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS owner_id TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION",
-    "CREATE INDEX IF NOT EXISTS runs_running_lease ON runs (lease_until) WHERE status = 'running'",
-]
-
-#: Version -> the statements that bring a database from version-1 to version. Add new entries here.
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+#: Version -> the statements that bring a database from version-1 to version (reasonkit.store.table).
+MIGRATIONS: dict[int, list[str]] = migrations(POSTGRES)
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _VERSION_TABLE = (

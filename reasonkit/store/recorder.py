@@ -11,7 +11,7 @@ the writer. The writer serialises the trace in the event-loop thread (a consiste
 engine mutates the result only there) and writes it in a worker thread. Saves are ordered and
 coalesced: when several steps finish while a write is in flight, the next write carries all of them.
 A store failure is counted and logged (rate-limited by the SQLite store) and never breaks the run; a
-failed final save is kept and retried by the store (`RunStore.save_final`). `finish()` writes the final
+failed final save is kept and retried by the store (`StoreBackend.save_final`). `finish()` writes the final
 state last, whether or not the writer ever ran (the CLI may use a recorder without entering it).
 """
 
@@ -39,7 +39,7 @@ SAVE_EVENTS = frozenset({"step_finished", "entry_finished", "entry_skipped", "ru
 
 
 class RunRecorder:
-    """Records one run in a `RunStore` as it progresses (see the module docstring).
+    """Records one run in a `StoreBackend` as it progresses (see the module docstring).
 
     `observe()` and the context manager belong to the event loop that runs the engine; `finish()`
     may be called from any thread, also after the context manager has exited or without it."""
@@ -170,12 +170,10 @@ class RunRecorder:
             )
             if trace.get("finished_at") is None:
                 trace["finished_at"] = time.time()
-        # save_final (the SQLite store) keeps a failed final save in memory and retries it
-        save = getattr(self.store, "save_final", None) or self.store.save_trace
         try:
             with self._write_lock:
                 self._final_written = True  # also when it fails: the store retries it, not the writer
-                save(trace)
+                self.store.save_final(trace)  # the SQLite store keeps a failed one and retries it
             self._count(saves=1)
         except Exception as exc:  # noqa: BLE001 - recording must never break the run
             self._count(errors=1)
@@ -185,7 +183,7 @@ class RunRecorder:
         """A failed write: a store that keeps its health (SQLite) has counted it and logs a warning
         at most once a minute; for another store it is logged here."""
         where = f"run {self.result.run_id}: {what} {self.store.path}: {exc}"
-        if getattr(self.store, "health", None) is not None:
+        if self.store.health is not None:
             log.debug(where)
         else:
             log.warning(where)

@@ -1,68 +1,26 @@
-"""The `runs` table: its schema and migrations, and the mapping between a trace and a row.
+"""The trace <-> row mapping of the `runs` table, and the queries both back ends share.
 
-One row per run: the fields `rk runs list` and the MCP server need as columns, plus the full trace
-JSON (`RunResult.trace()`) as the last column (listing never reads it). `PRAGMA user_version` holds
-the schema version.
+The table itself (columns, indexes, each back end's DDL and migrations) is declared once in
+`reasonkit.store.table`; the field lists here are read from it. Queries are written with `?`
+placeholders; the store translates them for PostgreSQL (`Dialect.sql`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 1
+from reasonkit.store.table import SHARED_COLUMNS, Dialect
 
-_SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id          TEXT PRIMARY KEY,
-    kind            TEXT NOT NULL,
-    name            TEXT NOT NULL,
-    status          TEXT NOT NULL,
-    started_at      REAL NOT NULL,
-    finished_at     REAL,
-    updated_at      REAL NOT NULL,
-    complete        INTEGER NOT NULL DEFAULT 0,
-    confidence      REAL,
-    min_confidence  REAL,
-    meets_threshold INTEGER NOT NULL DEFAULT 0,
-    stop_reason     TEXT,
-    provider        TEXT NOT NULL DEFAULT '',
-    model           TEXT NOT NULL DEFAULT '',
-    inputs          TEXT NOT NULL DEFAULT '{}',
-    answer          TEXT NOT NULL DEFAULT '',
-    tokens_input    INTEGER NOT NULL DEFAULT 0,
-    tokens_output   INTEGER NOT NULL DEFAULT 0,
-    tokens_cache_read  INTEGER NOT NULL DEFAULT 0,
-    tokens_cache_write INTEGER NOT NULL DEFAULT 0,
-    tokens_total    INTEGER NOT NULL DEFAULT 0,
-    cost_usd        REAL NOT NULL DEFAULT 0,
-    duration_ms     REAL NOT NULL DEFAULT 0,
-    owner_host      TEXT NOT NULL DEFAULT '',
-    owner_pid       INTEGER,
-    owner_start     TEXT NOT NULL DEFAULT '',
-    trace           TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at DESC);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status, started_at DESC);
-CREATE INDEX IF NOT EXISTS runs_name ON runs (name, started_at DESC);
-"""
-
-#: Version -> statements that bring a database from version-1 to version. Add new entries here.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
-
-#: The columns of a summary (everything but the trace).
-ROW_FIELDS = (
-    "run_id", "kind", "name", "status", "started_at", "finished_at", "updated_at", "complete",
-    "confidence", "min_confidence", "meets_threshold", "stop_reason", "provider", "model", "inputs",
-    "answer", "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_write",
-    "tokens_total", "cost_usd", "duration_ms", "owner_host", "owner_pid", "owner_start",
-)  # fmt: skip
+#: The columns of a summary (everything both back ends have but the trace).
+ROW_FIELDS = tuple(name for name in SHARED_COLUMNS if name != "trace")
 #: The columns of a listing row.
 LIST_FIELDS = (
     "run_id", "started_at", "finished_at", "kind", "name", "status", "confidence", "meets_threshold",
     "duration_ms", "cost_usd", "tokens_total",
 )  # fmt: skip
+#: A row as either back end returns it (a sqlite3.Row or a psycopg dict row): indexed by column name.
+Row = Any
 #: Columns a save overwrites (never the owner, never started_at once set).
 SAVE_FIELDS = (
     "status", "finished_at", "updated_at", "complete", "confidence", "min_confidence",
@@ -70,12 +28,11 @@ SAVE_FIELDS = (
     "tokens_output", "tokens_cache_read", "tokens_cache_write", "tokens_total", "cost_usd",
     "duration_ms", "trace",
 )  # fmt: skip
-
-
-def migration_statements(version: int) -> list[str]:
-    """The statements of one migration, one by one (executescript() would COMMIT the caller's
-    transaction)."""
-    return [stmt for stmt in MIGRATIONS[version].split(";") if stmt.strip()]
+#: A running run whose owner is gone: `interrupted`, with the reason unless it already had one.
+INTERRUPT_SQL = (
+    "UPDATE runs SET status = 'interrupted', complete = 0, "
+    "stop_reason = COALESCE(stop_reason, ?), updated_at = ?, trace = ? WHERE run_id = ?"
+)
 
 
 def row_from_trace(trace: dict[str, Any], now: float) -> dict[str, Any]:
@@ -111,15 +68,21 @@ def row_from_trace(trace: dict[str, Any], now: float) -> dict[str, Any]:
     }
 
 
-def upsert_sql(columns: list[str], update: tuple[str, ...] | list[str]) -> str:
-    """INSERT of `columns` that, for a run already stored, overwrites the `update` columns."""
+def upsert_sql(
+    dialect: Dialect, columns: list[str], update: list[str], computed: dict[str, str] | None = None
+) -> str:
+    """INSERT of `columns` (one placeholder each) and of the `computed` columns (column -> SQL
+    expression) that, for a run already stored, overwrites the `update` and the computed columns."""
+    computed = computed or {}
+    values = [dialect.param] * len(columns) + list(computed.values())
+    overwrite = [*update, *computed]
     return (
-        f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT(run_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)}"
+        f"INSERT INTO runs ({', '.join([*columns, *computed])}) VALUES ({', '.join(values)}) "
+        f"ON CONFLICT (run_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in overwrite)}"
     )
 
 
-def summary_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def summary_from_row(row: Row) -> dict[str, Any]:
     summary = {k: row[k] for k in ROW_FIELDS}
     summary["inputs"] = json.loads(summary["inputs"] or "{}")
     summary["complete"] = bool(summary["complete"])
@@ -133,7 +96,7 @@ def summary_from_row(row: sqlite3.Row) -> dict[str, Any]:
     return summary
 
 
-def listing_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def listing_from_row(row: Row) -> dict[str, Any]:
     listing = {k: row[k] for k in LIST_FIELDS}
     listing["meets_threshold"] = bool(listing["meets_threshold"])
     return listing
@@ -155,11 +118,10 @@ def interrupted_trace(trace_text: str | None, reason: str) -> str | None:
 
 
 def list_query(
-    limit: int | None, status: str | None, kind_or_name: str | None, param: str, no_limit: Any
+    dialect: Dialect, limit: int | None, status: str | None, kind_or_name: str | None
 ) -> tuple[str, list[Any]]:
-    """The SELECT of `list()` for either back end (`param`: `?` or `%s`; `no_limit`: the LIMIT value
-    that means none there): newest first, optionally one status (else InputError) and/or one kind or
-    name."""
+    """The SELECT of `list()`: newest first, optionally one status (else InputError) and/or one kind
+    or name."""
     where: list[str] = []
     args: list[Any] = []
     if status:
@@ -169,14 +131,32 @@ def list_query(
 
         if status not in RUN_STATUSES:
             raise InputError(f"unknown run status {status!r}: use one of {', '.join(RUN_STATUSES)}")
-        where.append(f"status = {param}")
+        where.append("status = ?")
         args.append(status)
     if kind_or_name:
-        where.append(f"(kind = {param} OR name = {param})")
+        where.append("(kind = ? OR name = ?)")
         args += [kind_or_name, kind_or_name]
     sql = f"SELECT {', '.join(LIST_FIELDS)} FROM runs"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY started_at DESC, run_id DESC LIMIT {param}"
-    args.append(int(limit) if limit is not None and limit > 0 else no_limit)
+    sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+    args.append(int(limit) if limit is not None and limit > 0 else dialect.no_limit)
     return sql, args
+
+
+def prune_queries(
+    dialect: Dialect, max_age_days: float | None, max_count: int | None, now: float
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The DELETEs of `prune()`: finished runs started more than `max_age_days` before `now`, then
+    all but the newest `max_count` finished runs (running runs never)."""
+    queries: list[tuple[str, tuple[Any, ...]]] = []
+    if max_age_days is not None:
+        sql = "DELETE FROM runs WHERE status != 'running' AND started_at < ?"
+        queries.append((sql, (now - max_age_days * 86400,)))
+    if max_count is not None:
+        sql = (
+            "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs WHERE status != 'running' "
+            "ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?)"
+        )
+        queries.append((sql, (dialect.no_limit, max_count)))
+    return queries

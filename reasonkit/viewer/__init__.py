@@ -9,7 +9,7 @@ HTML report (`rk runs view`, the served `/runs/{id}` pages).
     reasonkit.viewer.index     the HTML list of recent runs
 
 Everything reads the one view of a run (reasonkit/presentation: `RunView`, built from a stored
-trace as `RunStore.get` returns it, tolerating traces from other versions) and formats numbers
+trace as `StoreBackend.get` returns it, tolerating traces from other versions) and formats numbers
 with `reasonkit.presentation.fmt`, as `rk think`, the MCP results and `rk runs show` do. Every
 piece of user and model text goes through `html.escape`; the pages load nothing from anywhere
 (inline CSS and SVG, no scripts).

@@ -1,5 +1,5 @@
 """The HTML list of recent runs (`/runs`): a filter form (tool or profile, status) and a table of
-runs, newest first, each linking to its report. Rows are `RunStore.list()` rows."""
+runs, newest first, each linking to its report. Rows are `StoreBackend.list()` rows."""
 
 from __future__ import annotations
 

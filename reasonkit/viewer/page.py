@@ -222,7 +222,7 @@ def _graphs(v: RunView, registry: Registry | None) -> str:
 def render_page(
     run: RunView | dict[str, Any], *, registry: Registry | None = None, back: str | None = None
 ) -> str:
-    """The report of a run (its view, or a stored trace as `RunStore.get` returns it) as one HTML
+    """The report of a run (its view, or a stored trace as `StoreBackend.get` returns it) as one HTML
     document. `registry`: the protocols and profiles, for the step graph (else it is inferred from
     timing); `back`: a link to the list of runs (served pages)."""
     v = run_view(run)

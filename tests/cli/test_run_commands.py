@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 from tests.store._helpers import make_result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def rk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPro
 def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     now = time.time()
-    with RunStore(d / "runs.db") as s:
+    with SqliteRunStore(d / "runs.db") as s:
         s.save(
             make_result(
                 "aaaa111100000001",
@@ -129,7 +129,7 @@ def test_show_tree(data_dir: Path) -> None:
 
 
 def test_export_stdout_and_file(data_dir: Path, tmp_path: Path) -> None:
-    with RunStore(data_dir / "runs.db") as s:
+    with SqliteRunStore(data_dir / "runs.db") as s:
         expected = s.get("aaaa111100000001")
     r = rk("runs", "--data-dir", str(data_dir), "export", "aaaa1")
     assert r.returncode == 0, r.stderr
@@ -166,7 +166,7 @@ def test_prune(data_dir: Path) -> None:
 
 
 def test_list_marks_runs_of_dead_processes_interrupted(data_dir: Path) -> None:
-    with RunStore(data_dir / "runs.db") as s:
+    with SqliteRunStore(data_dir / "runs.db") as s:
         s.start(make_result("cccc444400000004", status="running", n_steps=2, entries=1))
     import sqlite3
 

@@ -42,9 +42,9 @@ def pg_store(pg_url: str):
 def any_store(request: pytest.FixtureRequest, tmp_path: Path):
     """The same tests on both back ends."""
     if request.param == "sqlite":
-        from reasonkit.store import RunStore
+        from reasonkit.store import SqliteRunStore
 
-        s = RunStore(tmp_path / "data" / "runs.db")
+        s = SqliteRunStore(tmp_path / "data" / "runs.db")
         yield s
         s.close()
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reasonkit.errors import ReasonKitError
-from reasonkit.store import RunStore, StoreError
+from reasonkit.store import SqliteRunStore, StoreError
 from reasonkit.store.connections import ConnectionPool, is_busy, write_transaction
 
 from ._helpers import make_result, must
@@ -19,12 +19,12 @@ from ._helpers import make_result, must
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = RunStore(tmp_path / "data" / "runs.db")
+    s = SqliteRunStore(tmp_path / "data" / "runs.db")
     yield s
     s.close()
 
 
-def test_threads_share_one_store(store: RunStore) -> None:
+def test_threads_share_one_store(store: SqliteRunStore) -> None:
     errors: list[BaseException] = []
 
     def work(thread: int) -> None:
@@ -51,7 +51,7 @@ def test_threads_share_one_store(store: RunStore) -> None:
     assert store.count() == 120  # reopens lazily after close()
 
 
-def test_short_lived_threads_do_not_leak_connections(store: RunStore) -> None:
+def test_short_lived_threads_do_not_leak_connections(store: SqliteRunStore) -> None:
     before = sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection))
     for i in range(30):
         result = make_result(f"short-{i}", n_steps=1, entries=1)
@@ -66,7 +66,7 @@ def test_short_lived_threads_do_not_leak_connections(store: RunStore) -> None:
 
 def test_locked_database_is_retried_then_reported(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
-    s = RunStore(path, busy_timeout_ms=30)
+    s = SqliteRunStore(path, busy_timeout_ms=30)
     try:
         holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock ...
@@ -112,7 +112,7 @@ def test_sqlite_errors_leave_as_store_errors_and_roll_back(tmp_path: Path) -> No
 def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()  # a directory where the database file should be
     with pytest.raises(StoreError, match="cannot be"):
-        RunStore(tmp_path / "dir.db")
+        SqliteRunStore(tmp_path / "dir.db")
 
 
 def test_is_busy() -> None:

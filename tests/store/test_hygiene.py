@@ -21,7 +21,7 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.health import HealthChecker
 from reasonkit.server.mcp.app import ReasonKitServer, build_server
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 
 from ._helpers import make_result, must
 
@@ -61,7 +61,7 @@ def test_data_folder_is_0700_and_database_files_0600(tmp_path: Path) -> None:
     old = os.umask(0o022)  # the usual umask: without care, SQLite's files would be 0644
     try:
         data = tmp_path / "data"
-        with RunStore(data / "runs.db") as store:
+        with SqliteRunStore(data / "runs.db") as store:
             store.save(make_result("r1", n_steps=2, entries=1))
             assert _mode(data) == 0o700
             for name in ("runs.db", "runs.db-wal", "runs.db-shm"):
@@ -70,7 +70,7 @@ def test_data_folder_is_0700_and_database_files_0600(tmp_path: Path) -> None:
         # files and folder an older version left readable by others are tightened on open
         (data / "runs.db").chmod(0o644)
         data.chmod(0o755)
-        with RunStore(data / "runs.db") as store:
+        with SqliteRunStore(data / "runs.db") as store:
             assert store.count() == 1
         assert _mode(data) == 0o700 and _mode(data / "runs.db") == 0o600
     finally:
@@ -81,7 +81,7 @@ def test_data_folder_is_0700_and_database_files_0600(tmp_path: Path) -> None:
 def test_checkpoint_truncates_the_wal(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     wal = Path(f"{db}-wal")
-    with RunStore(db, busy_timeout_ms=200) as store:  # TRUNCATE waits this long for the reader
+    with SqliteRunStore(db, busy_timeout_ms=200) as store:  # TRUNCATE waits this long for the reader
         reader = sqlite3.connect(db)
         try:
             # an open read transaction keeps SQLite's own checkpoints from resetting the WAL: it grows
@@ -101,7 +101,9 @@ def test_checkpoint_truncates_the_wal(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ with a server
-def _server(fake: FakeLLM, tmp_path: Path, store: RunStore | None = None, **env: str) -> ReasonKitServer:
+def _server(
+    fake: FakeLLM, tmp_path: Path, store: SqliteRunStore | None = None, **env: str
+) -> ReasonKitServer:
     protos = tmp_path / "protocols"
     protos.mkdir(exist_ok=True)
     (protos / "tiny.toml").write_text(TINY)
@@ -123,7 +125,7 @@ protocol = "tiny"
 
 
 def _old_runs(db: Path, n: int, days_ago: float) -> None:
-    with RunStore(db) as other:  # another process's view of the same file
+    with SqliteRunStore(db) as other:  # another process's view of the same file
         for i in range(n):
             other.save(
                 make_result(
@@ -143,7 +145,7 @@ def test_retention_is_applied_while_serving(fake_llm: FakeLLM, tmp_path: Path) -
         db = store.path
         _old_runs(db, 4, days_ago=3)  # past retention
         _old_runs(db, 8, days_ago=0.5)  # within it, but more than max_runs
-        with RunStore(db) as view:
+        with SqliteRunStore(db) as view:
             _wait(lambda: view.count() == 6)
             ids = {r["run_id"] for r in view.list(limit=0)}
         assert all(i.startswith("old0.5-") for i in ids)
@@ -161,7 +163,7 @@ async def test_write_failures_are_counted_reported_and_the_final_state_retried(
     and lands in the file once the store works again; /health is healthy again."""
     fake_llm.default = schema_filler
     metrics = Metrics()
-    store = RunStore(tmp_path / "data" / "runs.db", busy_timeout_ms=20, metrics=metrics)
+    store = SqliteRunStore(tmp_path / "data" / "runs.db", busy_timeout_ms=20, metrics=metrics)
     store.write_attempts = 1
     core = _server(fake_llm, tmp_path, store=store)
     caplog.set_level(logging.WARNING, logger="reasonkit.store")
@@ -198,7 +200,7 @@ async def test_write_failures_are_counted_reported_and_the_final_state_retried(
 
             blocker.execute("ROLLBACK")  # the store works again: maintenance retries the final saves
             await anyio.to_thread.run_sync(_wait, lambda: store.pending_finals() == 0)
-            with RunStore(store.path) as view:
+            with SqliteRunStore(store.path) as view:
                 assert {must(view.summary(r))["status"] for r in run_ids} == {"complete"}
             health = await fresh.check()
             assert health["checks"]["run_store"]["status"] == "healthy", health

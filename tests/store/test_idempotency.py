@@ -15,20 +15,20 @@ import pytest
 
 from reasonkit.engine.result import RunResult
 from reasonkit.errors import InputError, ReasonKitError
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 from reasonkit.store import idempotency as idem
 from reasonkit.store.idempotency import IdempotencyConflict, IdempotencyKeys
 
 DAY = 86400.0
 
 
-def store_run(store: RunStore, run_id: str, status: str) -> None:
+def store_run(store: SqliteRunStore, run_id: str, status: str) -> None:
     store.save(RunResult(run_id=run_id, kind="protocol", name="tiny", status=status, started_at=1.0))  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def keys(any_store) -> IdempotencyKeys:
-    return IdempotencyKeys.for_store(any_store)
+    return any_store.idempotency_keys()
 
 
 def test_first_claim_runs_a_repeat_gets_the_first_run(keys: IdempotencyKeys) -> None:
@@ -88,7 +88,7 @@ def test_concurrent_claims_from_threads_have_one_winner(any_store) -> None:
     barrier = threading.Barrier(8)
 
     def claim(i: int) -> None:
-        keys = IdempotencyKeys.for_store(any_store)  # SQLite: a connection pool each, like workers
+        keys = any_store.idempotency_keys()  # SQLite: a connection pool each, like workers
         barrier.wait()
         claims.append(keys.claim("c", "k", "fp", f"run-{i}", DAY))
 
@@ -107,9 +107,9 @@ def _claim_in_process(where: str, i: int) -> tuple[str, bool]:
 
         store: Any = PostgresRunStore(where, migrate=False)
     else:
-        store = RunStore(where)
+        store = SqliteRunStore(where)
     try:
-        claim = IdempotencyKeys.for_store(store).claim("c", "shared", "fp", f"proc-{i}", DAY)
+        claim = store.idempotency_keys().claim("c", "shared", "fp", f"proc-{i}", DAY)
     finally:
         store.close()
     return claim.run_id, claim.new
@@ -119,7 +119,7 @@ def _claim_in_process(where: str, i: int) -> tuple[str, bool]:
 def test_concurrent_claims_from_processes_have_one_winner(backend: str, tmp_path: Path, request) -> None:
     if backend == "sqlite":
         where = str(tmp_path / "runs.db")
-        RunStore(where).close()
+        SqliteRunStore(where).close()
     else:
         from reasonkit.store.postgres import PostgresRunStore
 

@@ -29,7 +29,7 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.anthropic import AnthropicProvider
 from reasonkit.providers.base import PriceTable
 from reasonkit.runs import RunService
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 
 from ._helpers import must
 
@@ -60,7 +60,7 @@ async def test_a_write_locked_store_never_delays_progress_or_the_run(
     settings = load_settings(
         environ={"REASONKIT_DATA_DIR": str(tmp_path / "data"), "LOCAL_MODEL_AUTO": "false"}
     )
-    store = RunStore(tmp_path / "data" / "runs.db")
+    store = SqliteRunStore(tmp_path / "data" / "runs.db")
     service = RunService(settings, load_registry([]), store=store, metrics=Metrics())
     provider = _provider(fake_llm)
     run = service.prepare("profile", "quick", {"query": "Is the sky blue?"}, provider, method="test")
@@ -113,7 +113,7 @@ async def test_observe_returns_at_once_while_the_writer_is_stuck(tmp_path: Path)
     from reasonkit.engine.result import RunResult
     from reasonkit.store import RunRecorder
 
-    store = RunStore(tmp_path / "runs.db")
+    store = SqliteRunStore(tmp_path / "runs.db")
     res = RunResult(run_id="hot0000000000001", kind="protocol", name="p", inputs={}, started_at=time.time())
     rec = RunRecorder(store, res)
     blocker = sqlite3.connect(store.path, isolation_level=None)
@@ -143,7 +143,7 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.anthropic import AnthropicProvider
 from reasonkit.providers.base import PriceTable
 from reasonkit.runs import RunService
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 
 data, base_url = sys.argv[1], sys.argv[2]
 settings = load_settings(environ={"REASONKIT_DATA_DIR": data, "LOCAL_MODEL_AUTO": "false"})
@@ -195,7 +195,7 @@ def test_sigkill_mid_run_is_found_interrupted_with_its_finished_steps(
         def stored_ok_steps() -> int:
             if not db.exists():
                 return 0
-            with RunStore(db) as view:
+            with SqliteRunStore(db) as view:
                 trace = view.get(run_id)
             if trace is None:
                 return 0
@@ -207,7 +207,7 @@ def test_sigkill_mid_run_is_found_interrupted_with_its_finished_steps(
             time.sleep(0.05)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-        with RunStore(db) as store:
+        with SqliteRunStore(db) as store:
             assert must(store.summary(run_id))["status"] == "running"
             assert store.mark_interrupted() == 1
             trace = must(store.get(run_id))
@@ -226,7 +226,7 @@ def test_concurrent_writes_share_transactions(tmp_path: Path) -> None:
     committed in a couple of transactions once it is free, and every row lands."""
     from ._helpers import make_result
 
-    store = RunStore(tmp_path / "runs.db")
+    store = SqliteRunStore(tmp_path / "runs.db")
     traces = [make_result(f"g{i:02d}", n_steps=2, entries=1).trace() for i in range(40)]
     blocker = sqlite3.connect(store.path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")

@@ -18,7 +18,7 @@ from reasonkit.engine.result import EntryResult, RunResult, StepTrace
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.anthropic import AnthropicProvider
 from reasonkit.providers.base import PriceTable
-from reasonkit.store import SAVE_EVENTS, RunRecorder, RunStore, StoreError
+from reasonkit.store import SAVE_EVENTS, RunRecorder, SqliteRunStore, StoreError
 
 from ._helpers import must
 
@@ -28,8 +28,8 @@ except ImportError:  # pragma: no cover - plain `pytest` puts tests/ itself on s
     from fakes.fake_llm import FakeLLM, Reply, schema_filler  # type: ignore[no-redef]
 
 
-class LoggingStore(RunStore):
-    """A real RunStore that logs each write (which method, the status and notes it carried) and can
+class LoggingStore(SqliteRunStore):
+    """A real SqliteRunStore that logs each write (which method, the status and notes it carried) and can
     hold writes at a gate: a write waits (in its worker thread) until the gate opens."""
 
     def __init__(self, path: Path):

@@ -37,10 +37,3 @@ def test_interrupted_trace() -> None:
     assert schema.interrupted_trace("not json", "x") == "not json"
     assert schema.interrupted_trace("[1, 2]", "x") == "[1, 2]"
     assert schema.interrupted_trace(None, "x") is None
-
-
-def test_migrations_are_split_into_statements() -> None:
-    statements = schema.migration_statements(1)
-    assert statements[0].strip().startswith("CREATE TABLE IF NOT EXISTS runs")
-    assert len(statements) == 4 and all(s.strip() for s in statements)
-    assert schema.SCHEMA_VERSION == max(schema.MIGRATIONS)

@@ -67,11 +67,11 @@ def test_unicode_and_large_traces_round_trip(any_store: Any) -> None:
 def test_factory_picks_the_back_end(tmp_path, pg_url: str) -> None:
     sqlite_settings = load_settings(environ={"REASONKIT_DATA_DIR": str(tmp_path)})
     assert database_url(sqlite_settings) is None
-    with open_store(sqlite_settings) as s:  # type: ignore[attr-defined]
-        assert type(s).__name__ == "RunStore" and s.path == tmp_path / "runs.db"
+    with open_store(sqlite_settings) as s:
+        assert type(s).__name__ == "SqliteRunStore" and s.path == tmp_path / "runs.db"
     pg_settings = load_settings(environ={"REASONKIT_DATABASE_URL": pg_url})
     assert database_url(pg_settings) == pg_url
-    with open_store(pg_settings) as s:  # type: ignore[attr-defined]
+    with open_store(pg_settings) as s:
         assert type(s).__name__ == "PostgresRunStore"
         assert s.lease_secs == 30.0
     assert store_location(pg_settings).startswith("postgresql://reasonkit@127.0.0.1:")
@@ -82,3 +82,31 @@ def test_a_url_of_another_kind_is_a_clear_error_without_the_url(tmp_path) -> Non
     with pytest.raises(StoreError, match=r"must be a postgresql://") as info:
         open_store(settings)
     assert "s3cret-pw" not in str(info.value)
+
+
+def test_maintenance_hooks_are_declared_with_defaults_on_both_back_ends(any_store: Any) -> None:
+    """Callers use the hooks without probing: a back end without the feature answers the default."""
+    sqlite = any_store.dialect.name == "sqlite"
+    res = make_result("hooks", n_steps=1, entries=1)
+    any_store.start(res)
+    any_store.save_final(res.trace())
+    assert any_store.pending_finals() == 0 and must(any_store.summary("hooks"))["status"] == "complete"
+    assert any_store.checkpoint() is True
+    any_store.start_maintenance(lambda: load_settings(environ={}).storage)
+    if sqlite:  # upkeep of its own: a maintenance thread, write-failure health; no leases
+        assert any_store.maintenance is not None
+        assert any_store.health_check() == {
+            "status": "healthy",
+            "path": str(any_store.path),
+            "write_errors": 0,
+        }
+        assert any_store.lease("hooks") is None
+    else:  # leases; retention after each run (no maintenance thread), no health of its own
+        assert any_store.maintenance is None and any_store.health is None
+        assert any_store.health_check() is None
+        assert must(any_store.lease("hooks"))[0] == any_store.owner_id
+    keys = any_store.idempotency_keys()
+    try:
+        assert keys.claim("c", "k", "fp", "hooks", 60.0).new and keys.path == any_store.path
+    finally:
+        keys.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 
 from ._helpers import must
 
@@ -25,7 +25,7 @@ PRELUDE = f"""
 import os, sys, time
 sys.path.insert(0, {str(HERE)!r})
 from _helpers import make_result
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 """
 
 
@@ -41,7 +41,7 @@ def _spawn(code: str, *args: str) -> subprocess.Popen[str]:
 
 WRITER = """
 db, tag, go = sys.argv[1], sys.argv[2], sys.argv[3]
-store = RunStore(db)
+store = SqliteRunStore(db)
 results = [make_result(f"{tag}-{i:03d}", status="running", n_steps=6, entries=2) for i in range(50)]
 deadline = time.time() + 30
 while not os.path.exists(go) and time.time() < deadline:  # start together
@@ -59,7 +59,7 @@ print("done", tag)
 
 def test_concurrent_writers_from_four_processes(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
-    RunStore(db).close()  # the schema exists before the race (creation races are covered below)
+    SqliteRunStore(db).close()  # the schema exists before the race (creation races are covered below)
     go = tmp_path / "go"
     procs = [_spawn(WRITER, str(db), f"w{n}", str(go)) for n in range(4)]
     time.sleep(0.5)
@@ -68,7 +68,7 @@ def test_concurrent_writers_from_four_processes(tmp_path: Path) -> None:
         out, err = p.communicate(timeout=90)
         assert p.returncode == 0, err
         assert out.startswith("done")
-    with RunStore(db) as s:
+    with SqliteRunStore(db) as s:
         assert s.integrity_check() == "ok"
         rows = s.list(limit=1000)
         assert len(rows) == 200
@@ -85,7 +85,7 @@ def test_concurrent_first_open_creates_schema_once(tmp_path: Path) -> None:
     db, go = sys.argv[1], sys.argv[2]
     while not os.path.exists(go):
         time.sleep(0.002)
-    s = RunStore(db)
+    s = SqliteRunStore(db)
     s.save(make_result(None, n_steps=1, entries=1))
     s.close()
     """
@@ -95,7 +95,7 @@ def test_concurrent_first_open_creates_schema_once(tmp_path: Path) -> None:
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
-    with RunStore(db) as s:
+    with SqliteRunStore(db) as s:
         assert s.count() == 4 and s.integrity_check() == "ok"
 
 
@@ -109,7 +109,7 @@ def _proc_state(pid: int) -> str | None:
 
 KILLED = """
 db = sys.argv[1]
-store = RunStore(db)
+store = SqliteRunStore(db)
 for i in range(3):
     done = make_result(f"done-{i}", n_steps=8, entries=2)
     store.start(done)
@@ -133,7 +133,7 @@ def test_sigkill_mid_run_leaves_readable_db_and_marks_interrupted(tmp_path: Path
         assert p.stdout is not None
         line = p.stdout.readline()
         assert line.strip() == "READY", p.stderr.read() if p.stderr else ""
-        with RunStore(db) as s:
+        with SqliteRunStore(db) as s:
             # the owner is alive (on this host): another worker must not touch its run
             assert s.mark_interrupted() == 0
             assert must(s.summary("victim"))["status"] == "running"
@@ -143,7 +143,7 @@ def test_sigkill_mid_run_leaves_readable_db_and_marks_interrupted(tmp_path: Path
             if _proc_state(p.pid) in ("Z", None):
                 break
             time.sleep(0.01)
-        with RunStore(db) as s:
+        with SqliteRunStore(db) as s:
             assert s.integrity_check() == "ok"
             assert must(s.summary("victim"))["status"] == "running"
             assert s.mark_interrupted() == 1
@@ -169,7 +169,7 @@ def test_sigkill_mid_run_leaves_readable_db_and_marks_interrupted(tmp_path: Path
 
 HAMMER = """
 db = sys.argv[1]
-store = RunStore(db)
+store = SqliteRunStore(db)
 store.save(make_result("before", n_steps=4, entries=1))
 run = make_result("hammered", status="running", n_steps=20, entries=2)
 store.start(run)
@@ -194,7 +194,7 @@ def test_sigkill_during_writes_keeps_the_last_committed_state(tmp_path: Path) ->
         finally:
             p.kill()
             p.communicate(timeout=10)
-        with RunStore(db) as s:
+        with SqliteRunStore(db) as s:
             assert s.integrity_check() == "ok"
             t = must(s.get("hammered"))
             assert t is not None and t["notes"][0].startswith("save ")  # a whole, parseable trace
@@ -205,7 +205,7 @@ def test_sigkill_during_writes_keeps_the_last_committed_state(tmp_path: Path) ->
 
 FORKER = """
 db = sys.argv[1]
-store = RunStore(db)
+store = SqliteRunStore(db)
 store.save(make_result("parent-1", n_steps=2, entries=1))
 pid = os.fork()
 if pid == 0:  # the child opens its own connection; the inherited one is left alone

@@ -1,4 +1,4 @@
-"""RunStore in one process: round trip, listing, pruning, schema, crash bookkeeping."""
+"""SqliteRunStore in one process: round trip, listing, pruning, schema, crash bookkeeping."""
 
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ import pytest
 from reasonkit.config import load_settings
 from reasonkit.engine.result import RunResult
 from reasonkit.errors import InputError
-from reasonkit.store import RunStore, StoreError
+from reasonkit.store import SqliteRunStore, StoreError
 
 from ._helpers import make_result, must
 
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = RunStore(tmp_path / "data" / "runs.db")
+    s = SqliteRunStore(tmp_path / "data" / "runs.db")
     yield s
     s.close()
 
 
 def test_creates_parent_dirs_wal_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "runs.db"
-    with RunStore(path) as s:
+    with SqliteRunStore(path) as s:
         assert s.path == path and path.exists()
     raw = sqlite3.connect(path)
     try:
@@ -38,11 +38,11 @@ def test_creates_parent_dirs_wal_and_schema_version(tmp_path: Path) -> None:
     finally:
         raw.close()
     # reopening an existing database keeps it
-    with RunStore(path) as s:
+    with SqliteRunStore(path) as s:
         assert s.count() == 0
 
 
-def test_round_trip_full_trace(store: RunStore) -> None:
+def test_round_trip_full_trace(store: SqliteRunStore) -> None:
     res = make_result(n_steps=12, entries=2)
     store.start(res)
     store.save(res)
@@ -73,7 +73,7 @@ def test_round_trip_full_trace(store: RunStore) -> None:
     assert store.get("nope") is None and store.summary("nope") is None
 
 
-def test_start_then_saves_update_in_place(store: RunStore) -> None:
+def test_start_then_saves_update_in_place(store: SqliteRunStore) -> None:
     res = make_result(status="running", n_steps=3, entries=1)
     res.entries[0].steps[0].status = "running"
     store.start(res)
@@ -96,7 +96,7 @@ def test_start_then_saves_update_in_place(store: RunStore) -> None:
     assert store.count() == 1
 
 
-def test_list_newest_first_and_filters(store: RunStore) -> None:
+def test_list_newest_first_and_filters(store: SqliteRunStore) -> None:
     now = time.time()
     runs = [
         make_result(
@@ -162,7 +162,7 @@ def test_list_newest_first_and_filters(store: RunStore) -> None:
         store.list(status="done")
 
 
-def test_prune_by_age_and_count_never_running(store: RunStore) -> None:
+def test_prune_by_age_and_count_never_running(store: SqliteRunStore) -> None:
     now = time.time()
     day = 86400
     store.save(make_result("old1", started_at=now - 40 * day, n_steps=2, entries=1))
@@ -189,7 +189,7 @@ def test_prune_by_age_and_count_never_running(store: RunStore) -> None:
         raw.close()
 
 
-def test_resolve_prefix(store: RunStore) -> None:
+def test_resolve_prefix(store: SqliteRunStore) -> None:
     for rid in ("abc111", "abc222", "abd333", "abc"):
         store.save(make_result(rid, n_steps=1, entries=1))
     assert store.resolve("abc") == ["abc"]  # an exact id wins over a prefix
@@ -201,24 +201,24 @@ def test_resolve_prefix(store: RunStore) -> None:
 
 def test_for_settings_uses_data_dir(tmp_path: Path) -> None:
     settings = load_settings(environ={"REASONKIT_DATA_DIR": str(tmp_path / "dd")})
-    with RunStore.for_settings(settings) as s:
+    with SqliteRunStore.for_settings(settings) as s:
         assert s.path == tmp_path / "dd" / "runs.db"
         assert s.path.exists()
 
 
 def test_newer_schema_and_garbage_file_are_clear_errors(tmp_path: Path) -> None:
     p = tmp_path / "runs.db"
-    RunStore(p).close()
+    SqliteRunStore(p).close()
     raw = sqlite3.connect(p)
     raw.execute("PRAGMA user_version = 99")
     raw.close()
     with pytest.raises(StoreError, match="newer ReasonKit"):
-        RunStore(p)
+        SqliteRunStore(p)
     bad = tmp_path / "bad" / "runs.db"
     bad.parent.mkdir()
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot be"):
-        RunStore(bad)
+        SqliteRunStore(bad)
 
 
 # ------------------------------------------------------------------ mark_interrupted (same process)
@@ -232,14 +232,14 @@ def _set_owner(path: Path, run_id: str, **cols: object) -> None:
         raw.close()
 
 
-def test_mark_interrupted_leaves_live_owners_alone(store: RunStore) -> None:
+def test_mark_interrupted_leaves_live_owners_alone(store: SqliteRunStore) -> None:
     mine = make_result("mine", status="running", n_steps=2, entries=1)
     store.start(mine)
     assert store.mark_interrupted() == 0
     assert must(store.summary("mine"))["status"] == "running"
 
 
-def test_mark_interrupted_dead_reused_and_foreign_owners(store: RunStore) -> None:
+def test_mark_interrupted_dead_reused_and_foreign_owners(store: SqliteRunStore) -> None:
     for rid in ("dead", "reused", "foreign_fresh", "foreign_stale", "done"):
         store.start(make_result(rid, status="running", n_steps=2, entries=1))
     store.save(make_result("done", status="complete", n_steps=2, entries=1))
@@ -271,7 +271,7 @@ def test_mark_interrupted_dead_reused_and_foreign_owners(store: RunStore) -> Non
     assert store.mark_interrupted() == 0
 
 
-def test_trace_json_is_plain_sqlite(store: RunStore) -> None:
+def test_trace_json_is_plain_sqlite(store: SqliteRunStore) -> None:
     """The trace column is plain JSON text: sqlite3's own JSON functions can query it."""
     store.save(make_result("j1", n_steps=2, entries=1))
     raw = sqlite3.connect(store.path)
@@ -283,7 +283,7 @@ def test_trace_json_is_plain_sqlite(store: RunStore) -> None:
     assert name == "paranoid" and json.loads(text)["run_id"] == "j1"
 
 
-def test_start_trace_and_save_trace_take_a_trace(store: RunStore) -> None:
+def test_start_trace_and_save_trace_take_a_trace(store: SqliteRunStore) -> None:
     res = make_result("t1", status="running", n_steps=2, entries=1)
     store.start_trace(res.trace())
     assert must(store.summary("t1"))["status"] == "running"
@@ -300,7 +300,7 @@ def test_start_trace_and_save_trace_take_a_trace(store: RunStore) -> None:
     assert must(store.summary("t1"))["started_at"] == started
 
 
-def test_interrupted_keeps_an_unparseable_trace(store: RunStore) -> None:
+def test_interrupted_keeps_an_unparseable_trace(store: SqliteRunStore) -> None:
     store.start(make_result("garbled", status="running", n_steps=1, entries=1))
     raw = sqlite3.connect(store.path)
     try:
@@ -316,12 +316,12 @@ def test_interrupted_keeps_an_unparseable_trace(store: RunStore) -> None:
 
 
 # ------------------------------------------------------------------ retention
-def _old_runs(store: RunStore, prefix: str, n: int) -> None:
+def _old_runs(store: SqliteRunStore, prefix: str, n: int) -> None:
     for i in range(n):
         store.save(make_result(f"{prefix}{i}", started_at=time.time() - 40 * 86400, n_steps=1, entries=1))
 
 
-def test_prune_if_due_prunes_at_most_once_per_interval(store: RunStore) -> None:
+def test_prune_if_due_prunes_at_most_once_per_interval(store: SqliteRunStore) -> None:
     _old_runs(store, "a", 3)
     assert store.prune_if_due(30, None) == 3  # the first call always prunes
     _old_runs(store, "b", 2)
@@ -337,7 +337,7 @@ def test_prune_if_due_prunes_at_most_once_per_interval(store: RunStore) -> None:
 
 
 def test_prune_if_due_after_the_interval_and_when_nothing_is_configured(
-    store: RunStore, monkeypatch: pytest.MonkeyPatch
+    store: SqliteRunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
@@ -353,7 +353,7 @@ def test_prune_if_due_after_the_interval_and_when_nothing_is_configured(
 
 def test_prune_if_due_failure_is_raised_and_not_retried_at_once(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
-    s = RunStore(path)
+    s = SqliteRunStore(path)
     try:
         _old_runs(s, "a", 1)
         raw = sqlite3.connect(path)
@@ -374,7 +374,7 @@ def test_importing_the_store_stays_light() -> None:
 
     code = (
         "import sys\n"
-        "from reasonkit.store import RunStore, StoreError\n"
+        "from reasonkit.store import SqliteRunStore, StoreError\n"
         "print(sorted(m for m in ('anyio', 'pydantic', 'reasonkit.engine') if m in sys.modules))\n"
         "from reasonkit.store import RunRecorder\n"
         "print('anyio' in sys.modules)\n"

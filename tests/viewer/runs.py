@@ -18,7 +18,7 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.base import LLMRequest, LLMResponse
 from reasonkit.providers.fake import FakeProvider
 from reasonkit.runs import CLI_METHOD, RunService
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 from reasonkit.store.liveness import current_owner
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)> "quoted" \'single\''
@@ -80,12 +80,11 @@ async def make_run(
         svc.close()
 
 
-class _DeadOwnerStore(RunStore):
+class _DeadOwnerStore(SqliteRunStore):
     """Records runs as owned by a process of this host that has since ended (a start time no
     process has): what a SIGKILL leaves behind."""
 
-    @staticmethod
-    def _owner_columns() -> dict[str, Any]:
+    def owner_columns(self) -> dict[str, Any]:
         owner = current_owner()
         return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_start": "not-a-start-time"}
 
@@ -97,7 +96,7 @@ def make_interrupted(data: Path) -> str:
     result = make_result(kind="protocol", name="laserlogic", status="running", n_steps=4, entries=1)
     with _DeadOwnerStore(data / "runs.db") as dead:
         dead.start_trace(result.trace())
-    with RunStore(data / "runs.db") as store:
+    with SqliteRunStore(data / "runs.db") as store:
         assert store.mark_interrupted() == 1
     return result.run_id
 
@@ -143,7 +142,7 @@ def made_runs(data: Path) -> dict[str, str]:
 
 
 def store_trace(data: Path, run_id: str) -> dict[str, Any]:
-    store = RunStore(data / "runs.db")
+    store = SqliteRunStore(data / "runs.db")
     try:
         trace = store.get(run_id)
         assert trace is not None

@@ -172,10 +172,10 @@ def test_a_trace_from_another_version_still_renders():
 
 
 def test_the_list_page_links_every_run_and_keeps_the_filters(runs):
-    from reasonkit.store import RunStore
+    from reasonkit.store import SqliteRunStore
 
     data, ids = runs
-    with RunStore(data / "runs.db") as store:
+    with SqliteRunStore(data / "runs.db") as store:
         rows = store.list()
     html = render_index(rows, tool="laserlogic", status="failed", names=["laserlogic", "quick"])
     assert_safe(html.replace('action="', 'x="'))

@@ -196,8 +196,9 @@ class HealthChecker:
                 if redis is not None:
                     checks["redis"] = redis
                 store = self.store() if self.store is not None else None
-                if store is not None and hasattr(store, "health_check"):
-                    checks["run_store"] = store.health_check()
+                run_store = store.health_check() if store is not None else None
+                if run_store is not None:
+                    checks["run_store"] = run_store
                 # Without an LLM nothing works: unhealthy (503). Redis only backs the shared cache, and
                 # its outage falls back to the in-memory cache; calls are answered while the run store
                 # fails: degraded (still 200).

@@ -38,7 +38,6 @@ from reasonkit.server.mcp.reload import Reloader
 from reasonkit.server.mcp.resources import ResourceHandlers
 from reasonkit.server.mcp.runtime import ProviderFactory, Runtime, ServerStatus
 from reasonkit.server.mcp.tools import ToolHandlers, build_tools
-from reasonkit.store import RunStore
 from reasonkit.store.base import StoreBackend
 
 INSTRUCTIONS = (
@@ -75,7 +74,7 @@ class ReasonKitServer:
         registry: Registry,
         *,
         provider_factory: ProviderFactory | None = None,
-        store: RunStore | None = None,
+        store: StoreBackend | None = None,
         metrics: Metrics | None = None,
         status: ServerStatus | None = None,
     ):
@@ -114,9 +113,8 @@ class ReasonKitServer:
         """Open the run store (I/O; `StoreError` when it cannot be opened): see
         `RunService.open_store`."""
         self.service.open_store(required=True)
-        maintain = getattr(self.service.store, "start_maintenance", None)  # SQLite: store/hygiene.py
-        if maintain is not None:  # retention, WAL checkpoints, failed final saves, while serving
-            maintain(lambda: self.settings.storage)  # read at each pass: a reload may change them
+        if self.service.store is not None:  # retention, WAL checkpoints, failed final saves, while serving
+            self.service.store.start_maintenance(lambda: self.settings.storage)  # a reload may change them
         self.notice = self.service.startup_notice()
         if self.notice:
             logger.warning(self.notice)
@@ -236,7 +234,7 @@ def build_server(
     registry: Registry | None = None,
     *,
     provider_factory: ProviderFactory | None = None,
-    store: RunStore | None = None,
+    store: StoreBackend | None = None,
     metrics: Metrics | None = None,
     status: ServerStatus | None = None,
 ) -> ReasonKitServer:

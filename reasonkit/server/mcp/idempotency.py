@@ -64,7 +64,7 @@ class IdempotentCalls:
         if store is None:
             raise InputError(NO_STORE)
         if self._keys is None or self._keys.path != store.path:
-            self._keys = IdempotencyKeys.for_store(store)
+            self._keys = store.idempotency_keys()
         return self._keys
 
     async def claim(self, client: str, key: str, print_: str, run: PreparedRun) -> str | None:

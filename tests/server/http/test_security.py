@@ -422,9 +422,9 @@ async def test_remote_bind_with_tokens_and_no_secret_anywhere(server_env, fake_l
         lines = [json.loads(line) for line in log.splitlines() if line.strip()]
         assert lines and all("level" in x for x in lines)
 
-    from reasonkit.store import RunStore
+    from reasonkit.store import SqliteRunStore
 
-    with RunStore(Path(env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
+    with SqliteRunStore(Path(env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
         runs = store.list()
         traces = [json.dumps(store.get(r["run_id"])) for r in runs]
     assert len(traces) == 2 and any("HTTP 401" in t for t in traces)

@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 from tests.server.conftest import routed
 from tests.server.helpers import MCP_HEADERS, answer, call, poll
 from tests.server.procs import HttpServer
@@ -72,7 +72,7 @@ async def test_sigterm_refuses_new_calls_and_returns_partial_results(server_env,
     assert not result.get("isError"), result
     assert summary["status"] == "incomplete" and summary["complete"] is False, summary
     assert "shutting down" in result["content"][0]["text"]
-    with RunStore(Path(server_env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
+    with SqliteRunStore(Path(server_env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
         runs = store.list()
         assert sorted(r["status"] for r in runs) == ["incomplete", "incomplete"], runs
         assert all(r["confidence"] and r["confidence"] > 0 for r in runs), runs

@@ -260,9 +260,9 @@ def test_sighup_on_stdio_sends_tools_list_changed(server_env, fake_llm, proto_di
 # ----------------------------------------------------------------------------- kill -9 mid-run
 def _stored_step_status(store_path: Path, query: str, step_id: str) -> str | None:
     """The stored status of `step_id` in the running run for `query` (read from the run store)."""
-    from reasonkit.store import RunStore
+    from reasonkit.store import SqliteRunStore
 
-    with RunStore(store_path) as store:
+    with SqliteRunStore(store_path) as store:
         for row in store.list(status="running"):
             trace = store.get(row["run_id"]) or {}
             if (trace.get("inputs") or {}).get("query") != query:
@@ -305,9 +305,11 @@ async def test_sigkill_mid_run_leaves_a_readable_store(server_env, fake_llm):
         srv.stop()
 
     env = {**server_env}
-    from reasonkit.store import RunStore
+    from reasonkit.store import SqliteRunStore
 
-    with RunStore(Path(env["REASONKIT_DATA_DIR"]) / "runs.db") as store:  # readable right after the kill
+    with SqliteRunStore(
+        Path(env["REASONKIT_DATA_DIR"]) / "runs.db"
+    ) as store:  # readable right after the kill
         assert store.integrity_check() == "ok"
         assert sorted(r["status"] for r in store.list()) == ["complete", "complete", "running"]
 

@@ -15,7 +15,7 @@ import anyio
 import httpx
 import pytest
 
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 from tests.fakes.fake_llm import Reply
 from tests.server.conftest import first_user_text, routed
 from tests.server.helpers import MCP_HEADERS, answer, call, metric
@@ -115,7 +115,7 @@ max_concurrent_runs = 200  # all admitted: this test is about provider faults (r
     # every run is in the store, finished
     run_ids = {r["structuredContent"]["run_id"] for r in results.values()}
     assert len(run_ids) == CALLS
-    with RunStore(Path(env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
+    with SqliteRunStore(Path(env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
         stored = {r["run_id"]: r["status"] for r in store.list(limit=0)}
         assert store.integrity_check() == "ok"
     assert stored == statuses  # every run stored, with the status its caller was told

@@ -285,9 +285,9 @@ async def test_http_sigterm_drains_in_flight_calls(server_env, fake_llm):
     finally:
         srv.stop()
     assert code == 0
-    from reasonkit.store import RunStore
+    from reasonkit.store import SqliteRunStore
 
-    with RunStore(Path(server_env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
+    with SqliteRunStore(Path(server_env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
         assert [r["status"] for r in store.list()] == ["complete"]
 
 
@@ -306,9 +306,9 @@ def test_stdio_sigterm_exits_zero_and_saves_cancelled_runs(server_env, fake_llm)
         code, took, stderr = _sigterm_session(proc, fake_llm)
     assert code == 0, stderr
     assert took < 8, stderr
-    from reasonkit.store import RunStore
+    from reasonkit.store import SqliteRunStore
 
-    with RunStore(Path(server_env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
+    with SqliteRunStore(Path(server_env["REASONKIT_DATA_DIR"]) / "runs.db") as store:
         # the grace period ended: the run returned its partial result (issue 12, point 3)
         assert [r["status"] for r in store.list()] == ["incomplete"]
 

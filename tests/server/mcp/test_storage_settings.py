@@ -9,7 +9,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from reasonkit.store import RunStore
+from reasonkit.store import SqliteRunStore
 from tests.fakes.fake_llm import schema_filler
 from tests.server.conftest import make_settings
 
@@ -54,7 +54,7 @@ async def test_retention_days_prunes_old_runs_at_start(make_server, fake_llm, tm
     data.mkdir()
     from reasonkit.engine.result import RunResult
 
-    with RunStore(data / "runs.db") as store:
+    with SqliteRunStore(data / "runs.db") as store:
         old = RunResult(run_id="old-run", kind="protocol", name="tiny", status="complete", complete=True)
         old.started_at = old.finished_at = time.time() - 10 * 86400
         store.start(old)
