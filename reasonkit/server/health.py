@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from reasonkit.config import Settings
+from reasonkit.config.show import mask_urls
 
 DEFAULT_ENDPOINTS = {
     "anthropic": "https://api.anthropic.com",
@@ -228,7 +229,8 @@ class HealthChecker:
                     status = "degraded"
                 else:
                     status = "healthy"
-                body = {"status": status, "version": self.version, "checks": checks}
+                # No password typed into a provider or database URL reaches the (tokenless) side port.
+                body = {"status": status, "version": self.version, "checks": mask_urls(checks)}
                 self._cached, self._cached_at = dict(body), now
         from datetime import UTC, datetime
 

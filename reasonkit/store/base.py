@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from reasonkit.engine.result import RunResult
@@ -70,20 +69,8 @@ class StoreBackend(Protocol):
 
 
 def redact_url(url: str) -> str:
-    """The database URL with its password replaced by `***` (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable database URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    query = "&".join(
-        "password=***" if item.lower().startswith("password=") else item
-        for item in parts.query.split("&")
-        if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    """The database URL with its password replaced by `***` (for messages and logs), parseable or
+    not. Imported here: importing the store stays light (no pydantic; only PostgreSQL URLs need it)."""
+    from reasonkit.config.show import mask_url
+
+    return mask_url(url, "***")
