@@ -13,7 +13,14 @@ from typing import Any
 
 import click
 
-from reasonkit.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings, write_atomically
+from reasonkit.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    echo_untrusted,
+    fail,
+    load_settings,
+    write_atomically,
+)
 
 # The run statuses, spelled out here (not imported from the engine) so `rk runs --help` stays fast;
 # tests/cli check that they equal reasonkit.engine.result.RUN_STATUSES.
@@ -191,7 +198,7 @@ def runs_list(ctx: click.Context, limit: int, status: str | None, name: str | No
     click.echo(f"{'RUN ID':<16}  {'STARTED':<19}  {'TOOL / PROFILE':<24}  {'STATUS':<11}  CONF")
     for r in rows:
         what = f"{r['name']} ({r['kind']})" if r["kind"] == "profile" else r["name"]
-        click.echo(
+        echo_untrusted(
             f"{r['run_id']:<16}  {_local(r['started_at']):<19}  {what:<24}  "
             f"{r['status']:<11}  {_conf(r['confidence'])}"
         )
@@ -300,9 +307,9 @@ def runs_show(ctx: click.Context, run_id: str, full: bool) -> None:
         from reasonkit.viewer import render_full
 
         width = min(max(shutil.get_terminal_size((100, 24)).columns, 60), 160)
-        click.echo(render_full(trace, width=width))
+        echo_untrusted(render_full(trace, width=width))
         return
-    click.echo(render_tree(trace))
+    echo_untrusted(render_tree(trace))
 
 
 @runs.command("export")

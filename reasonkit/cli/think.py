@@ -13,6 +13,7 @@ from reasonkit.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    echo_untrusted,
     fail,
     load_registry,
     load_settings,
@@ -175,11 +176,11 @@ def think(
         click.echo("rk: interrupted; what finished follows, marked cancelled", err=True)
         if save_trace:
             _save_trace(result, save_trace, quiet)
-        click.echo(render_result(result, fmt))
+        echo_untrusted(render_result(result, fmt))
         sys.exit(EXIT_INTERRUPTED)
     finally:
         service.close()
     if save_trace:
         _save_trace(result, save_trace, quiet)
-    click.echo(render_result(result, fmt))
+    echo_untrusted(render_result(result, fmt))
     sys.exit(EXIT_FAILED if result.status == "failed" else EXIT_OK)
