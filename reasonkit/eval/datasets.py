@@ -20,6 +20,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from reasonkit import jsonguard
+from reasonkit.errors import JsonDepthError
 from reasonkit.eval.errors import EvalError
 
 Grading = Literal["exact", "numeric", "choice", "contains"]
@@ -100,7 +102,9 @@ def parse_jsonl(text: str, where: str) -> list[Item]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = jsonguard.loads(line)
+        except JsonDepthError as exc:
+            raise EvalError(f"{where}: line {index}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise EvalError(f"{where}: line {index}: not JSON: {exc.msg}") from None
         items.append(_item(row, where, index))

@@ -165,3 +165,12 @@ def test_a_user_jsonl_dataset(env, tmp_path, fake_llm):
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     assert sorted(r["arm"] for r in rows) == ["direct", "tool"]
     assert all(r["id"] == "q1" and r["expected"] == "42" for r in rows)
+
+
+def test_a_deeply_nested_dataset_line_is_one_clear_line(env, tmp_path, fake_llm):
+    data = tmp_path / "deep.jsonl"
+    data.write_text("[" * 1000 + "]" * 1000 + "\n")
+    r = run_rk("eval", "--protocol", "laserlogic", "--dataset", str(data), env_extra=env)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "RecursionError" not in r.stderr
+    assert f"{data}: line 1: JSON nested deeper than" in r.stderr
+    assert fake_llm.requests == []
