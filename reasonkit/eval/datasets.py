@@ -39,7 +39,8 @@ TASKS = {
 RG_PREFIX = "rg:"
 DEFAULT_RG_SIZE = 20
 # The instruction that asks a tool for a final answer a grader can read (see grading.final_answer).
-FINAL_ANSWER_HINT = "End your answer with one line of the form 'Final answer: <answer>', the answer alone."
+# No angle brackets: the hint travels in an input, where a tag-like "<" is quoted (protocol/template.py).
+FINAL_ANSWER_HINT = "End your answer with one line of the form 'Final answer: ANSWER', with the answer alone."
 
 
 @dataclass

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from reasonkit.eval.datasets import FINAL_ANSWER_HINT
 from tests.cli.test_think import run_rk
 from tests.fakes.fake_llm import schema_filler
 
@@ -139,7 +140,7 @@ def test_a_profile_on_reasoning_gym_without_baseline(env, tmp_path, fake_llm):
     assert summary["dataset"] == "rg:basic_arithmetic" and summary["seed"] == 5
     assert summary["tool"]["n"] == 2 and summary["direct"] is None
     prompts = json.dumps([q.body for q in fake_llm.requests])
-    assert "Final answer: <answer>" in prompts  # tools graded from their text are asked for one
+    assert FINAL_ANSWER_HINT in prompts  # tools graded from their text are asked for a "Final answer:" line
 
 
 def test_a_user_jsonl_dataset(env, tmp_path, fake_llm):
