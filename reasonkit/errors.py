@@ -38,6 +38,11 @@ class InputError(ReasonKitError, ValueError):
     """Bad tool input (or budget): names the input and what is wrong with it."""
 
 
+class JsonDepthError(ReasonKitError, ValueError):
+    """JSON from outside nested deeper than reasonkit.jsonguard allows (parsing it would recurse
+    past the stack)."""
+
+
 ErrorKind = Literal[
     "auth",
     "bad_request",

@@ -17,6 +17,8 @@ LAYERS: dict[str, int] = {
     "reasonkit.data": 0,  # the shipped price table
     "reasonkit.tomlfile": 0,  # reading a TOML file with one clear error
     "reasonkit.provider_kinds": 0,  # the provider kind registry: data only, read by config and up
+    "reasonkit.safetext": 0,  # outside text made safe for logs and terminals
+    "reasonkit.jsonguard": 0,  # JSON from outside with a bounded nesting depth
     "reasonkit.config": 1,
     "reasonkit.observability": 1,
     "reasonkit.protocol": 2,

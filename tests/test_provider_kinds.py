@@ -58,7 +58,7 @@ async def test_the_new_kind_is_chosen_and_built_from_its_row(groq):
 
 
 async def test_health_probes_the_new_kinds_default_endpoint(groq, monkeypatch):
-    from reasonkit.server import health
+    from reasonkit.server.http import health
 
     probed: list[tuple[str, int]] = []
 

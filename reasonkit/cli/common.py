@@ -1,7 +1,11 @@
 """What every `rk` subcommand shares: exit codes, the failure exit, settings and the registry.
 
-Only click is imported at module level; settings, protocols and everything heavy are imported
-inside the functions, so `rk --help` stays fast."""
+Only click (and the tiny reasonkit.safetext) is imported at module level; settings, protocols and
+everything heavy are imported inside the functions, so `rk --help` stays fast.
+
+Text that carries run content (a query, a model's reply, a server's error message) is written with
+`echo_untrusted`: C0/C1 control characters other than newline and tab are removed, so an OSC or
+CSI sequence in it (clipboard write, window title, cursor moves) is shown, never acted on."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 import click
 
+from reasonkit.safetext import strip_controls
+
 if TYPE_CHECKING:
     from reasonkit.config import Settings
     from reasonkit.protocol.loader import Registry
@@ -21,7 +27,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print `rk: error: ...` on stderr and exit (2: a usage or configuration problem)."""
-    click.echo(f"rk: error: {message}", err=True)
+    echo_untrusted(f"rk: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -72,7 +78,12 @@ def run_and_exit(command: Callable[[], object]) -> NoReturn:
 
 
 def warn(message: str) -> None:
-    click.echo(f"rk: warning: {message}", err=True)
+    echo_untrusted(f"rk: warning: {message}", err=True)
+
+
+def echo_untrusted(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """`click.echo` for text with run content in it: control characters stripped (module docstring)."""
+    click.echo(strip_controls(text), err=err, nl=nl)
 
 
 def load_settings(ctx: click.Context, overrides: dict[str, Any] | None = None) -> Settings:

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from reasonkit.engine import Event
+from reasonkit.safetext import strip_controls
 
 
 def progress_line(event: Event, started: float) -> str | None:
@@ -75,7 +76,7 @@ class ProgressDisplay:
     def on_event(self, event: Event) -> None:
         if self.quiet:
             return
-        line = progress_line(event, self.started)
+        line = strip_controls(progress_line(event, self.started) or "")  # step names, errors: run content
         if self._live is not None:
             where = f"{event.entry or ''} {event.step or ''}".strip()
             self._live.update(

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from reasonkit.cli.common import EXIT_FAILED, EXIT_OK, fail, load_settings
+from reasonkit.config.show import mask_url, mask_urls
 
 
 @click.group()
@@ -20,7 +21,7 @@ def _row(result: Any) -> str:
     status = "ok  " if result.ok else "FAIL"
     latency = f"{result.latency_ms:.0f} ms" if result.latency_ms is not None else "-"
     model = "found" if result.model_found else "not listed" if result.model_found is False else "-"
-    where = f" at {result.base_url}" if result.base_url else ""
+    where = f" at {mask_url(result.base_url)}" if result.base_url else ""
     line = (
         f"{status} {result.provider:<12} model {result.model or '-'} ({model}){where}\n"
         f"     reachable: {'yes' if result.reachable else 'no'}  output mode: {result.output_mode or '-'}  "
@@ -51,7 +52,7 @@ def providers_check(ctx: click.Context, fmt: str, timeout: float) -> None:
     except NoProviderConfigured as exc:
         fail(str(exc))
     if fmt == "json":
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+        click.echo(json.dumps(mask_urls([r.as_dict() for r in results]), indent=2))
     else:
         for result in results:
             click.echo(_row(result))

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from reasonkit.cli.common import EXIT_FAILED, EXIT_USAGE, fail, load_settings, write_atomically
+from reasonkit.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    echo_untrusted,
+    fail,
+    load_settings,
+    write_atomically,
+)
 from reasonkit.presentation import fmt as show
 from reasonkit.presentation import run_view
 
@@ -183,7 +190,7 @@ def runs_list(ctx: click.Context, limit: int, status: str | None, name: str | No
         return
     click.echo(f"{'RUN ID':<16}  {'STARTED':<19}  {'TOOL / PROFILE':<24}  {'STATUS':<11}  CONF")
     for r in rows:
-        click.echo(
+        echo_untrusted(
             f"{r['run_id']:<16}  {show.local_time(r['started_at']):<19}  "
             f"{show.target(r['kind'], r['name']):<24}  {r['status']:<11}  {show.conf(r['confidence'])}"
         )
@@ -258,9 +265,9 @@ def runs_show(ctx: click.Context, run_id: str, full: bool) -> None:
         from reasonkit.viewer import render_full
 
         width = min(max(shutil.get_terminal_size((100, 24)).columns, 60), 160)
-        click.echo(render_full(trace, width=width))
+        echo_untrusted(render_full(trace, width=width))
         return
-    click.echo(render_tree(trace))
+    echo_untrusted(render_tree(trace))
 
 
 def _output_option(help_text: str):

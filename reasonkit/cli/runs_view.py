@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reasonkit.cli.common import warn, write_atomically
+from reasonkit.cli.common import EXIT_FAILED, fail, warn, write_atomically
 from reasonkit.cli.run_commands import _data_dir_option, _err, _output_option, _saved_trace
 
 if TYPE_CHECKING:
@@ -34,12 +34,31 @@ def _registry(ctx: click.Context) -> Registry | None:
         return None
 
 
+def _private_report(rid: str, html: str) -> Path:
+    """A new file in the shared temporary directory that only this user can read (0600), with a
+    random name, created exclusively: a name another user can guess, or a symlink planted there,
+    can neither be read nor make us write somewhere else (tempfile.mkstemp: O_CREAT | O_EXCL)."""
+    import os
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"reasonkit-run-{rid}-", suffix=".html")
+    except OSError as exc:
+        fail(f"cannot create a report file in {tempfile.gettempdir()}: {exc.strerror or exc}", EXIT_FAILED)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+    except OSError as exc:
+        Path(name).unlink(missing_ok=True)
+        fail(f"cannot write {name}: {exc.strerror or exc}", EXIT_FAILED)
+    return Path(name)
+
+
 @click.command("view")
 @_data_dir_option
 @click.argument("run_id")
 @_output_option(
-    "Write the report to this file ('-': stdout). Default: reasonkit-run-<id>.html in the "
-    "temporary directory."
+    "Write the report to this file ('-': stdout). Default: a new private file "
+    "reasonkit-run-<id>-<random>.html in the temporary directory."
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the report in the default web browser.")
 @click.pass_context
@@ -59,8 +78,11 @@ def runs_view(ctx: click.Context, run_id: str, output: Path | None, open_browser
             _err("--open needs a file: give --output FILE.html (not '-')", 2)
         click.echo(html, nl=False)
         return
-    path = (output or Path(tempfile.gettempdir()) / f"reasonkit-run-{rid}.html").expanduser().resolve()
-    write_atomically(path, html)
+    if output is None:
+        path = _private_report(rid, html)
+    else:
+        path = output.expanduser().resolve()
+        write_atomically(path, html)
     click.echo(f"run {rid} report written to {path}", err=True)
     if open_browser:
         import webbrowser

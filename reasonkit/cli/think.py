@@ -15,6 +15,7 @@ from reasonkit.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    echo_untrusted,
     fail,
     load_registry,
     load_settings,
@@ -66,7 +67,7 @@ def _show(result: Any, fmt: str, save_trace: str | None, quiet: bool) -> None:
         write_atomically(path, json.dumps(result.trace(), indent=2, ensure_ascii=False))
         if not quiet:
             click.echo(f"trace saved to {path}", err=True)
-    click.echo(render_result(result, fmt))
+    echo_untrusted(render_result(result, fmt))
 
 
 @click.command()

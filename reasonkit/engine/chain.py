@@ -95,7 +95,7 @@ def map_inputs(
         mapping["context"] = "{{ inputs.context }}"
     out: dict[str, Any] = {}
     for name, template in mapping.items():
-        text = compiled(template).render(values).strip()
+        text = compiled(template).render(values, quote=False).strip()
         if text:
             out[name] = text
     # A required input that rendered empty (it named a skipped entry) falls back to the query.

@@ -20,7 +20,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from reasonkit.errors import EvalError
+from reasonkit import jsonguard
+from reasonkit.errors import EvalError, JsonDepthError
 
 Grading = Literal["exact", "numeric", "choice", "contains"]
 GRADINGS: tuple[str, ...] = get_args(Grading)
@@ -37,7 +38,8 @@ TASKS = {
 RG_PREFIX = "rg:"
 DEFAULT_RG_SIZE = 20
 # The instruction that asks a tool for a final answer a grader can read (see grading.final_answer).
-FINAL_ANSWER_HINT = "End your answer with one line of the form 'Final answer: <answer>', the answer alone."
+# No angle brackets: the hint travels in an input, where a tag-like "<" is quoted (protocol/template.py).
+FINAL_ANSWER_HINT = "End your answer with one line of the form 'Final answer: ANSWER', with the answer alone."
 
 
 @dataclass
@@ -100,7 +102,9 @@ def parse_jsonl(text: str, where: str) -> list[Item]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = jsonguard.loads(line)
+        except JsonDepthError as exc:
+            raise EvalError(f"{where}: line {index}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise EvalError(f"{where}: line {index}: not JSON: {exc.msg}") from None
         items.append(_item(row, where, index))

@@ -8,7 +8,10 @@ keys in JSON lines; with tracing on, `trace_id` and `span_id` too (reasonkit.obs
 The warnings from reading deployment-guide settings (`Settings.compat_notes`) are logged once per
 process. The stdlib `logging` records
 of the MCP SDK, uvicorn and httpx are routed through the same sinks. Every line passes through
-`redact()`: API keys, bearer tokens and Authorization headers never reach a log.
+`redact()`: API keys, bearer tokens and Authorization headers never reach a log. Text lines have
+their message and context with control characters escaped (`reasonkit.safetext.escape_controls`) and
+JSON lines have no raw line separators, so a value from outside (a `%0a` in a URL path, a tool
+argument) can never forge a log line, whoever logs it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from loguru import logger
 
 from reasonkit import provider_kinds
 from reasonkit.observability.log_patch import log_patcher
+from reasonkit.safetext import escape_controls
 
 if TYPE_CHECKING:
     from reasonkit.config import Settings
@@ -126,7 +130,11 @@ def _json_line(record: Any, timestamps: bool = True) -> str:
 
         exc = record["exception"]
         out["exception"] = redact("".join(traceback.format_exception(exc.type, exc.value, exc.traceback)))
-    return json.dumps(out, ensure_ascii=False, default=str)
+    # json.dumps escapes C0 controls; line separators some readers split on are escaped here.
+    return json.dumps(out, ensure_ascii=False, default=str).translate(_JSON_LINE_BREAKS)
+
+
+_JSON_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 class _JsonSink:
@@ -152,8 +160,8 @@ def _text_format(record: Any, timestamps: bool = True) -> str:
         for k in CONTEXT_KEYS
         if record["extra"].get(k) not in (None, "", [])
     )
-    record["extra"]["_ctx"] = redact(ctx)
-    record["extra"]["_msg"] = redact(record["message"])
+    record["extra"]["_ctx"] = escape_controls(redact(ctx))
+    record["extra"]["_msg"] = escape_controls(redact(record["message"]))
     base = "{time:YYYY-MM-DD HH:mm:ss.SSS} | " if timestamps else ""
     base += "{level: <7} | {extra[_msg]}"
     if ctx:

@@ -6,11 +6,20 @@ with a marker naming what was there.
 
 | marker    | what                                                 | checked beyond the pattern              |
 |-----------|------------------------------------------------------|-----------------------------------------|
-| `[EMAIL]` | `local@domain.tld`                                   | -                                       |
-| `[IBAN]`  | country code, 2 check digits, 11-30 letters/digits   | ISO 7064 mod-97 checksum                |
-| `[CARD]`  | 13-19 digits, optionally grouped by spaces/hyphens   | Luhn checksum, issuer prefix and length |
-| `[IP]`    | IPv4 dotted quads and IPv6 addresses                 | parsed by `ipaddress`                   |
-| `[PHONE]` | `+` and 8-15 digits, or grouped national numbers     | digit count                             |
+| `[EMAIL]` | `local@domain.tld`, any script, quoted local parts   | -                                       |
+| `[IBAN]`  | country code, 2 check digits, 11-30 letters/digits;  | ISO 7064 mod-97 checksum                |
+|           | lower case too when compact or grouped by four       |                                         |
+| `[CARD]`  | 13-19 digits, optionally grouped by spaces, tabs,    | Luhn checksum, issuer prefix and length |
+|           | hyphens or dots                                      |                                         |
+| `[IP]`    | IPv4 dotted quads and IPv6 addresses (IPv4-mapped    | parsed by `ipaddress`                   |
+|           | ones such as `::ffff:10.20.30.40` included)          |                                         |
+| `[PHONE]` | `+` and 8-15 digits, grouped national numbers, North | digit count                             |
+|           | American `1-800-...` numbers (vanity letters too)    |                                         |
+
+Text is normalised before matching (`normalise`: NFKC, so full-width digits and no-break spaces
+count as digits and spaces, and zero-width characters removed), so `4111\u200b1111...` or
+`jane\u200d@example.com` cannot slip through. When something is found the normalised text is what
+comes back; text with nothing to redact is returned exactly as given.
 
 Limits (documented in docs/operations.md): phone numbers written as one unbroken run of digits
 without `+` (`5551234567`) are not found (they cannot be told from order numbers); a 4-part version
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -33,22 +43,46 @@ CARD = "[CARD]"
 IBAN = "[IBAN]"
 IP = "[IP]"
 
-_EMAIL_RE = re.compile(
-    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b"
+# Characters that render as nothing (zero-width space/joiners, word joiner, BOM, soft hyphen, ...):
+# removed before matching, so they cannot split a value into pieces that no pattern recognises.
+_INVISIBLE_RE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\ufe00-\ufe0f\ufeff]"
 )
-# An IBAN: two letters, two check digits, then letters/digits, printed in groups of four or not.
-_IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-# Digits grouped by single spaces or hyphens, 13 to 19 of them.
-_CARD_RE = re.compile(r"(?<![\w.,/-])\d(?:[ -]?\d){12,18}(?![\w]|[.,/-]\d)")
+_ATEXT = r"[\w!#$%&'*+/=?^`{|}~-]"  # the characters of an unquoted local part (RFC 5322), any script
+_EMAIL_RE = re.compile(
+    rf"(?:(?<![\w.!#$%&'*+/=?^`{{|}}~-]){_ATEXT}(?:\.?{_ATEXT}){{0,63}}"  # dot-atom local part
+    r'|"(?:[^"\\\r\n]|\\.){1,64}")'  # or a quoted one: "john doe"@example.com
+    r"@[^\W_](?:[\w-]{0,62}[^\W_])?(?:\.[^\W_](?:[\w-]{0,62}[^\W_])?)*"
+    r"\.(?:[^\W\d_]{2,24}|xn--[a-z0-9-]{1,59})(?![\w-])"
+)
+# An IBAN: two letters, two check digits, then 11-30 letters/digits. Upper case may be spaced anyhow;
+# any case when compact or printed in groups of four (separated by spaces, tabs or hyphens), so that
+# ordinary words around two digits ("to 12 people in the ...") are never checked against mod-97.
+_IBAN_RE = re.compile(
+    r"\b(?:[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}"
+    r"|[A-Za-z]{2}[ \t-]?\d{2}(?:[ \t-][A-Za-z0-9]{4}){2,7}(?:[ \t-][A-Za-z0-9]{1,4})?"
+    r"|[A-Za-z]{2}\d{2}[A-Za-z0-9]{11,30})\b"
+)
+_IBAN_SEPARATORS = " \t-"
+# Digits grouped by single spaces, tabs, hyphens or dots, 13 to 19 of them.
+_CARD_RE = re.compile(r"(?<![\w.,/-])\d(?:[ \t.-]?\d){12,18}(?![\w]|[.,/-]\d)")
 _IPV4_RE = re.compile(
     r"(?<![\w.])(?<![vV])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
     r"(?![\w]|\.\d)"
 )
-_IPV6_RE = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:)?(?![\w:])")
+# IPv6, with an embedded IPv4 tail (`::ffff:10.20.30.40`) tried first so the tail goes with it.
+_IPV6_RE = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4}|:)?(?![\w:]|\.\d)"
+)
 _PHONE_INTL_RE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){1,7}(?!\w|[.-]\d)")
 _PHONE_NATIONAL_RE = re.compile(
-    r"(?<![\w.+/-])(?<!\d )(?:\(\d{2,5}\)[ .-]?|\d{2,5}[ .-])\d{3,4}[ .-]\d{3,4}(?!\w|[ ./-]\d)"
+    r"(?<![\w.+/-])(?<!\d )(?:1[ .-]?(?=\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}))?"  # North American trunk 1
+    r"(?:\(\d{2,5}\)[ .-]?|\d{2,5}[ .-])\d{3,4}[ .-]\d{3,4}(?!\w|[ ./-]\d)"
+)
+# North American toll-free numbers spelled with letters: 1-800-FLOWERS, 1 (888) GO-FEDEX.
+_PHONE_VANITY_RE = re.compile(
+    r"(?<![\w+-])1[ .-]?\(?8(?:00|33|44|55|66|77|88)\)?[ .-]?(?:[0-9A-Z][ .-]?){6}[0-9A-Z]\b"
 )
 
 # Card-issuer prefixes (IIN ranges) of the networks in common use: a Luhn-valid number that starts
@@ -98,7 +132,7 @@ def card_number_ok(digits: str) -> bool:
 
 def iban_ok(text: str) -> bool:
     """An IBAN (spaces allowed) whose ISO 7064 mod-97 checksum is valid."""
-    compact = text.replace(" ", "").upper()
+    compact = re.sub(r"[ \t-]", "", text).upper()
     if not 15 <= len(compact) <= 34 or not compact[:2].isalpha() or not compact[2:4].isdigit():
         return False
     moved = compact[4:] + compact[:4]
@@ -127,8 +161,10 @@ def _iban(match: re.Match[str]) -> str:
     text = match.group(0)
     # The pattern may run into a following word; try the longest checksum-valid prefix.
     for end in range(len(text), 14, -1):
-        if text[end - 1] != " " and (end == len(text) or text[end] == " ") and iban_ok(text[:end]):
-            return IBAN + text[end:]
+        at_boundary = end == len(text) or text[end] in _IBAN_SEPARATORS
+        if text[end - 1] not in _IBAN_SEPARATORS and at_boundary:
+            if iban_ok(text[:end]):
+                return IBAN + text[end:]
     return text
 
 
@@ -149,6 +185,12 @@ def _phone_intl(match: re.Match[str]) -> str:
     return PHONE if 8 <= digits <= 15 else text
 
 
+def _phone_vanity(match: re.Match[str]) -> str:
+    """Only numbers with letters: all-digit ones are national numbers (or order numbers, unbroken)."""
+    text = match.group(0)
+    return PHONE if any(ch.isalpha() for ch in text) else text
+
+
 def _phone_national(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = sum(ch.isdigit() for ch in text)
@@ -162,18 +204,28 @@ _STEPS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
     (_IPV6_RE, _ipv6),
     (_IPV4_RE, IP),
     (_PHONE_INTL_RE, _phone_intl),
+    (_PHONE_VANITY_RE, _phone_vanity),
     (_PHONE_NATIONAL_RE, _phone_national),
 )
 
 
+def normalise(text: str) -> str:
+    """`text` as the patterns see it: NFKC (full-width digits, no-break spaces, full-width `@`
+    become their plain forms) with invisible characters removed."""
+    return _INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text))
+
+
 def redact_pii(text: str) -> str:
     """`text` with email addresses, IBANs, card numbers, IP addresses and phone numbers replaced by
-    `[EMAIL]`, `[IBAN]`, `[CARD]`, `[IP]` and `[PHONE]`."""
-    if not text or not any(ch.isdigit() or ch == "@" or ch == ":" for ch in text):
-        return text  # nothing to find: no digit, no @, no colon
+    `[EMAIL]`, `[IBAN]`, `[CARD]`, `[IP]` and `[PHONE]` (matched on `normalise(text)`; `text` itself
+    when nothing is found)."""
+    if not text or not any(ch.isdigit() or ch in "@:\uff20" for ch in text):
+        return text  # nothing to find: no digit (of any script), no @, no colon
+    plain = normalise(text)
+    redacted = plain
     for pattern, replacement in _STEPS:
-        text = pattern.sub(replacement, text)
-    return text
+        redacted = pattern.sub(replacement, redacted)
+    return text if redacted == plain else redacted
 
 
 def redact_value(value: Any) -> Any:

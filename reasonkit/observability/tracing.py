@@ -16,7 +16,9 @@ items included).
 Attributes follow the GenAI semantic conventions (`gen_ai.operation.name`, `gen_ai.system`,
 `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`,
 `gen_ai.usage.output_tokens`) plus `reasonkit.run_id` on every span. Prompt and reply text are
-recorded only with `[tracing] capture_content = true`.
+recorded only with `[tracing] capture_content = true`; with `[privacy] redact_pii` that text (the
+prompt, the model's reply, error descriptions) is redacted like stored runs and logs, since a
+trace backend is one more place personal data would otherwise end up.
 
 The SDK is an optional dependency (`pip install 'reasonkit[tracing]'`): enabled without it, one
 warning says what to install and tracing stays off. Layer 1: imports only the standard library at
@@ -35,6 +37,8 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from reasonkit.observability.redaction import redact_pii
+
 if TYPE_CHECKING:
     from reasonkit.config import Settings
 
@@ -52,6 +56,7 @@ class _State:
     provider: Any = None  # opentelemetry.sdk.trace.TracerProvider
     tracer: Any = None
     capture_content: bool = False
+    redact: bool = False  # `[privacy] redact_pii`: span text goes through `redact_pii`
     warned: bool = False
 
 
@@ -78,6 +83,7 @@ def setup_tracing(settings: Settings) -> bool:
     if disabled or not (cfg.enabled or settings.features.tracing):
         shutdown_tracing()
         return False
+    _state.redact = settings.privacy.redact_pii
     endpoint = traces_endpoint(cfg.endpoint)
     key = (endpoint, cfg.capture_content, os.environ.get("OTEL_SERVICE_NAME"))
     if _state.key == key and _state.tracer is not None:
@@ -150,10 +156,15 @@ def current_ids() -> tuple[str, str] | None:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
+def _text(text: str) -> str:
+    """Text bound for a span, redacted when `[privacy] redact_pii` is on."""
+    return redact_pii(text) if _state.redact else text
+
+
 def _error(span: Any, description: str) -> None:
     from opentelemetry.trace import Status, StatusCode
 
-    span.set_status(Status(StatusCode.ERROR, description[:200]))
+    span.set_status(Status(StatusCode.ERROR, _text(description)[:200]))
 
 
 class RunSpans:
@@ -308,8 +319,10 @@ def llm_span(provider: str, model: str, request: Any) -> Iterator[Any]:
         import json
 
         if request.system:
-            attrs["gen_ai.system_instructions"] = json.dumps([{"type": "text", "content": request.system}])
-        attrs["gen_ai.input.messages"] = json.dumps(request.messages, ensure_ascii=False)
+            system = [{"type": "text", "content": _text(request.system)}]
+            attrs["gen_ai.system_instructions"] = json.dumps(system)
+        messages = [{**m, "content": _text(m["content"])} if "content" in m else m for m in request.messages]
+        attrs["gen_ai.input.messages"] = json.dumps(messages, ensure_ascii=False)
     with active.start_as_current_span(
         f"chat {model}", kind=SpanKind.CLIENT, attributes=attrs, record_exception=False
     ) as span:
@@ -337,5 +350,5 @@ def end_llm_span(span: Any, response: Any = None, error: Any = None) -> None:
         import json
 
         span.set_attribute(
-            "gen_ai.output.messages", json.dumps([{"role": "assistant", "content": response.text}])
+            "gen_ai.output.messages", json.dumps([{"role": "assistant", "content": _text(response.text)}])
         )

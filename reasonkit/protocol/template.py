@@ -8,6 +8,14 @@ A template is parsed once into a tree; values are inserted as plain text and nev
 user text containing ``{{ ... }}``, ``{0}`` or ``${x}`` comes through verbatim. There is no
 expression evaluation, no attribute access on Python objects and no ``eval``: paths only walk
 dicts that the engine built.
+
+Prompts wrap values in XML-style blocks (``<argument>{{ inputs.argument }}</argument>``) and tell the
+model that text inside is material, not instructions. A value that could write ``</argument>`` would
+end its block early and put the rest of its text outside it, so by default every inserted value has
+each ``<`` that begins something tag-like (``<x``, ``</x``, ``< /x``, ``<!``, ``<?``) written as
+``&lt;``: no value can open or close any block, whatever tags a (user's) protocol uses. ``a < b`` and
+``<=`` are left alone. `render(..., quote=False)` inserts values as they are, for text that is not a
+prompt (a profile entry's inputs, which are quoted when they reach the next prompt).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +31,7 @@ from reasonkit.errors import TemplateError  # noqa: F401 - re-exported
 
 _TOKEN = re.compile(r"\{\{\s*(#if\s+|/if|else)?\s*([A-Za-z0-9_.]*)\s*\}\}")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+_TAG_START = re.compile(r"<(?=[!?A-Za-z]|\s*/)")
 
 
 @dataclass
@@ -52,9 +62,10 @@ class Template:
         _collect(self._nodes, out)
         return out
 
-    def render(self, values: dict[str, Any]) -> str:
+    def render(self, values: dict[str, Any], *, quote: bool = True) -> str:
+        """The template with `values` inserted; `quote=False` skips `quote_markup` (not a prompt)."""
         parts: list[str] = []
-        _render(self._nodes, values, parts)
+        _render(self._nodes, values, parts, quote_markup if quote else str)
         return "".join(parts)
 
 
@@ -159,14 +170,19 @@ def to_text(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _render(nodes: list[Any], values: dict[str, Any], parts: list[str]) -> None:
+def quote_markup(text: str) -> str:
+    """`text` unable to open or close an XML-style block: a tag-like ``<`` becomes ``&lt;``."""
+    return _TAG_START.sub("&lt;", text)
+
+
+def _render(nodes: list[Any], values: dict[str, Any], parts: list[str], quote: Callable[[str], str]) -> None:
     for n in nodes:
         if isinstance(n, _Text):
             parts.append(n.text)
         elif isinstance(n, _Var):
-            parts.append(to_text(lookup(values, n.path)))
+            parts.append(quote(to_text(lookup(values, n.path))))
         else:
-            _render(n.then if _present(lookup(values, n.path)) else n.otherwise, values, parts)
+            _render(n.then if _present(lookup(values, n.path)) else n.otherwise, values, parts, quote)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -175,5 +191,5 @@ def compiled(source: str) -> Template:
     return Template(source)
 
 
-def render(source: str, values: dict[str, Any]) -> str:
-    return compiled(source).render(values)
+def render(source: str, values: dict[str, Any], *, quote: bool = True) -> str:
+    return compiled(source).render(values, quote=quote)

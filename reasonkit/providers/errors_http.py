@@ -2,7 +2,11 @@
 `classify` turns an SDK exception into a `ProviderError`, `error_detail` takes the human part of an
 error body. A server that answers a request-validation error with HTTP 500 (llama-cpp-python does)
 is not retried as a server fault; a rejection that names a field of the output mode in use is kind
-`unsupported`, which moves the output-mode negotiation on (negotiation.py)."""
+`unsupported`, which moves the output-mode negotiation on (negotiation.py).
+
+Providers echo part of a rejected key ("Incorrect API key provided: sk-abc***xyz"); the detail is
+scrubbed of such echoes (`scrub_key_echoes`) before it becomes an error message, because messages
+are stored with runs, logged and shown to MCP clients."""
 
 from __future__ import annotations
 
@@ -13,7 +17,24 @@ from typing import Any
 from reasonkit.providers.base import ProviderError, parse_retry_after
 from reasonkit.providers.negotiation import OutputMode
 
-__all__ = ["classify", "classify_http", "error_detail"]
+__all__ = ["classify", "classify_http", "error_detail", "scrub_key_echoes"]
+
+_KEY_ECHOES: list[tuple[re.Pattern[str], str]] = [
+    # a partly masked token: sk-abc1****xyz9, abcd****wxyz
+    (re.compile(r"[\w\-.]*\*{3,}[\w\-]*"), "***"),
+    # sk-..., sk-ant-..., sk-or-v1-... in full
+    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{3,}"), "***"),
+    # "API key provided: gsk_abc123", "api_key=xai-...": a value with a digit in it
+    (re.compile(r"(?i)(\bapi[ _-]?key(?: provided)?\s*[:=]?\s*)(?=[^\s,;]*\d)[^\s,;'\"]{6,}"), r"\1***"),
+    (re.compile(r"(?i)\bbearer\s+[\w.~+/=\-]{8,}"), "Bearer ***"),
+]
+
+
+def scrub_key_echoes(text: str) -> str:
+    """`text` with whatever a provider echoed of an API key or token replaced by `***`."""
+    for pattern, replacement in _KEY_ECHOES:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _status_kind(status: int) -> str:
@@ -94,7 +115,12 @@ _MODEL_UNKNOWN = re.compile(
 
 def error_detail(body: Any, text: str = "") -> str:
     """The human part of an error body: `error.message`, `message`, FastAPI's `detail` list
-    ("body.response_format.type: Input should be ..."), a string `error`, else the raw text."""
+    ("body.response_format.type: Input should be ..."), a string `error`, else the raw text; with
+    key echoes scrubbed."""
+    return scrub_key_echoes(_detail(body, text))
+
+
+def _detail(body: Any, text: str) -> str:
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, str) and error.strip():

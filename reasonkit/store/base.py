@@ -27,7 +27,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from reasonkit.errors import InputError
 from reasonkit.observability.redaction import redact_value
@@ -260,20 +259,8 @@ class StoreBackend(ABC):
 
 
 def redact_url(url: str) -> str:
-    """The database URL with its password replaced by `***` (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable database URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    query = "&".join(
-        "password=***" if item.lower().startswith("password=") else item
-        for item in parts.query.split("&")
-        if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    """The database URL with its password replaced by `***` (for messages and logs), parseable or
+    not. Imported here: importing the store stays light (no pydantic; only PostgreSQL URLs need it)."""
+    from reasonkit.config.show import mask_url
+
+    return mask_url(url, "***")

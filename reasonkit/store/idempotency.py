@@ -105,8 +105,13 @@ class IdempotencyKeys:
 
         try:
             self.run(operation)
-        except StoreError:  # another process created it at the same moment: check it is there
-            self.run(lambda conn: conn.execute("SELECT count(*) FROM idempotency_keys").fetchone())
+        except StoreError as exc:  # another process created it at the same moment: check it is there
+            try:
+                self.run(lambda conn: conn.execute("SELECT count(*) FROM idempotency_keys").fetchone())
+            except StoreError:
+                # Not there: the create failed for its own reason (a full disk, a read-only file),
+                # which is the error to report, not the "no such table" that follows from it.
+                raise exc from exc.__cause__
         self._ready = True
 
     def claim(self, scope: str, key: str, fingerprint: str, run_id: str, ttl_secs: float) -> Claim:

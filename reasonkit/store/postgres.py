@@ -87,7 +87,7 @@ class PostgresRunStore(StoreBackend):
         """The first line of a database error, never with the password in it."""
         text = _first_line(exc)
         secret = _password(self.url)
-        return text.replace(secret, "***") if secret else text
+        return redact_url(text.replace(secret, "***") if secret else text)  # the URL may be in it
 
     def migrate(self) -> int:
         """Apply the pending migrations (see reasonkit.store.postgres_schema); returns the version."""

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from reasonkit.eval.datasets import FINAL_ANSWER_HINT
 from tests.cli.test_think import run_rk
 from tests.fakes.fake_llm import schema_filler
 
@@ -139,7 +140,7 @@ def test_a_profile_on_reasoning_gym_without_baseline(env, tmp_path, fake_llm):
     assert summary["dataset"] == "rg:basic_arithmetic" and summary["seed"] == 5
     assert summary["tool"]["n"] == 2 and summary["direct"] is None
     prompts = json.dumps([q.body for q in fake_llm.requests])
-    assert "Final answer: <answer>" in prompts  # tools graded from their text are asked for one
+    assert FINAL_ANSWER_HINT in prompts  # tools graded from their text are asked for a "Final answer:" line
 
 
 def test_a_user_jsonl_dataset(env, tmp_path, fake_llm):
@@ -165,3 +166,12 @@ def test_a_user_jsonl_dataset(env, tmp_path, fake_llm):
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     assert sorted(r["arm"] for r in rows) == ["direct", "tool"]
     assert all(r["id"] == "q1" and r["expected"] == "42" for r in rows)
+
+
+def test_a_deeply_nested_dataset_line_is_one_clear_line(env, tmp_path, fake_llm):
+    data = tmp_path / "deep.jsonl"
+    data.write_text("[" * 1000 + "]" * 1000 + "\n")
+    r = run_rk("eval", "--protocol", "laserlogic", "--dataset", str(data), env_extra=env)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "RecursionError" not in r.stderr
+    assert f"{data}: line 1: JSON nested deeper than" in r.stderr
+    assert fake_llm.requests == []

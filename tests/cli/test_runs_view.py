@@ -54,7 +54,28 @@ def test_view_without_output_writes_to_the_temporary_directory(runs, tmp_path):
     data, ids = runs
     r = rk("runs", "--data-dir", str(data), "view", ids["cancelled"], env={"TMPDIR": str(tmp_path)})
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / f"reasonkit-run-{ids['cancelled']}.html").exists()
+    [report] = tmp_path.glob(f"reasonkit-run-{ids['cancelled']}-*.html")
+    assert str(report) in r.stderr
+
+
+def test_view_temporary_report_is_private_and_never_follows_a_planted_link(runs, tmp_path):
+    """Another user of the shared $TMPDIR can neither guess the name, nor read the file (0600), nor
+    redirect the write through a symlink at the name the report used to have."""
+    data, ids = runs
+    rid = ids["cancelled"]
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / f"reasonkit-run-{rid}.html").symlink_to(victim)
+    env = {"TMPDIR": str(tmp_path)}
+    first = rk("runs", "--data-dir", str(data), "view", rid, env=env)
+    second = rk("runs", "--data-dir", str(data), "view", rid, env=env)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert victim.read_text() == "keep me"
+    reports = sorted(tmp_path.glob(f"reasonkit-run-{rid}-*.html"))
+    assert len(reports) == 2  # a new random name each time
+    for report in reports:
+        assert not report.is_symlink() and stat.S_IMODE(report.stat().st_mode) == 0o600
+        assert "<html" in report.read_text(encoding="utf-8").lower()
 
 
 def test_view_errors_are_clear(runs, tmp_path):

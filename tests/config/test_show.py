@@ -7,7 +7,10 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from reasonkit.config import load_settings, masked_dict, to_toml
+from reasonkit.config.show import mask_url
 
 
 def test_secrets_are_masked():
@@ -66,3 +69,35 @@ def test_config_init_writes_what_the_defaults_already_are(tmp_path, capsys):
     assert "a warning line" in err and "an info line" not in err
     shown = CliRunner().invoke(main, ["--config", str(path), "config", "show"], env={"LOG_LEVEL": None})
     assert "level unset: warnings for rk commands" in shown.stderr
+
+
+def test_passwords_in_urls_are_masked(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[llm.providers.ollama]\napi_base = "https://rk:Hunter2-pw@llm.internal/v1"\n'
+        '[tracing]\nendpoint = "https://otel.internal/v1/traces?token=tok-123"\n'
+    )
+    settings = load_settings(cfg, environ={})
+    text = to_toml(settings) + json.dumps(masked_dict(settings))
+    assert "Hunter2-pw" not in text and "tok-123" not in text
+    shown = tomllib.loads(to_toml(settings))
+    assert shown["llm"]["providers"]["ollama"]["api_base"] == "https://rk:********@llm.internal/v1"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("https://u:pw@h/v1", "https://u:********@h/v1"),
+        ("redis://:pw@redis:6379/0", "redis://:********@redis:6379/0"),
+        ("postgresql://u:p@ss@h/db", "postgresql://u:********@h/db"),  # an unescaped "@" in it
+        ("postgresql://u:pw@[::1/db", "postgresql://u:********@[::1/db"),  # no parser takes this
+        ('bad URI: "postgresql://u:pw@h:x/db"\n', 'bad URI: "postgresql://u:********@h:x/db"\n'),
+        ("postgresql://h/db?user=u&password=pw", "postgresql://h/db?user=u&password=********"),
+        ("https://h/v1?api_key=k1&x=1", "https://h/v1?api_key=********&x=1"),
+        ("https://user@h/v1", "https://user@h/v1"),
+        ("https://h:8080/v1", "https://h:8080/v1"),
+        ("no url here: a=b", "no url here: a=b"),
+    ],
+)
+def test_mask_url(text, masked):
+    assert mask_url(text) == masked

@@ -52,7 +52,10 @@ async def test_hostile_user_text_arrives_verbatim(make_engine, fake_llm):
     )
     await make_engine().run_protocol("linear", {"query": hostile, "context": "SECRET-CONTEXT"})
     a_prompt = next(q.last_user_text for q in fake_llm.requests if q.last_user_text.startswith("A:"))
-    assert f"<query>{hostile}</query>" in a_prompt
+    # Template syntax comes through verbatim; only the tag-like "<" is quoted, so the text cannot
+    # close its <query> block (tests/engine/test_prompt_blocks.py).
+    assert f"<query>{hostile.replace('</query>', '&lt;/query>')}</query>" in a_prompt
+    assert a_prompt.count("</query>") == 1
     b_prompt = next(q.last_user_text for q in fake_llm.requests if q.last_user_text.startswith("B:"))
     assert "SECRET-CONTEXT" not in b_prompt  # the {{ inputs.context }} in the query was not expanded
 

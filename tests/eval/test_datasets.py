@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from reasonkit.errors import EvalError
-from reasonkit.eval.datasets import SHIPPED, load_dataset
+from reasonkit.eval.datasets import SHIPPED, load_dataset, parse_jsonl
 
 
 @pytest.mark.parametrize(
@@ -96,3 +96,10 @@ def test_reasoning_gym_is_seeded_and_graded_by_its_own_scorer():
     assert item.scorer("certainly not a number") < 1.0
     with pytest.raises(EvalError, match="reasoning-gym has no task"):
         load_dataset("rg:no_such_task_here", n=2)
+
+
+def test_deeply_nested_line_names_file_and_line():
+    """A line nested ~1,000 deep used to escape as a RecursionError; now one clear EvalError."""
+    text = json.dumps({"id": "q1", "question": "q", "answer": "a"}) + "\n" + "[" * 1000 + "]" * 1000 + "\n"
+    with pytest.raises(EvalError, match=r"mine\.jsonl: line 2: JSON nested deeper than \d+ levels"):
+        parse_jsonl(text, "mine.jsonl")

@@ -225,6 +225,32 @@ async def test_capture_content_puts_prompts_in_spans(make_server, fake_llm, tmp_
     assert json.loads(first.attrs["gen_ai.output.messages"])[0]["role"] == "assistant"
 
 
+def _reply_with_pii(request: Any) -> Reply:
+    """A valid reply whose text fields carry personal data (a model echoing what it was given)."""
+    reply = schema_filler(request)
+    reply.json = {
+        k: f"{v} mail jane.doe@example.com" if isinstance(v, str) else v for k, v in reply.json.items()
+    }
+    return reply
+
+
+async def test_redact_pii_covers_span_content(make_server, fake_llm, tmp_path, receiver):
+    """With `[privacy] redact_pii`, prompts and model replies in spans are redacted like stored runs."""
+    settings = traced_settings(fake_llm, tmp_path, receiver)
+    settings.tracing.capture_content = True
+    settings.privacy.redact_pii = True
+    fake_llm.default = _reply_with_pii
+    core = make_server(settings=settings)
+    out = await call(core, "tiny", {"query": "call +44 20 7946 0958 about 4111 1111 1111 1111"})
+    spans = await exported(receiver, out["run_id"], names=6)
+    calls = [s for s in spans if s.name.startswith("chat ")]
+    dumped = json.dumps([s.attrs for s in calls])
+    assert "jane.doe" not in dumped and "7946" not in dumped and "4111" not in dumped
+    replies = [json.loads(c.attrs["gen_ai.output.messages"])[0]["content"] for c in calls]
+    assert all("[EMAIL]" in r for r in replies)
+    assert any("[PHONE]" in c.attrs["gen_ai.input.messages"] for c in calls)
+
+
 async def test_trace_id_in_json_logs(make_server, fake_llm, tmp_path, receiver):
     settings = traced_settings(fake_llm, tmp_path, receiver, LOG_FORMAT="json")
     stream = io.StringIO()

@@ -141,3 +141,34 @@ def test_error_detail_shapes():
     assert error_detail({"error": "plain"}) == "plain"
     assert error_detail({"detail": [{"loc": ["body", "x"], "msg": "bad"}]}) == "body.x: bad"
     assert error_detail(None, "raw text") == "raw text"
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "leak"),
+    [
+        (
+            401,
+            "Incorrect API key provided: sk-abc12***************xyz9. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            ("abc12", "xyz9"),
+        ),
+        (401, "Incorrect API key provided: gsk_live1234abcd.", ("live1234",)),
+        (403, "key ab12****cd34 is revoked", ("ab12", "cd34")),
+        (400, "sent Authorization: Bearer eyJhbGciOi.secret-part", ("eyJhbGciOi",)),
+        (401, "invalid api key sk-or-v1-0123456789abcdef", ("0123456789",)),
+    ],
+)
+def test_key_echoes_never_reach_the_error_message(status, message, leak):
+    """What providers echo of a rejected key is scrubbed before the message is stored or shown."""
+    err = classify_http("openai", status, {"error": {"message": message}})
+    assert not any(part in str(err) for part in leak), str(err)
+    assert "***" in str(err)
+
+
+def test_key_echo_scrubbing_keeps_plain_messages():
+    for text in (
+        "invalid x-api-key",
+        "API key not valid. Please pass a valid API key.",
+        "Your API key expired",
+    ):
+        assert error_detail({"error": {"message": text}}) == text

@@ -130,3 +130,29 @@ def test_concurrent_claims_from_processes_have_one_winner(backend: str, tmp_path
         results = list(pool.map(_claim_in_process, [where] * 6, range(6)))
     assert sum(new for _, new in results) == 1
     assert len({run_id for run_id, _ in results}) == 1
+
+
+def test_a_full_disk_is_named_not_hidden_behind_no_such_table(tmp_path: Path, monkeypatch) -> None:
+    """A database that cannot grow (SQLite's max_page_count: what a full disk looks like to SQLite)
+    used to end in "no such table: idempotency_keys"; the error now says what happened."""
+    from reasonkit.errors import StoreError
+    from reasonkit.store.connections import ConnectionPool
+
+    path = tmp_path / "runs.db"
+    SqliteRunStore(path).close()
+    connect = ConnectionPool._connect
+
+    def full(self: ConnectionPool) -> Any:
+        conn = connect(self)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
+
+    monkeypatch.setattr(ConnectionPool, "_connect", full)
+    keys = IdempotencyKeys.in_file(path)
+    try:
+        with pytest.raises(StoreError) as info:
+            keys.claim("scope", "key", "fp", "run-1", ttl_secs=60)
+    finally:
+        keys.close()
+    assert "full" in str(info.value) and "no such table" not in str(info.value)

@@ -140,6 +140,14 @@ def test_unreachable_database_is_a_clear_error_without_the_password() -> None:
     assert "rk:***@127.0.0.1" in str(info.value)
 
 
+def test_unparseable_url_never_shows_the_password() -> None:
+    """psycopg quotes a URL it cannot parse in its error; the store masks it."""
+    with pytest.raises(StoreError) as info:
+        PostgresRunStore("postgresql://rk:Sup3r-Secret-pw@[::1/db", connect_timeout=2)
+    assert "Sup3r-Secret-pw" not in str(info.value)
+    assert "rk:***@" in str(info.value)
+
+
 def test_redact_url() -> None:
     assert redact_url("postgresql://u:p%40ss@h:5432/db?sslmode=require") == (
         "postgresql://u:***@h:5432/db?sslmode=require"

@@ -30,6 +30,7 @@ import anyio
 
 from reasonkit import provider_kinds
 from reasonkit.config import Settings
+from reasonkit.config.show import mask_urls
 
 CHECK_TIMEOUT = 2.0
 CACHE_SECS = 5.0
@@ -210,7 +211,8 @@ class HealthChecker:
                     status = "degraded"
                 else:
                     status = "healthy"
-                body = {"status": status, "version": self.version, "checks": checks}
+                # No password typed into a provider or database URL reaches the (tokenless) side port.
+                body = {"status": status, "version": self.version, "checks": mask_urls(checks)}
                 self._cached, self._cached_at = dict(body), now
         from datetime import UTC, datetime
 

@@ -124,3 +124,22 @@ async def test_health_with_only_the_local_model_is_healthy():
     assert body["status"] == "healthy" and check["provider"] == "local", body
     off = await HealthChecker(load_settings(environ={"LOCAL_MODEL_AUTO": "false"}), "1").check()
     assert off["status"] == "unhealthy"
+
+
+@pytest.mark.anyio
+async def test_health_never_shows_a_password_from_a_provider_url(fake_llm):
+    """A password typed into a provider's base URL reaches neither the check nor the output modes
+    the running server adds (each row names its base URL); the side port serves this without a token."""
+    secret_url = fake_llm.openai_base_url.replace("http://", "http://rk:Hunter2-pw@")
+    settings = load_settings(environ={"OPENAI_BASE_URL": secret_url})
+    row = {
+        "provider": "openai",
+        "base_url": secret_url,
+        "model": "m",
+        "mode": "json_schema",
+        "state": "works",
+    }
+    body = await HealthChecker(settings, "1", provider_info=lambda: {"output_modes": [row]}).check()
+    text = json.dumps(body)
+    assert body["checks"]["llm_provider"]["status"] == "healthy"
+    assert "Hunter2-pw" not in text and "rk:********@127.0.0.1" in text, text
