@@ -127,3 +127,30 @@ class CalibrationError(ReasonKitError):
 
 class EvalError(ReasonKitError, ValueError):
     """A problem with an eval's input (dataset, output folder, options), said in one sentence."""
+
+
+class Busy(ReasonKitError):
+    """The gate refused a run: `reason` (capacity, queue_timeout, background_per_client, draining)
+    and a `retry_after` in whole seconds."""
+
+    def __init__(self, message: str, reason: str, retry_after: int):
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class SlotsTaken(ReasonKitError):
+    """Redis says a shared count is full: `count` is `background_per_client` or `cluster`."""
+
+    def __init__(self, count: str):
+        super().__init__(f"the shared {count} count is full")
+        self.count = count
+
+
+class IdempotencyConflict(InputError):
+    """The idempotency key was used, within its lifetime, for a call with other arguments."""
+
+
+class GenerationStopped(ReasonKitError):
+    """The embedded model's worker thread stopped because its caller was cancelled: nobody reads
+    the result (reasonkit/providers/local.py); never shown to a user."""

@@ -190,7 +190,7 @@ def check_url(url: str) -> str:
     """An http(s) URL with a host, else a usage error."""
     try:
         parsed = urlsplit(url)
-        parsed.port  # noqa: B018 - raises ValueError on a bad port
+        parsed.port
     except ValueError as exc:
         raise click.BadParameter(f"{url!r} is not a valid URL ({exc})", param_hint="'--url'") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:

@@ -193,7 +193,7 @@ class InterceptHandler(logging.Handler):
             level = record.levelno
         try:
             msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string must not break logging
+        except Exception:
             msg = str(record.msg)
         logger.bind(logger_name=record.name).opt(depth=0, exception=record.exc_info).log(level, msg)
 
@@ -232,7 +232,7 @@ def setup_logging(
     if settings and settings.logging.file:
         path = settings.logging.file
         if fmt == "json":
-            fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+            fh = open(path, "a", encoding="utf-8")
             logger.add(
                 _JsonSink(fh, stamps),
                 level=lvl,

@@ -16,10 +16,10 @@ from pydantic import ValidationError
 
 from reasonkit.errors import (
     TomlFileError,
-    UnknownProtocolError,  # noqa: F401 - re-exported
+    UnknownProtocolError,
 )
 from reasonkit.protocol.checks import Problem, check_profile, check_protocol
-from reasonkit.protocol.dependencies import (  # noqa: F401 - re-exported: callers import them from here
+from reasonkit.protocol.dependencies import (
     chain_dependencies,
     effective_deps,
 )

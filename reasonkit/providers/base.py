@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from reasonkit.errors import (  # noqa: F401 - re-exported
+from reasonkit.errors import (
     RETRYABLE,
     ErrorKind,
     NoProviderConfigured,
@@ -118,7 +118,7 @@ class Provider(ABC):
         `/health`; empty without breakers."""
         return {}
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         return None
 
     def unpriced_models(self) -> list[str]:

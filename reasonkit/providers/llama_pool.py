@@ -16,16 +16,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reasonkit.errors import GenerationStopped
 from reasonkit.providers.base import ProviderError
 
 if TYPE_CHECKING:
     from reasonkit.providers.local import LocalOptions
 
 INSTALL_HINT = "pip install 'reasonkit[local]'"
-
-
-class _Stopped(Exception):
-    """The worker thread stopped because the caller cancelled (nobody reads its result)."""
 
 
 class _NoSuppress:
@@ -135,7 +132,7 @@ class _ContextPool:
                 return self._free.get(timeout=0.05)
             except queue.Empty:
                 if cancel.is_set():
-                    raise _Stopped from None
+                    raise GenerationStopped from None
 
     def release(self, context: _Context) -> None:
         self._free.put(context)

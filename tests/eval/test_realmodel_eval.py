@@ -19,8 +19,8 @@ from reasonkit.runs import RunService
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'reasonkit[local]'")
 
-from reasonkit.providers.local import build_local_provider  # noqa: E402 - after the skip
-from tests.providers.test_realmodel_local import only_when_selected  # noqa: E402,F401 - the tier's gate
+from reasonkit.providers.local import build_local_provider
+from tests.providers.test_realmodel_local import only_when_selected
 
 pytestmark = [pytest.mark.anyio, pytest.mark.realmodel, pytest.mark.timeout(400)]
 

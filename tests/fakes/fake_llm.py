@@ -354,8 +354,8 @@ class _Server(uvicorn.Server):
         for connection in list(state.connections):
             connection.shutdown()  # idle keep-alive connections close now, busy ones after responding
         deadline = time.monotonic() + 5.0
-        # noqa below: uvicorn exposes no event to wait on
-        while (state.connections or state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
+
+        while (state.connections or state.tasks) and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         for task in list(state.tasks):
             task.cancel()

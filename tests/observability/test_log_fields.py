@@ -21,7 +21,7 @@ def otlp_sink() -> Iterator[str]:
     """Accepts OTLP/HTTP exports (any POST gets 200 with an empty protobuf body)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
             self.send_response(200)
             self.send_header("content-type", "application/x-protobuf")

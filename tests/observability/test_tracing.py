@@ -3,8 +3,6 @@ requests are decoded (opentelemetry-proto) and the span tree of MCP tool calls i
 entry -> step -> LLM call), with the GenAI attributes, the run id, no prompt text unless
 `capture_content`, and the trace id in JSON log lines."""
 
-# ruff: noqa: F811 - the fixtures make_server and proto_dir come from tests/server/conftest.py
-
 from __future__ import annotations
 
 import gzip
@@ -25,7 +23,7 @@ from mcp import Client
 from reasonkit.observability import tracing
 from reasonkit.observability.logging import setup_logging
 from tests.fakes.fake_llm import Reply, schema_filler
-from tests.server.conftest import make_server, make_settings, proto_dir  # noqa: F401 - fixtures
+from tests.server.conftest import make_server, make_settings, proto_dir
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
@@ -64,7 +62,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)

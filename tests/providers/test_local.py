@@ -22,7 +22,7 @@ from reasonkit.providers.grammar import capped_schema, summarize_schema
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'reasonkit[local]'")
 
-from reasonkit.providers.local import (  # noqa: E402 - after the skip
+from reasonkit.providers.local import (
     LocalOptions,
     LocalProvider,
     build_local_provider,

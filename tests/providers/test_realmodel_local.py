@@ -20,7 +20,7 @@ from reasonkit.protocol.loader import load_registry
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'reasonkit[local]'")
 
-from reasonkit.providers.local import build_local_provider  # noqa: E402 - after the skip
+from reasonkit.providers.local import build_local_provider
 
 pytestmark = [pytest.mark.anyio, pytest.mark.realmodel, pytest.mark.timeout(400)]
 

@@ -53,7 +53,7 @@ class LineReader:
 class HttpServer:
     def __init__(self, env: dict[str, str], *args: str):
         self.port, self.metrics_port = free_port(), free_port()
-        self.stderr = open(Path(env["REASONKIT_DATA_DIR"]).parent / f"http-{self.port}.log", "w+")  # noqa: SIM115
+        self.stderr = open(Path(env["REASONKIT_DATA_DIR"]).parent / f"http-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
             [
                 *rk_command(),

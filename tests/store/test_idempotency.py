@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from reasonkit.engine.result import RunResult
-from reasonkit.errors import InputError, ReasonKitError
+from reasonkit.errors import IdempotencyConflict, InputError, ReasonKitError
 from reasonkit.store import SqliteRunStore
 from reasonkit.store import idempotency as idem
-from reasonkit.store.idempotency import IdempotencyConflict, IdempotencyKeys
+from reasonkit.store.idempotency import IdempotencyKeys
 
 DAY = 86400.0
 

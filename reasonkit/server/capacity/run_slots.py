@@ -34,9 +34,9 @@ from typing import Any
 import anyio
 
 from reasonkit.config import Settings
-from reasonkit.errors import ReasonKitError
+from reasonkit.errors import Busy, SlotsTaken
 from reasonkit.observability.metrics import Metrics
-from reasonkit.server.capacity.shared_run_slots import SlotsTaken, shared_run_slots
+from reasonkit.server.capacity.shared_run_slots import shared_run_slots
 
 RETRY_MIN_SECS, RETRY_MAX_SECS = 1, 30
 
@@ -53,16 +53,6 @@ def max_runs(settings: Settings) -> int:
 
 def max_provider_calls(settings: Settings) -> int:
     return settings.server.max_inflight_provider_calls or 4 * max_runs(settings)
-
-
-class Busy(ReasonKitError):
-    """The gate refused a run: `reason` (capacity, queue_timeout, background_per_client, draining)
-    and a `retry_after` in whole seconds."""
-
-    def __init__(self, message: str, reason: str, retry_after: int):
-        super().__init__(message)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 @dataclass

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from reasonkit.errors import SecurityError  # noqa: F401 - re-exported
+from reasonkit.errors import SecurityError
 
 if TYPE_CHECKING:
     from reasonkit.config import Settings

@@ -34,7 +34,7 @@ from typing import Any
 import anyio
 from loguru import logger
 
-from reasonkit.errors import ServeError  # noqa: F401 - re-exported
+from reasonkit.errors import ServeError
 from reasonkit.server.mcp.app import ReasonKitServer
 
 # After a stop in stdio mode, the thread reading stdin may stay blocked until the client writes or

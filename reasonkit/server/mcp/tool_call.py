@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 from mcp.server.context import ServerRequestContext
 
-from reasonkit.errors import InputError, NoProviderConfigured, ReasonKitError, StoreError
+from reasonkit.errors import Busy, InputError, NoProviderConfigured, ReasonKitError, StoreError
 from reasonkit.live_runs import LiveRun
 from reasonkit.protocol.inputs import parse_flag
 from reasonkit.run_request import ProgressSink, RunHooks, RunRequest, Slot, Spawn
-from reasonkit.server.capacity.run_slots import Busy, claim_ticket, client_key
+from reasonkit.server.capacity.run_slots import claim_ticket, client_key
 from reasonkit.server.mcp import schemas
 from reasonkit.server.mcp.idempotency import fingerprint, pop_key
 from reasonkit.server.mcp.runtime import Runtime
@@ -147,7 +147,7 @@ class ToolCall(RunHooks):
             total = float(live.total) if live.total else None
             try:
                 await session.report_progress(value, total, message)
-            except Exception as exc:  # noqa: BLE001 - a client that went away must not break the run
+            except Exception as exc:
                 logger.debug("progress notification failed: {}", exc)
 
         return progress

@@ -11,8 +11,9 @@ import anyio
 import httpx
 import pytest
 
+from reasonkit.errors import Busy
 from reasonkit.observability.metrics import Metrics
-from reasonkit.server.capacity.run_slots import Busy, RunSlots, default_max_runs
+from reasonkit.server.capacity.run_slots import RunSlots, default_max_runs
 from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.security import SecurityPolicy
 from tests.server.conftest import make_settings, routed

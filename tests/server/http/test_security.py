@@ -398,7 +398,7 @@ async def test_remote_bind_with_tokens_and_no_secret_anywhere(server_env, fake_l
         async with (
             create_mcp_http_client() as hc
         ):  # the real client without a token gets the server's message
-            with pytest.raises(Exception) as err:  # noqa: PT011 - the SDK's error type is not part of the contract
+            with pytest.raises(Exception) as err:
                 with anyio.fail_after(20):
                     async with Client(
                         streamable_http_client(f"{srv.url}/mcp", http_client=hc), mode="legacy"
