@@ -10,7 +10,7 @@ COLORS = {"ReasonKit": "#2f6db5", "peer": "#d9822b", "ref": "#9aa5b1", "floor": 
 
 def matplotlib_available() -> str | None:
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         return "matplotlib is not installed in this environment (it is in .bench-venv; run without --no-venv)"
     return None

@@ -60,7 +60,7 @@ async def client_session(cmd: list[str], env: dict[str, str], warm: int) -> dict
     from mcp.client.stdio import stdio_client
 
     params = StdioServerParameters(command=cmd[0], args=cmd[1:], env=env)
-    with open(os.devnull, "w") as errlog:
+    with open(os.devnull, "w") as errlog:  # noqa: ASYNC230 - /dev/null, never blocks
         t0 = time.perf_counter()
         async with Client(stdio_client(params, errlog=errlog), mode="legacy", cache=None) as client:
             tools = (await client.list_tools()).tools

@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.traces import make_result
-from reasonkit.store import SqliteRunStore
+from bench.traces import make_result  # noqa: E402
+from reasonkit.store import SqliteRunStore  # noqa: E402
 
 
 def record_run(store: Any, run_id: str, steps: int, step_times: list[float]) -> float:

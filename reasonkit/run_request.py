@@ -88,7 +88,7 @@ class RunHooks(ABC):
     def provider(self, request: RunRequest) -> Provider:
         """The provider for this call; `NoProviderConfigured` refuses the call."""
 
-    async def prepared(self, run: PreparedRun, budget: Budget) -> None:
+    async def prepared(self, run: PreparedRun, budget: Budget) -> None:  # noqa: B027 - optional: nothing by default
         """Called once the run is prepared, before anything is recorded."""
 
     async def repeat_of(self, request: RunRequest, inputs: dict[str, Any], run: PreparedRun) -> object:
@@ -104,10 +104,10 @@ class RunHooks(ABC):
         has no such task (a background request is refused before anything is taken)."""
         return None
 
-    def started(self, run: PreparedRun) -> None:
+    def started(self, run: PreparedRun) -> None:  # noqa: B027 - optional: nothing by default
         """The run begins executing (the server counts it for draining)."""
 
-    def ended(self, run: PreparedRun) -> None:
+    def ended(self, run: PreparedRun) -> None:  # noqa: B027 - optional: nothing by default
         """The run has finished executing, whatever its outcome."""
 
 

@@ -292,7 +292,7 @@ class RunService(RunEntry):
             with anyio.CancelScope(shield=True):
                 await self._finish(run, recorder, stopwatch, log)
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not take the shell down
             crashed = exc
             run.crashed = True
             result.status, result.complete = "failed", False
@@ -380,7 +380,7 @@ class RunService(RunEntry):
             return None
         try:
             return await anyio.to_thread.run_sync(self.store.get, run_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors too: report, never crash the handler
             raise StoreError(f"the run store cannot be read: {exc}") from None
 
     async def trace(self, run_id: str) -> dict[str, Any] | None:

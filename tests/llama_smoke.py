@@ -21,7 +21,7 @@ if path is not None:
 
 def main() -> int:
     try:
-        import llama_cpp
+        import llama_cpp  # noqa: F401
     except ImportError:
         return 0
     proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300)

@@ -142,7 +142,7 @@ def profile_overhead(
     inputs = {pid: protocol_inputs(registry.protocol(pid)) for pid in pids}
     if profiler == "auto":
         try:
-            import pyinstrument
+            import pyinstrument  # noqa: F401
 
             profiler = "pyinstrument"
         except ImportError:

@@ -111,7 +111,7 @@ def serve_mcp(
 
     try:
         core = build_server(settings)
-    except Exception as exc:  # store or registry trouble: say what, on stderr
+    except Exception as exc:  # noqa: BLE001 - store or registry trouble: say what, on stderr
         fail(f"cannot start the MCP server: {exc}", EXIT_FAILED)
     from reasonkit.config import load_settings as reload_settings
     from reasonkit.server.lifecycle.serve import ServeError, serve_http, serve_stdio
@@ -190,7 +190,7 @@ def check_url(url: str) -> str:
     """An http(s) URL with a host, else a usage error."""
     try:
         parsed = urlsplit(url)
-        parsed.port
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise click.BadParameter(f"{url!r} is not a valid URL ({exc})", param_hint="'--url'") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:

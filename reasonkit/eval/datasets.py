@@ -124,7 +124,7 @@ def _reasoning_gym(task: str, size: int, seed: int) -> Dataset:
         raise EvalError("reasoning-gym datasets need the eval extra: pip install 'reasonkit[eval]'") from None
     try:
         generated = reasoning_gym.create_dataset(task, size=size, seed=seed)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - unknown task names raise a plain error there
         raise EvalError(f"reasoning-gym has no task {task!r} ({type(exc).__name__}: {exc})") from None
     items = []
     for index, entry in enumerate(generated):

@@ -125,7 +125,7 @@ def grade(item: Item, answer: str) -> tuple[bool, float]:
     if item.scorer is not None:
         try:
             score = max(0.0, min(1.0, float(item.scorer(answer))))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a scorer that chokes on an odd answer: wrong, not a crash
             score = 0.0
         return score >= 1.0 - 1e-9, score
     if item.grading == "numeric":

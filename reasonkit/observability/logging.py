@@ -193,7 +193,7 @@ class InterceptHandler(logging.Handler):
             level = record.levelno
         try:
             msg = record.getMessage()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a bad format string must not break logging
             msg = str(record.msg)
         logger.bind(logger_name=record.name).opt(depth=0, exception=record.exc_info).log(level, msg)
 

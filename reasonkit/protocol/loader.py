@@ -19,7 +19,7 @@ from reasonkit.errors import (
     UnknownProtocolError,
 )
 from reasonkit.protocol.checks import Problem, check_profile, check_protocol
-from reasonkit.protocol.dependencies import (
+from reasonkit.protocol.dependencies import (  # noqa: F401 - re-exported: callers import them from here
     chain_dependencies,
     effective_deps,
 )

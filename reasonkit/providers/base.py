@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from reasonkit.errors import (
+from reasonkit.errors import (  # noqa: F401 - re-exported
     RETRYABLE,
     ErrorKind,
     NoProviderConfigured,

@@ -281,7 +281,7 @@ class ResponseCache:
             # The socket timeouts bound each network operation; this bounds the whole command.
             with anyio.fail_after(self.redis_timeout * 2):
                 result = await fn(self._redis())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any Redis problem degrades to memory, never fails a call
             self._mark_down(exc)
             return _SKIP
         self._mark_up()
@@ -351,7 +351,7 @@ class ResponseCache:
         if client is not None:
             try:
                 await client.aclose()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
                 pass
 
 

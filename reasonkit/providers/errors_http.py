@@ -232,7 +232,7 @@ def classify(provider: str, exc: Exception, mode: OutputMode | None = None) -> P
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             try:
                 text = response.text[:20_000]
-            except Exception:
+            except Exception:  # noqa: BLE001 - a streamed or closed body: judge by `body` alone
                 text = ""
         return classify_http(
             provider, status, getattr(exc, "body", None), text, mode=mode, retry_after=retry_after

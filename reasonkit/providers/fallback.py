@@ -129,5 +129,5 @@ class FallbackProvider(Provider):
         for provider in self.providers:
             try:
                 await provider.aclose()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - close the others regardless
                 logger.debug("closing provider {} failed: {}", provider.name, type(exc).__name__)

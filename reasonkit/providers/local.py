@@ -205,7 +205,7 @@ class LocalProvider(Provider):
             if key not in self._grammars:
                 try:
                     self._grammars[key] = LlamaGrammar.from_string(schema_to_gbnf(capped), verbose=False)
-                except Exception:  # a schema feature the converter lacks: any JSON object
+                except Exception:  # noqa: BLE001 - a schema feature the converter lacks: any JSON object
                     self._grammars[key] = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
             return self._grammars[key]
 

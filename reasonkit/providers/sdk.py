@@ -206,7 +206,7 @@ class _SDKProvider(Provider):
         server's models (one short GET {base}/models; its failure is ignored)."""
         try:
             models = await self.list_models(request_timeout=3.0)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the listing is a courtesy
             models = None
         if models is not None and model in models:
             msg = (

@@ -182,7 +182,7 @@ class StoreBackend(ABC):
         return self.prune(max_age_days, max_count)
 
     # ----------------------------------------------------------------- reads
-    def _before_read(self) -> None:
+    def _before_read(self) -> None:  # noqa: B027 - a hook: nothing to do is the default
         """Called before `get`, `summary` and `list`: a back end brings run states up to date here."""
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
@@ -237,7 +237,7 @@ class StoreBackend(ABC):
         """Final saves that failed and wait for a retry (see `save_final`)."""
         return 0
 
-    def start_maintenance(self, policy: Policy) -> None:
+    def start_maintenance(self, policy: Policy) -> None:  # noqa: B027 - a hook: none is the default
         """Start this process's maintenance thread, which reads the `[storage]` settings from
         `policy()` at each pass. A back end without one (PostgreSQL: its heartbeat thread keeps the
         leases, the run service prunes after each run) does nothing."""

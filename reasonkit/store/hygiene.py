@@ -112,7 +112,7 @@ class StoreHealth:
         if self.metrics is not None:
             try:
                 self.metrics.observe_store_error(operation)
-            except Exception as mexc:
+            except Exception as mexc:  # noqa: BLE001 - accounting must never break a write path
                 log.debug("store error metric failed: %s", mexc)
         if due:
             more = f" ({suppressed} more failures in the last minute)" if suppressed else ""
@@ -168,7 +168,7 @@ class Maintenance:
             try:
                 storage = self.policy()
                 days, count, every = storage.retention_days, storage.max_runs, storage.maintenance_secs
-            except Exception:
+            except Exception:  # noqa: BLE001 - a settings object mid-reload: try again soon
                 days, count, every = None, None, PENDING_RETRY_S
             wait = every - (time.monotonic() - last)
             if self._pending():
@@ -178,7 +178,7 @@ class Maintenance:
             full = time.monotonic() - last >= every
             try:
                 self._run(days, count, full)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad pass
                 log.debug("run store maintenance pass failed: %s", exc)
             if full:
                 last = time.monotonic()

@@ -131,7 +131,7 @@ class Heartbeat:
             try:
                 self.beat()
                 self.beats += 1
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the heartbeat
                 log.warning("run store heartbeat failed (retrying in %.0fs): %s", self.interval, exc)
 
     def stop(self) -> None:

@@ -128,7 +128,7 @@ class RunRecorder:
         try:
             trace = self.result.trace()  # here, in the event-loop thread: a consistent snapshot
             written = await anyio.to_thread.run_sync(self._write_snapshot, start, trace)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recording must never break the run
             self._count(errors=1)
             self._report("could not save to the run store", exc)
             written = False
@@ -159,7 +159,7 @@ class RunRecorder:
             try:
                 if self.store.summary(res.run_id) is None:
                     return  # the engine rejected the inputs before starting: nothing to record
-            except Exception:
+            except Exception:  # noqa: BLE001 - fall through to the save, which reports the problem
                 pass
         trace = res.trace()
         if trace.get("status") == "running":
@@ -175,7 +175,7 @@ class RunRecorder:
                 self._final_written = True  # also when it fails: the store retries it, not the writer
                 self.store.save_final(trace)  # the SQLite store keeps a failed one and retries it
             self._count(saves=1)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recording must never break the run
             self._count(errors=1)
             self._report("final save to the run store failed", exc)
 

@@ -396,7 +396,7 @@ def test_report_renders_all_sections(registry, tmp_path, mcp_result, load_result
     assert res["machine"]["cores_logical"] >= 1 and res["machine"]["python"]
 
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         return
     from bench.chart import render_chart

@@ -12,7 +12,7 @@ import psycopg
 from reasonkit.store.postgres import PostgresRunStore
 from reasonkit.store.postgres_schema import SCHEMA_VERSION
 from tests.store._helpers import make_result
-from tests.store.conftest import pg_url, postgres_server
+from tests.store.conftest import pg_url, postgres_server  # noqa: F401 - the fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 _RK = Path(sys.executable).parent / "rk"
@@ -25,7 +25,7 @@ def rk(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*RK, *args], capture_output=True, text=True, timeout=60, cwd=ROOT, env=e)
 
 
-def test_migrate_check_then_migrate_then_nothing_to_do(pg_url: str, tmp_path: Path) -> None:
+def test_migrate_check_then_migrate_then_nothing_to_do(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
     env = {"REASONKIT_DATABASE_URL": pg_url, "REASONKIT_DATA_DIR": str(tmp_path)}
     check = rk("db", "migrate", "--check", **env)
     assert check.returncode == 1 and f"schema 0, migrations to {SCHEMA_VERSION} pending" in check.stderr
@@ -39,7 +39,7 @@ def test_migrate_check_then_migrate_then_nothing_to_do(pg_url: str, tmp_path: Pa
         assert conn.execute("SELECT count(*) FROM reasonkit_schema").fetchone() == (SCHEMA_VERSION,)
 
 
-def test_runs_commands_read_the_shared_database(pg_url: str, tmp_path: Path) -> None:
+def test_runs_commands_read_the_shared_database(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
     with PostgresRunStore(pg_url) as store:
         store.save(make_result("pgrun0000000001", n_steps=2, entries=1))
     env = {"REASONKIT_DATABASE_URL": pg_url, "REASONKIT_DATA_DIR": str(tmp_path)}

@@ -20,7 +20,7 @@ from reasonkit.runs import RunService
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'reasonkit[local]'")
 
 from reasonkit.providers.local import build_local_provider
-from tests.providers.test_realmodel_local import only_when_selected
+from tests.providers.test_realmodel_local import only_when_selected  # noqa: F401 - the tier's gate
 
 pytestmark = [pytest.mark.anyio, pytest.mark.realmodel, pytest.mark.timeout(400)]
 

@@ -355,7 +355,7 @@ class _Server(uvicorn.Server):
             connection.shutdown()  # idle keep-alive connections close now, busy ones after responding
         deadline = time.monotonic() + 5.0
 
-        while (state.connections or state.tasks) and time.monotonic() < deadline:
+        while (state.connections or state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         for task in list(state.tasks):
             task.cancel()
@@ -507,7 +507,7 @@ class FakeLLM:
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as exc:  # surfaced by start()/stop()
+        except BaseException as exc:  # noqa: BLE001 - surfaced by start()/stop()
             self._thread_error = exc
 
     async def _serve(self) -> None:

@@ -590,7 +590,7 @@ async def test_stop_with_request_in_flight_and_open_client() -> None:
                         await _ask_openai_schema(client)
 
                 tg.start_soon(call)
-                while not fake.requests:
+                while not fake.requests:  # noqa: ASYNC110 - populated by the server thread
                     await anyio.sleep(0.01)
                 t0 = time.monotonic()
                 await anyio.to_thread.run_sync(fake.stop)

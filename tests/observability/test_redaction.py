@@ -2,6 +2,8 @@
 (including what must NOT be redacted: order numbers, dates, versions, Luhn-invalid numbers), and the
 three places it applies: stored runs, log lines, and what is sent to the provider."""
 
+# ruff: noqa: F811 - the fixtures make_server and proto_dir come from tests/server/conftest.py
+
 from __future__ import annotations
 
 import io
@@ -14,7 +16,7 @@ from mcp import Client
 from reasonkit.observability.logging import setup_logging
 from reasonkit.observability.redaction import card_number_ok, iban_ok, luhn_ok, redact_pii, redact_value
 from tests.fakes.fake_llm import schema_filler
-from tests.server.conftest import make_server, make_settings, proto_dir
+from tests.server.conftest import make_server, make_settings, proto_dir  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.anyio
 

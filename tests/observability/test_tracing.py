@@ -3,6 +3,8 @@ requests are decoded (opentelemetry-proto) and the span tree of MCP tool calls i
 entry -> step -> LLM call), with the GenAI attributes, the run id, no prompt text unless
 `capture_content`, and the trace id in JSON log lines."""
 
+# ruff: noqa: F811 - the fixtures make_server and proto_dir come from tests/server/conftest.py
+
 from __future__ import annotations
 
 import gzip
@@ -23,7 +25,7 @@ from mcp import Client
 from reasonkit.observability import tracing
 from reasonkit.observability.logging import setup_logging
 from tests.fakes.fake_llm import Reply, schema_filler
-from tests.server.conftest import make_server, make_settings, proto_dir
+from tests.server.conftest import make_server, make_settings, proto_dir  # noqa: F401 - fixtures
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",

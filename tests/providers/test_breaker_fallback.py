@@ -49,7 +49,7 @@ def watch(breaker: CircuitBreaker | None) -> list[str]:
 
 async def wait_for(cond, limit: float = 5.0) -> None:
     with anyio.fail_after(limit):
-        while not cond():
+        while not cond():  # noqa: ASYNC110 - polling the fake server's request log
             await anyio.sleep(0.005)
 
 

@@ -19,7 +19,7 @@ from reasonkit.engine import Budget, Engine
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.base import LLMRequest
 from reasonkit.providers.stack import build_provider
-from tests.providers.test_realmodel_local import (
+from tests.providers.test_realmodel_local import (  # noqa: F401 - only_when_selected is a fixture
     TEST_CAPS,
     TOOL_INPUT,
     assert_structure_and_honesty,
@@ -43,7 +43,7 @@ if missing:
         allow_module_level=True,
     )
 
-from reasonkit.providers.local import bundled_model_path
+from reasonkit.providers.local import bundled_model_path  # noqa: E402 - after the skip
 
 pytestmark = [pytest.mark.anyio, pytest.mark.realmodel, pytest.mark.timeout(400)]
 MODEL = "smollm2"

@@ -34,7 +34,7 @@ def test_threads_share_one_store(store: SqliteRunStore) -> None:
                 store.start(result)
                 store.save(result)
                 assert store.get(result.run_id) is not None
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]

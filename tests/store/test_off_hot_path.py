@@ -235,7 +235,7 @@ def test_concurrent_writes_share_transactions(tmp_path: Path) -> None:
     def save(trace: dict[str, Any]) -> None:
         try:
             store.save_trace(trace)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=save, args=(t,)) for t in traces]

@@ -65,7 +65,7 @@ class SharedRateLimiter:
                 if await self.strategy.hit(item, key):
                     return 0.0
                 stats = await self.strategy.get_window_stats(item, key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Redis down or slow: count locally for a while
             self.failures += 1
             self.down_until = time.monotonic() + self.retry_secs
             logger.warning(
@@ -93,7 +93,7 @@ def shared_limiter(settings: Any, local: Any) -> Any:
     redis = settings.database.redis
     try:
         return SharedRateLimiter(url, local=local, timeout=redis.timeout_secs, retry_secs=redis.retry_secs)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - e.g. a URL scheme limits does not know: stay per process
         logger.warning("shared rate limit unavailable ({}); counting per process", type(exc).__name__)
         return local
 

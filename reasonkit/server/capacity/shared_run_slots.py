@@ -138,7 +138,7 @@ class SharedRunSlots:
         member = uuid.uuid4().hex
         try:
             full = await anyio.to_thread.run_sync(self._acquire, [k for k, _, _ in counts], member, counts)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Redis down or slow: per-process counts for a while
             self._failed("admit on this process's counts only", exc)
             return None
         if full:
@@ -173,7 +173,7 @@ class SharedRunSlots:
                 for key, member in slot.entries:
                     pipe.zrem(key, member)
             pipe.execute()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the slots' leases expire on their own
             logger.debug("shared admission: releasing slots in Redis failed ({})", type(exc).__name__)
 
     def renew(self) -> None:
@@ -185,7 +185,7 @@ class SharedRunSlots:
         try:
             lease_ms = int(self.lease_secs * 1000)
             self.renew_script(keys=[k for k, _ in entries], args=[lease_ms, *[m for _, m in entries]])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - retried at the next renewal
             self._failed("could not renew its slots' leases", exc)
 
     # ------------------------------------------------------------------ the keeper thread
@@ -244,7 +244,7 @@ def shared_run_slots(settings: Any) -> SharedRunSlots | None:
             _shared[key] = SharedRunSlots(
                 url, lease_secs=key[1], timeout=redis.timeout_secs, retry_secs=redis.retry_secs
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. a URL redis-py does not take: stay per process
             logger.warning("shared admission unavailable ({}); counting per process", type(exc).__name__)
             _shared[key] = None
     return _shared[key]

@@ -159,7 +159,7 @@ class ReasonKitServer:
         if provider is not None:
             try:
                 info["output_modes"] = provider.output_modes()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - health must answer
                 logger.debug("output_modes failed: {}", exc)
         if self.notice:
             info["notice"] = self.notice

@@ -63,7 +63,7 @@ class Reloader:
             try:
                 settings, registry, policy = await anyio.to_thread.run_sync(self._load)
                 kept = self._keep_previous(registry)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure leaves the running server as it was
                 core.metrics.reloads.labels(outcome="failed").inc()
                 # Our own errors say what is wrong; anything else gets its type (and the traceback in
                 # the debug log) so the operator can tell a bug from a bad file.
@@ -146,6 +146,6 @@ class Reloader:
                     await conn.send_tool_list_changed()
                     await conn.send_prompt_list_changed()
                     await conn.send_resource_list_changed()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a connection that went away
                 logger.debug("list_changed notification not delivered: {}", exc)
                 core.connections.discard(conn)

@@ -140,7 +140,7 @@ class Runtime:
                 )
                 message = f"client sampling is enabled but cannot be used here ({why}), and {message}"
             return ProviderChoice(None, error=message)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken provider setup is the caller's tool error
             logger.opt(exception=exc).error("cannot set up the LLM provider")
             return ProviderChoice(None, error=f"cannot set up the LLM provider: {type(exc).__name__}: {exc}")
 
@@ -151,5 +151,5 @@ class Runtime:
             for provider in providers:
                 try:
                     await provider.aclose()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001
                     logger.debug("provider close failed: {}", exc)

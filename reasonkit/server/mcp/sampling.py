@@ -87,7 +87,7 @@ class SamplingProvider(Provider):
             raise ProviderError(
                 SAMPLING, "bad_request", f"the MCP client declined the sampling request: {exc.error.message}"
             ) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken peer reply is a provider error
             raise ProviderError(
                 SAMPLING, "bad_response", f"sampling failed: {type(exc).__name__}: {exc}"[:300]
             ) from None

@@ -147,7 +147,7 @@ class ToolCall(RunHooks):
             total = float(live.total) if live.total else None
             try:
                 await session.report_progress(value, total, message)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a client that went away must not break the run
                 logger.debug("progress notification failed: {}", exc)
 
         return progress

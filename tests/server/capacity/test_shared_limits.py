@@ -10,12 +10,12 @@ import pytest
 from reasonkit.config import load_settings
 from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.capacity.shared_limits import SharedRateLimiter, hit, shared_limiter
-from tests.server.lifecycle.test_replicas import redis_url
+from tests.server.lifecycle.test_replicas import redis_url  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_two_limiters_share_one_count_in_redis(redis_url: str) -> None:
+async def test_two_limiters_share_one_count_in_redis(redis_url: str) -> None:  # noqa: F811
     a = SharedRateLimiter(redis_url, local=RateLimiter())
     b = SharedRateLimiter(redis_url, local=RateLimiter())
     waits = [await hit((a, b)[i % 2], "ip:10.0.0.1", 4) for i in range(6)]

@@ -24,7 +24,7 @@ from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.security import SecurityPolicy
 from tests.server.conftest import make_settings, routed
 from tests.server.helpers import MCP_HEADERS, answer, call, metric
-from tests.server.lifecycle.test_replicas import redis_url
+from tests.server.lifecycle.test_replicas import redis_url  # noqa: F401 - the fixture
 from tests.server.procs import free_port
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +59,7 @@ async def _until(condition: Callable[[], Any], within: float = 10) -> Any:
     return value
 
 
-async def test_the_background_cap_per_client_holds_across_two_gates(redis_url: str) -> None:
+async def test_the_background_cap_per_client_holds_across_two_gates(redis_url: str) -> None:  # noqa: F811
     a, _ = _gate(redis_url, max_background_runs_per_client=2)
     b, b_metrics = _gate(redis_url, max_background_runs_per_client=2)
     assert a.try_admit("token:x", background=True) is None  # the middleware leaves it to `admit`
@@ -92,7 +92,7 @@ async def test_two_http_servers_refuse_a_clients_extra_background_run(
     make_server,
     fake_llm,
     tmp_path,
-    redis_url: str,
+    redis_url: str,  # noqa: F811
 ) -> None:
     """Through the HTTP middleware and the tool handler of two servers (two replicas) on one Redis:
     with a cap of 1, the client's second background run is refused by the other server."""
@@ -126,7 +126,7 @@ async def _zero(shared: SharedRunSlots, client: str) -> bool:
     return shared.redis.zcard(shared.background_key(client)) == 0
 
 
-async def test_a_cluster_cap_counts_the_runs_of_all_gates(redis_url: str) -> None:
+async def test_a_cluster_cap_counts_the_runs_of_all_gates(redis_url: str) -> None:  # noqa: F811
     a, _ = _gate(redis_url, max_concurrent_runs=8, max_concurrent_runs_cluster=3)
     b, _ = _gate(redis_url, max_concurrent_runs=8, max_concurrent_runs_cluster=3)
     held = [await a.admit(f"ip:10.0.0.{i}", background=False, deadline=60) for i in range(2)]
@@ -156,7 +156,7 @@ def _holder(url: str) -> subprocess.Popen[bytes]:
     return holder
 
 
-async def test_a_killed_holders_slot_expires_after_its_lease(redis_url: str) -> None:
+async def test_a_killed_holders_slot_expires_after_its_lease(redis_url: str) -> None:  # noqa: F811
     holder = _holder(redis_url)
     try:
         live = SharedRunSlots(redis_url, lease_secs=3.0)

@@ -45,7 +45,7 @@ async def test_max_runs_is_applied_while_serving(make_server, fake_llm, tmp_path
     store = core.store
     assert store is not None
     with anyio.fail_after(10):
-        while {row["run_id"] for row in store.list()} != set(run_ids[1:]):
+        while {row["run_id"] for row in store.list()} != set(run_ids[1:]):  # noqa: ASYNC110
             await anyio.sleep(0.02)
 
 
