@@ -42,6 +42,11 @@ NOT_OURS = {
     "CMAKE_ARGS": "pip's build of llama-cpp-python reads it (docs/local-models.md)",
     "DGGML_CUDA": "part of a CMAKE_ARGS value (-DGGML_CUDA=on), not a variable",
     "DGGML_METAL": "part of a CMAKE_ARGS value (-DGGML_METAL=on), not a variable",
+    **{
+        f"DGGML_{flag}": "part of the portable CMAKE_ARGS value (docs/local-models.md), not a variable"
+        for flag in ("NATIVE", "AVX", "AVX2", "FMA", "F16C", "BMI2")
+    },
+    "LEFT_OUT": "a table of tests/presentation/test_surfaces.py named in docs/architecture.md",
     "TOOL_OR_PROFILE": "a placeholder in command synopses (docs/runs.md)",
     "TYPE_CHECKING": "typing.TYPE_CHECKING, named in docs/benchmarks.md (deferred imports)",
 }
