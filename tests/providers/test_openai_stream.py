@@ -1,0 +1,97 @@
+"""Streamed OpenAI-compatible replies (providers/openai_stream.py), through the real SDK against the
+fake server's server-sent events: a request with `on_text` streams, its pieces make up the reply,
+a looping reply is cut with `stop_reason="repetition"`, and tool-call arguments and usage come
+through as in a plain reply."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasonkit.config import load_settings
+from reasonkit.providers import LLMRequest, PriceTable, Usage
+from reasonkit.providers.openai_compat import OpenAIProvider
+from reasonkit.providers.stack import build_provider
+from tests.fakes.fake_llm import Reply
+
+pytestmark = pytest.mark.anyio
+SCHEMA = {
+    "type": "object",
+    "required": ["answer", "confidence"],
+    "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+}
+
+
+async def complete(fake_llm, request: LLMRequest, **env: str):
+    provider = build_provider(
+        load_settings(
+            environ={"OPENAI_BASE_URL": fake_llm.openai_base_url, "LLM_DEFAULT_MODEL": "gpt-4o-mini", **env}
+        )
+    )
+    try:
+        return await provider.complete(request)
+    finally:
+        await provider.aclose()
+
+
+def request(pieces: list[str] | None) -> LLMRequest:
+    return LLMRequest(
+        messages=[{"role": "user", "content": "hi"}],
+        schema=SCHEMA,
+        on_text=None if pieces is None else pieces.append,
+    )
+
+
+async def test_a_watched_request_streams_and_its_pieces_make_the_reply(fake_llm):
+    fake_llm.push(
+        Reply(json={"answer": "a short answer", "confidence": 0.7}, usage={"input": 30, "output": 9})
+    )
+    pieces: list[str] = []
+    response = await complete(fake_llm, request(pieces))
+    body = fake_llm.requests[0].body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert len(pieces) > 3 and "".join(pieces) == response.text
+    assert '"a short answer"' in response.text and response.stop_reason == "end"
+    assert response.usage == Usage(input=30, output=9)
+
+
+async def test_an_unwatched_request_does_not_stream(fake_llm):
+    fake_llm.push(Reply(json={"answer": "x", "confidence": 0.7}))
+    await complete(fake_llm, request(None))
+    assert "stream" not in fake_llm.requests[0].body
+
+
+async def test_a_looping_reply_is_cut_while_it_streams(fake_llm):
+    loop = "the team should split the service into smaller services. " * 200
+    fake_llm.push(Reply(text='{"answer": "' + loop + '", "confidence": 0.5}'))
+    pieces: list[str] = []
+    response = await complete(fake_llm, request(pieces))
+    assert response.stop_reason == "repetition"
+    assert len(response.text) < 600  # cut after a few repeats, not 11,000 characters
+    assert response.usage.output == len(pieces)  # no usage chunk came: one token per piece
+
+
+async def test_a_max_tokens_cut_reads_as_such(fake_llm):
+    fake_llm.push(Reply(text='{"answer": "unfinished', stop="max_tokens"))
+    response = await complete(fake_llm, request([]))
+    assert response.stop_reason == "max_tokens" and response.text == '{"answer": "unfinished'
+
+
+async def test_tool_call_arguments_stream_into_the_parsed_object(fake_llm):
+    fake_llm.push(Reply(json={"answer": "via a tool", "confidence": 0.6}))
+    pieces: list[str] = []
+    provider = OpenAIProvider(
+        "openai",
+        "gpt-4o-mini",
+        PriceTable.load(),
+        api_key=None,
+        base_url=fake_llm.openai_base_url,
+        timeout=10,
+        output_mode="tools",
+    )
+    try:
+        response = await provider.complete(request(pieces))
+    finally:
+        await provider.aclose()
+    assert fake_llm.requests[0].body["tool_choice"]["function"]["name"] == "respond"
+    assert response.parsed == {"answer": "via a tool", "confidence": 0.6}
+    assert "".join(pieces) == response.text
