@@ -11,8 +11,11 @@ its base URL. How the schema is asked for is negotiated (negotiation.py):
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from reasonkit.providers.base import LLMRequest, LLMResponse, ProviderError, StopReason, Usage
 from reasonkit.providers.errors_http import classify
@@ -27,6 +30,13 @@ if TYPE_CHECKING:
 class OpenAIProvider(_SDKProvider):
     _client: AsyncOpenAI
     modes = OPENAI_MODES
+
+    @functools.cached_property
+    def streams(self) -> bool:
+        """Whether every reply streams: a server on this machine or the local network (Ollama,
+        llama.cpp, LM Studio, vLLM), where small models that loop run and streaming costs nothing,
+        so the repetition guard can cut a loop. Hosted APIs stream only a watched reply."""
+        return on_local_network(self.base_url)
 
     @staticmethod
     def _client_class() -> type[AsyncOpenAI]:
@@ -76,7 +86,7 @@ class OpenAIProvider(_SDKProvider):
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         kwargs.update(self._mode_kwargs(request, mode))
-        if request.on_text is not None:  # someone watches: stream (openai_stream.py)
+        if request.on_text is not None or self.streams:  # see openai_stream.py
             return await self._streamed(request, mode, kwargs)
         try:
             resp = await self._client.chat.completions.create(**kwargs)
@@ -118,6 +128,10 @@ class OpenAIProvider(_SDKProvider):
             reply = await read_stream(stream, request.on_text)
         except (openai.APIError, ValueError) as exc:
             raise await self._failed(exc, mode, kwargs["model"]) from None
+        if not reply.events:  # a 200 whose body is no event stream (an error page, broken JSON)
+            raise ProviderError(
+                self.name, "bad_response", "the server sent a response that is not valid for its API"
+            )
         text, parsed = reply.text, None
         if mode == "tools":
             for index, name in reply.names.items():
@@ -138,6 +152,18 @@ class OpenAIProvider(_SDKProvider):
             structured="json_text" if mode == "prompt" else "native",
             output_mode=mode,
         )
+
+
+def on_local_network(base_url: str) -> bool:
+    """The URL's host is this machine or a private network address."""
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
 
 
 def _usage(reported: Any, output: int) -> Usage:

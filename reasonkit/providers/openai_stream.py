@@ -1,10 +1,11 @@
 """A streamed Chat Completions reply (`stream: true`, server-sent events), read piece by piece.
 
 The `openai` kind streams when someone watches the reply as it is written (`LLMRequest.on_text`:
-`rk think` on a terminal). Each piece goes to `on_text` and to a `RepetitionGuard`
-(providers/repetition.py): a reply that loops is cut at once, the connection closed (llama.cpp and
-llama-cpp-python's server stop generating when the client goes), and the reply returned with
-`stop_reason="repetition"`.
+`rk think` on a terminal) and always for a server on this machine or the local network
+(`OpenAIProvider.streams`: Ollama, llama.cpp, LM Studio, vLLM, where small models loop). Each
+piece goes to `on_text` and to a `RepetitionGuard` (providers/repetition.py): a reply that loops
+is cut at once, the connection closed (llama.cpp and llama-cpp-python's server stop generating
+when the client goes), and the reply returned with `stop_reason="repetition"`.
 
 `stream_options.include_usage` asks for the usage in a last chunk; servers that ignore it
 (llama-cpp-python's) send none, and the output is then counted as one token per content chunk
@@ -27,6 +28,7 @@ class StreamedReply:
     names: dict[int, str] = field(default_factory=dict)  # tool call index -> its function name
     finish_reason: str | None = None
     usage: Any = None  # the server's usage block, when it sent one
+    events: int = 0  # chunks received (none: the body was not an event stream)
     chunks: int = 0  # chunks that carried text (the token count when no usage came)
     model: str | None = None
     looping: bool = False
@@ -39,6 +41,7 @@ async def read_stream(stream: Any, on_text: TextSink | None) -> StreamedReply:
     guard = RepetitionGuard()
     try:
         async for chunk in stream:
+            reply.events += 1
             reply.model = chunk.model or reply.model
             if chunk.usage is not None:
                 reply.usage = chunk.usage

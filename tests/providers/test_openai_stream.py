@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from reasonkit.config import load_settings
-from reasonkit.providers import LLMRequest, PriceTable, Usage
-from reasonkit.providers.openai_compat import OpenAIProvider
+from reasonkit.providers import LLMRequest, PriceTable, ProviderError, Usage
+from reasonkit.providers.openai_compat import OpenAIProvider, on_local_network
 from reasonkit.providers.stack import build_provider
 from tests.fakes.fake_llm import Reply
 
@@ -54,10 +54,39 @@ async def test_a_watched_request_streams_and_its_pieces_make_the_reply(fake_llm)
     assert response.usage == Usage(input=30, output=9)
 
 
-async def test_an_unwatched_request_does_not_stream(fake_llm):
+async def test_a_server_on_this_machine_streams_even_unwatched(fake_llm):
     fake_llm.push(Reply(json={"answer": "x", "confidence": 0.7}))
-    await complete(fake_llm, request(None))
-    assert "stream" not in fake_llm.requests[0].body
+    response = await complete(fake_llm, request(None))
+    assert fake_llm.requests[0].body["stream"] is True and '"x"' in response.text
+
+
+@pytest.mark.parametrize(
+    "url, local",
+    [
+        ("http://127.0.0.1:8080/v1", True),
+        ("http://localhost:11434/v1", True),
+        ("http://192.168.1.20:1234/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("https://api.openai.com/v1", False),
+        ("https://openrouter.ai/api/v1", False),
+        ("http://8.8.8.8/v1", False),
+    ],
+)
+def test_which_servers_stream_every_reply(url, local):
+    assert on_local_network(url) is local
+
+
+async def test_a_streamed_200_without_events_is_a_bad_response(fake_llm):
+    fake_llm.push(Reply(raw_body=b"{not json"))
+    settings = load_settings(environ={"OPENAI_BASE_URL": fake_llm.openai_base_url})
+    settings.llm.providers["openai"].max_retries = 0
+    provider = build_provider(settings)
+    try:
+        with pytest.raises(ProviderError) as bad:
+            await provider.complete(request([]))
+    finally:
+        await provider.aclose()
+    assert bad.value.kind == "bad_response" and "not valid" in str(bad.value)
 
 
 async def test_a_looping_reply_is_cut_while_it_streams(fake_llm):
