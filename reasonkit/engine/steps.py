@@ -34,6 +34,9 @@ REPAIR_PROMPT = (
     "already had; do not add facts you did not have. Include every required field."
 )
 
+# Stop reasons of a reply cut before its end -> how its note says it
+CUT = {"max_tokens": "at max_tokens", "repetition": "for repetition"}
+
 
 @dataclass
 class Sample:
@@ -295,13 +298,12 @@ class StepRunner:
             return Sample(ok=False, error=provider_error_text(step, exc))
         parsed = parse_reply(step, resp)
         obj, problems, notes = parsed.obj, parsed.problems, parsed.notes
-        truncated = resp.stop_reason in ("max_tokens", "repetition")
+        truncated = resp.stop_reason in CUT
         repaired = degraded = False
         if truncated and parsed.salvaged and obj is not None:
             # A repair call would be cut at the same limit (or loop again): keep what the model wrote.
             degraded = True
-            where = "at max_tokens" if resp.stop_reason == "max_tokens" else "for repetition"
-            notes.append(f"reply cut {where}, {_salvaged_count(step, obj)} salvaged")
+            notes.append(f"reply cut {CUT[resp.stop_reason]}, {_salvaged_count(step, obj)} salvaged")
         elif problems and not state.check_budget():
             repair_messages = messages + [
                 {"role": "assistant", "content": resp.text or "(empty reply)"},
@@ -318,7 +320,7 @@ class StepRunner:
                 better = not again.problems or obj is None or len(again.problems) < len(problems)
                 if again.obj is not None and better:
                     obj, problems = again.obj, again.problems
-                    truncated = repair_resp.stop_reason in ("max_tokens", "repetition")
+                    truncated = repair_resp.stop_reason in CUT
                     notes += again.notes
                 repaired = True
         if obj is None:

@@ -663,11 +663,7 @@ class FakeLLM:
         except _FakeLLMError as err:
             await self._send_error(send, api, err.status, err.message, err.error_type, {})
             return
-        if api == "openai" and req.body.get("stream") is True:
-            options = req.body.get("stream_options") or {}
-            await _send_sse(send, _openai_chunks(payload, bool(options.get("include_usage"))), headers)
-            return
-        await _send_json(send, 200, payload, headers)
+        await _send_reply(send, req, payload, headers)
 
     async def _next_reply(self, req: RecordedRequest) -> Reply:
         with self._lock:
@@ -997,6 +993,17 @@ async def _send_sse(send: Callable[..., Any], chunks: list[dict[str, Any]], head
             }
         )
     await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+async def _send_reply(
+    send: Callable[..., Any], req: RecordedRequest, payload: dict[str, Any], headers: dict[str, str]
+) -> None:
+    """A 200 reply: server-sent events for an OpenAI request with `"stream": true`, else one body."""
+    if req.api == "openai" and req.body.get("stream") is True:
+        options = req.body.get("stream_options") or {}
+        await _send_sse(send, _openai_chunks(payload, bool(options.get("include_usage"))), headers)
+        return
+    await _send_json(send, 200, payload, headers)
 
 
 async def _send_json(send: Callable[..., Any], status: int, payload: Any, headers: dict[str, str]) -> None:
