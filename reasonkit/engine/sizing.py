@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 CHARS_PER_TOKEN = 3  # on the short side for English: the estimate errs towards more room
-STRING_TOKENS = 200  # a string without maxLength: about 150 words
+STRING_TOKENS = 400  # a string without maxLength: about 300 words, a long paragraph of prose
 SCALAR_TOKENS = 4
 DEFAULT_ITEMS = 8  # an array without maxItems
 SLACK = 1.25  # whitespace, escapes, a model's own formatting

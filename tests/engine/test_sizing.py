@@ -51,7 +51,7 @@ def test_the_step_max_tokens_is_a_ceiling_and_small_schemas_get_little():
         "type": "object",
         "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
     }
-    assert sized_max_tokens(middle, 3000) == math.ceil(schema_tokens(middle) * SLACK) < 400
+    assert sized_max_tokens(middle, 3000) == math.ceil(schema_tokens(middle) * SLACK) < 600
     assert sized_max_tokens(None, 3000) == 3000
 
 
