@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from reasonkit.providers.base import LLMRequest, LLMResponse, ProviderError, StopReason, Usage
 from reasonkit.providers.errors_http import classify
 from reasonkit.providers.negotiation import OPENAI_MODES, OutputMode
-from reasonkit.providers.openai_stream import read_stream
+from reasonkit.providers.openai_stream import INTERRUPTING, interrupted, read_stream
 from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider
 
 if TYPE_CHECKING:
@@ -86,8 +86,10 @@ class OpenAIProvider(_SDKProvider):
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         kwargs.update(self._mode_kwargs(request, mode))
-        if request.on_text is not None or self.streams:  # see openai_stream.py
-            return await self._streamed(request, mode, kwargs)
+        if (request.on_text is not None or self.streams) and self.base_url not in INTERRUPTING:
+            streamed = await self._streamed(request, mode, kwargs)  # see openai_stream.py
+            if streamed is not None:
+                return streamed
         try:
             resp = await self._client.chat.completions.create(**kwargs)
         except (openai.APIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
@@ -119,7 +121,8 @@ class OpenAIProvider(_SDKProvider):
 
     async def _streamed(
         self, request: LLMRequest, mode: OutputMode | None, kwargs: dict[str, Any]
-    ) -> LLMResponse:
+    ) -> LLMResponse | None:
+        """The reply, streamed; None when the server ended the stream before the reply did."""
         import openai
 
         stream_kwargs = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
@@ -132,6 +135,9 @@ class OpenAIProvider(_SDKProvider):
             raise ProviderError(
                 self.name, "bad_response", "the server sent a response that is not valid for its API"
             )
+        if reply.finish_reason is None and not reply.looping:
+            interrupted(self.base_url)
+            return None  # asked again without streaming
         text, parsed = reply.text, None
         if mode == "tools":
             for index, name in reply.names.items():

@@ -7,6 +7,12 @@ piece goes to `on_text` and to a `RepetitionGuard` (providers/repetition.py): a 
 is cut at once, the connection closed (llama.cpp and llama-cpp-python's server stop generating
 when the client goes), and the reply returned with `stop_reason="repetition"`.
 
+A stream that ends without a finish reason (and was not cut here) was ended by the server:
+llama-cpp-python's server does that to a streamed reply whenever another request is waiting
+(`interrupt_requests`, on by default), so with parallel steps nearly every stream would end early.
+Such a reply is asked again without streaming, and that server (base URL) gets plain requests
+from then on (`INTERRUPTING`), with one warning saying how to keep streaming.
+
 `stream_options.include_usage` asks for the usage in a last chunk; servers that ignore it
 (llama-cpp-python's) send none, and the output is then counted as one token per content chunk
 (these servers send one chunk per token), the prompt as unknown (0).
@@ -14,11 +20,31 @@ when the client goes), and the reply returned with `stop_reason="repetition"`.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
+
 from reasonkit.providers.base import TextSink
 from reasonkit.providers.repetition import RepetitionGuard
+
+INTERRUPTING: set[str] = set()  # base URLs of servers that ended a stream early: not streamed to again
+_LOCK = threading.Lock()
+
+
+def interrupted(base_url: str) -> None:
+    """The server at `base_url` ended a stream before its reply ended: stream to it no more."""
+    with _LOCK:
+        if base_url in INTERRUPTING:
+            return
+        INTERRUPTING.add(base_url)
+    logger.warning(
+        "{} ended a streamed reply early (llama-cpp-python's server does so when another request "
+        "waits: start it with --interrupt_requests false); its replies are no longer streamed, so "
+        "replies that repeat themselves run to max_tokens there",
+        base_url,
+    )
 
 
 @dataclass

@@ -135,6 +135,9 @@ class Reply:
     usage: dict[str, int] | None = None  # keys: input, output, cache_read, cache_write
     raw_body: bytes | None = None  # send these bytes verbatim (with `status`)
     drop_connection: bool = False  # reset the TCP connection instead of answering
+    # Streamed (`stream: true`) only: end the stream halfway with `data: [DONE]` and no finish
+    # reason, as llama-cpp-python's server does when another request waits (interrupt_requests).
+    interrupted: bool = False
 
     def __post_init__(self) -> None:
         if self.stop not in _STOPS:
@@ -1001,7 +1004,10 @@ async def _send_reply(
     """A 200 reply: server-sent events for an OpenAI request with `"stream": true`, else one body."""
     if req.api == "openai" and req.body.get("stream") is True:
         options = req.body.get("stream_options") or {}
-        await _send_sse(send, _openai_chunks(payload, bool(options.get("include_usage"))), headers)
+        chunks = _openai_chunks(payload, bool(options.get("include_usage")))
+        if req.reply is not None and req.reply.interrupted:
+            chunks = chunks[: len(chunks) // 2]
+        await _send_sse(send, chunks, headers)
         return
     await _send_json(send, 200, payload, headers)
 

@@ -10,6 +10,7 @@ import pytest
 from reasonkit.config import load_settings
 from reasonkit.providers import LLMRequest, PriceTable, ProviderError, Usage
 from reasonkit.providers.openai_compat import OpenAIProvider, on_local_network
+from reasonkit.providers.openai_stream import INTERRUPTING
 from reasonkit.providers.stack import build_provider
 from tests.fakes.fake_llm import Reply
 
@@ -124,3 +125,20 @@ async def test_tool_call_arguments_stream_into_the_parsed_object(fake_llm):
     assert fake_llm.requests[0].body["tool_choice"]["function"]["name"] == "respond"
     assert response.parsed == {"answer": "via a tool", "confidence": 0.6}
     assert "".join(pieces) == response.text
+
+
+async def test_a_server_that_ends_streams_early_is_asked_again_without_streaming(fake_llm, log_lines):
+    fake_llm.push(
+        Reply(json={"answer": "first, cut off", "confidence": 0.7}, interrupted=True),
+        Reply(json={"answer": "asked again", "confidence": 0.7}),
+        Reply(json={"answer": "later call", "confidence": 0.7}),
+    )
+    try:
+        first = await complete(fake_llm, request([]))
+        later = await complete(fake_llm, request([]))
+    finally:
+        INTERRUPTING.discard(fake_llm.openai_base_url)
+    assert [r.body.get("stream", False) for r in fake_llm.requests] == [True, False, False]
+    assert '"asked again"' in first.text and first.stop_reason == "end"
+    assert '"later call"' in later.text
+    assert any("--interrupt_requests false" in line for line in log_lines)
