@@ -42,6 +42,8 @@ class ThinkHooks(RunHooks):
     async def prepared(self, run: PreparedRun, budget: Budget) -> None:
         """The store is opened only now: a call refused for its inputs or provider leaves none."""
         self.run = run
+        if self.display.streaming:  # a terminal: show replies as they are written
+            run.engine.on_text = self.display.on_text
         service = self.service
         service.open_store()
         if service.store_problem:

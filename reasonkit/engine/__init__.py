@@ -1,7 +1,7 @@
 """The engine: runs protocols and profiles (runner, chain, graph, steps), parses outputs, scores
 confidence, applies budgets and small-model caps."""
 
-from reasonkit.engine.budget import Budget, Event, EventCallback, parse_budget
+from reasonkit.engine.budget import Budget, Event, EventCallback, TextCallback, parse_budget
 from reasonkit.engine.caps import StepCaps
 from reasonkit.engine.result import EntryResult, Factor, RunResult, StepTrace
 from reasonkit.engine.runner import Engine
@@ -18,5 +18,6 @@ __all__ = [
     "RunResult",
     "StepCaps",
     "StepTrace",
+    "TextCallback",
     "parse_budget",
 ]

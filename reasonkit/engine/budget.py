@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from reasonkit.engine.result import RunResult
+from reasonkit.engine.result import RunResult, StepTrace
 from reasonkit.errors import HALTING, InputError, ProviderError
 
 
 @dataclass
 class Event:
     # run_started, entry_started, entry_skipped, entry_finished, step_started, step_finished,
-    # run_finished
+    # run_finished; and `text` (a piece of a reply as it is generated, in `message`), which goes
+    # only to a `TextCallback`, never to the progress callback (nor the recorder, nor MCP progress)
     type: str
     run_id: str
     entry: str | None = None
@@ -31,6 +32,9 @@ class Event:
 
 
 EventCallback = Callable[[Event], Awaitable[None] | None]
+# Receives `text` events; synchronous and called from the provider's thread (the embedded model
+# generates in a worker thread), so it must only hand the text on.
+TextCallback = Callable[[Event], None]
 
 
 def unenforced_budget(usd: float | None, unpriced: list[str]) -> str | None:
@@ -107,6 +111,7 @@ class RunState:
     total: int = 0
     # kind of trimming ("items", "max_tokens", "samples") -> {what: text}; see engine/caps.py
     cap_notes: dict[str, dict[str, str]] = field(default_factory=dict)
+    on_text: TextCallback | None = None  # who watches replies as they are generated (`rk think`)
 
     def check_budget(self) -> str | None:
         """The reason the budget is spent (and stays spent) or the run halted, or None."""
@@ -131,6 +136,19 @@ class RunState:
         self.halted = f"provider failed, the run was stopped: {exc}"
         if self.scope is not None:
             self.scope.cancel()
+
+    def text_sink(self, trace: StepTrace) -> Callable[[str], None] | None:
+        """The `on_text` of a request made for `trace`: its pieces as `text` events naming the
+        step (None when nobody watches, so providers need not decode for nobody)."""
+        callback = self.on_text
+        if callback is None:
+            return None
+        run_id, entry, step, item = self.result.run_id, trace.entry, trace.step_id, trace.item_index
+
+        def sink(text: str) -> None:
+            callback(Event("text", run_id, entry=entry, step=step, item=item, message=text))
+
+        return sink
 
     async def emit(self, event: Event) -> None:
         if self.on_event is None:

@@ -84,4 +84,6 @@ def parse_reply(step: Step, resp: LLMResponse) -> Parsed:
     problems = schema_errors(obj, schema)
     if resp.stop_reason == "max_tokens":
         notes.append("reply hit max_tokens")
+    elif resp.stop_reason == "repetition":
+        notes.append("reply cut for repetition: the model was repeating itself")
     return Parsed(obj, problems, notes, salvaged)

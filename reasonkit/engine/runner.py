@@ -27,6 +27,7 @@ from reasonkit.engine.budget import (
     Event,
     EventCallback,
     RunState,
+    TextCallback,
     parse_budget,
     unenforced_budget,
 )
@@ -73,6 +74,9 @@ class Engine:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.caps = caps
+        # Replies as they are generated (`text` events), for a shell that shows them (`rk think` on
+        # a terminal); set before the run starts.
+        self.on_text: TextCallback | None = None
         self._state: RunState | None = None  # the run in progress (see `expire`)
 
     def expire(self, reason: str) -> None:
@@ -174,6 +178,7 @@ class Engine:
         t0 = time.monotonic()
         deadline = t0 + budget.seconds if budget.seconds else None
         state = RunState(res, budget, anyio.CapacityLimiter(self.max_concurrency), on_event, deadline)
+        state.on_text = self.on_text
         self._state = state
         await state.emit(Event("run_started", res.run_id, message=f"{res.kind} {res.name}"))
         scope_deadline = anyio.current_time() + budget.seconds if budget.seconds else float("inf")

@@ -16,6 +16,7 @@ from reasonkit.engine.caps import StepCaps, cap_step
 from reasonkit.engine.parsing import dedupe_items, drop_invalid_fields, items_field, relaxed_schema
 from reasonkit.engine.reply import call_model, parse_reply
 from reasonkit.engine.result import EntryResult, Factor, StepTrace
+from reasonkit.engine.sizing import sized_max_tokens
 from reasonkit.errors import ProviderError
 from reasonkit.protocol.models import ChainEntry, Protocol, Step
 from reasonkit.protocol.template import compiled
@@ -33,6 +34,9 @@ REPAIR_PROMPT = (
     "Reply again with the complete, corrected JSON object for the same task. Keep the content you "
     "already had; do not add facts you did not have. Include every required field."
 )
+
+# Stop reasons of a reply cut before its end -> how its note says it
+CUT = {"max_tokens": "at max_tokens", "repetition": "for repetition"}
 
 
 @dataclass
@@ -71,9 +75,11 @@ class StepRunner:
     def effective(
         self, state: RunState, proto: Protocol, step: Step, entry: ChainEntry | None
     ) -> tuple[Step, int]:
-        """The step as it runs under the caps, and its max_tokens; records what the caps changed."""
+        """The step as it runs under the caps, and its max_tokens (sized to its schema, engine/sizing.py);
+        records what the caps changed."""
         base = entry.max_tokens if entry and entry.max_tokens else step.max_tokens or self.max_tokens
         capped, max_tokens, changes = cap_step(step, self.caps, base)
+        max_tokens = sized_max_tokens(capped.output, max_tokens)  # no more than the schema can hold
         for kind, change in changes.items():
             state.cap_notes.setdefault(kind, {})[f"{proto.id}.{step.id}"] = change
         return capped, max_tokens
@@ -282,6 +288,7 @@ class StepRunner:
                 schema_name=f"{step.id}_result",
                 temperature=temperature,
                 max_tokens=max_tokens,
+                on_text=state.text_sink(trace),
             )
 
         try:
@@ -292,12 +299,12 @@ class StepRunner:
             return Sample(ok=False, error=provider_error_text(step, exc))
         parsed = parse_reply(step, resp)
         obj, problems, notes = parsed.obj, parsed.problems, parsed.notes
-        truncated = resp.stop_reason == "max_tokens"
+        truncated = resp.stop_reason in CUT
         repaired = degraded = False
         if truncated and parsed.salvaged and obj is not None:
-            # A repair call would be cut at the same limit: keep what the model did write.
+            # A repair call would be cut at the same limit (or loop again): keep what the model wrote.
             degraded = True
-            notes.append(f"reply cut at max_tokens, {_salvaged_count(step, obj)} salvaged")
+            notes.append(f"reply cut {CUT[resp.stop_reason]}, {_salvaged_count(step, obj)} salvaged")
         elif problems and not state.check_budget():
             repair_messages = messages + [
                 {"role": "assistant", "content": resp.text or "(empty reply)"},
@@ -314,7 +321,7 @@ class StepRunner:
                 better = not again.problems or obj is None or len(again.problems) < len(problems)
                 if again.obj is not None and better:
                     obj, problems = again.obj, again.problems
-                    truncated = repair_resp.stop_reason == "max_tokens"
+                    truncated = repair_resp.stop_reason in CUT
                     notes += again.notes
                 repaired = True
         if obj is None:

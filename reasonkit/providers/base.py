@@ -19,7 +19,9 @@ from reasonkit.errors import (  # noqa: F401 - re-exported
     ProviderError,
 )
 
-StopReason = Literal["end", "max_tokens", "other"]
+# `repetition`: the provider cut the reply because it was repeating itself (providers/repetition.py)
+StopReason = Literal["end", "max_tokens", "repetition", "other"]
+TextSink = Callable[[str], None]
 
 
 @dataclass
@@ -61,6 +63,10 @@ class LLMRequest:
     temperature: float | None = None
     max_tokens: int = 2048
     model: str | None = None
+    # Called with each piece of the reply as it is generated, by the providers that see it (the
+    # embedded model, a streamed reply); may be called from a worker thread. Not part of the cache
+    # key: it only watches.
+    on_text: TextSink | None = None
 
 
 @dataclass

@@ -6,7 +6,8 @@ schema, built by `fill_schema` (schema_fill.py lists what it supports; importabl
 The reply's `text` is the object as JSON and `parsed` a fresh copy of it; `usage` is counted from
 text lengths (about 4 characters a token) unless a fixed `Usage` is given; `cost_usd` is 0. With
 `latency > 0` every call awaits `anyio.sleep(latency)` like a model that always takes that long;
-with 0 it returns without awaiting anything (so benchmarks measure the engine alone). Every request
+with 0 it returns without awaiting anything (so benchmarks measure the engine alone). A request
+with `on_text` gets the reply's text in pieces first, as from a streaming provider. Every request
 is kept in `requests` (unless `record=False`), and `calls` / `in_flight` / `peak_in_flight` count
 what the provider saw.
 
@@ -28,6 +29,7 @@ from reasonkit.providers.schema_fill import DEFAULT_CONFIDENCE, fill_schema
 __all__ = ["CHARS_PER_TOKEN", "FakeProvider", "fill_schema"]
 
 CHARS_PER_TOKEN = 4
+STREAM_PIECE = 16  # characters per piece passed to a request's `on_text`
 
 
 def _fresh_copy(value: Any) -> Any:
@@ -109,6 +111,9 @@ class FakeProvider(Provider):
     def respond(self, request: LLMRequest, call: int = 0) -> LLMResponse:
         """The response to `request`, built at once (no latency, nothing recorded)."""
         parsed, text = self.reply(request.schema, call)
+        if request.on_text is not None:  # as a streaming provider would, in pieces
+            for start in range(0, len(text), STREAM_PIECE):
+                request.on_text(text[start : start + STREAM_PIECE])
         usage = self.usage
         if usage is None:
             prompt = len(request.system or "") + sum(len(m.get("content") or "") for m in request.messages)

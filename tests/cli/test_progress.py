@@ -1,6 +1,10 @@
-"""`rk think` progress on stderr when it is not a terminal: one line per step and per entry."""
+"""`rk think` progress on stderr: one line per step and per entry when it is not a terminal; on a
+terminal, the reply being written under the bar."""
 
 from __future__ import annotations
+
+import io
+import re
 
 from reasonkit.cli.progress import ProgressDisplay
 from reasonkit.engine import Event
@@ -34,3 +38,51 @@ def test_quiet_prints_nothing(capsys):
     with ProgressDisplay("x", quiet=True) as display:
         display.on_event(Event("step_started", "r", entry="e", step="s"))
     assert capsys.readouterr().err == ""
+
+
+class Terminal(io.StringIO):
+    """What rich writes to a terminal, kept."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def visible(screen: Terminal) -> str:
+    """The text rich drew, without its escape codes and with no whitespace (it wraps lines)."""
+    return "".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).split())
+
+
+def text(entry: str, step: str, message: str, item: int | None = None) -> Event:
+    return Event("text", "r", entry=entry, step=step, item=item, message=message)
+
+
+def test_on_a_terminal_the_reply_being_written_is_shown():
+    screen = Terminal()
+    with ProgressDisplay("quick", quiet=False, stream=screen) as display:
+        assert display.streaming
+        display.on_event(Event("step_started", "r", entry="laserlogic", step="verdict"))
+        for piece in ('{"verdict": "The argument ', "is valid but ", 'unsound", "confidence": 0.6}'):
+            display.on_text(text("laserlogic", "verdict", piece))
+    shown = visible(screen)
+    assert "laserlogic.verdictwriting:" in shown
+    assert '{"verdict":"Theargumentisvalidbutunsound","confidence":0.6}' in shown
+
+
+def test_the_display_follows_one_step_until_it_finishes():
+    screen = Terminal()
+    with ProgressDisplay("quick", quiet=False, stream=screen) as display:
+        display.on_text(text("gigathink", "explore", "FIRST ITEM", item=1))
+        display.on_text(text("gigathink", "explore", "SECOND ITEM", item=2))  # another item: not shown
+        display.on_event(Event("step_finished", "r", entry="gigathink", step="explore", item=1, status="ok"))
+        display.on_text(text("gigathink", "synthesize", "FINAL STEP"))
+    shown = visible(screen)
+    assert "FIRSTITEM" in shown and "SECONDITEM" not in shown and "FINALSTEP" in shown
+
+
+def test_without_a_terminal_nothing_is_streamed(capsys):
+    with ProgressDisplay("quick", quiet=False) as display:
+        assert not display.streaming
+        display.on_event(Event("step_started", "r", entry="gigathink", step="dimensions"))
+        display.on_text(text("gigathink", "dimensions", "SHOULD NOT SHOW"))
+    err = capsys.readouterr().err
+    assert "SHOULD NOT SHOW" not in err and "start  gigathink.dimensions" in err

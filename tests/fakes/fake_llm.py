@@ -26,6 +26,10 @@ Scripting
     ``model``/``messages``/``max_tokens``, forced tool name not among ``tools``) get a 400
     ``invalid_request_error`` like the real APIs and do NOT consume a scripted reply.
 
+With ``"stream": true`` an OpenAI request gets the same reply as server-sent events
+(``chat.completion.chunk`` objects, a few characters each; the usage in a last chunk when
+``stream_options.include_usage`` asks for it), as the real API sends them.
+
 Every request (except the internal health check) is appended to ``requests`` as a
 ``RecordedRequest``.
 
@@ -131,6 +135,9 @@ class Reply:
     usage: dict[str, int] | None = None  # keys: input, output, cache_read, cache_write
     raw_body: bytes | None = None  # send these bytes verbatim (with `status`)
     drop_connection: bool = False  # reset the TCP connection instead of answering
+    # Streamed (`stream: true`) only: end the stream halfway with `data: [DONE]` and no finish
+    # reason, as llama-cpp-python's server does when another request waits (interrupt_requests).
+    interrupted: bool = False
 
     def __post_init__(self) -> None:
         if self.stop not in _STOPS:
@@ -659,7 +666,7 @@ class FakeLLM:
         except _FakeLLMError as err:
             await self._send_error(send, api, err.status, err.message, err.error_type, {})
             return
-        await _send_json(send, 200, payload, headers)
+        await _send_reply(send, req, payload, headers)
 
     async def _next_reply(self, req: RecordedRequest) -> Reply:
         with self._lock:
@@ -929,6 +936,80 @@ async def _send(send: Callable[..., Any], status: int, body: bytes, headers: dic
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+STREAM_PIECE = 4  # characters per streamed chunk (about a token, as real servers send them)
+
+
+def _openai_chunks(body: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A Chat Completions body as the `chat.completion.chunk` objects of `stream: true`: the role,
+    the content (and tool-call arguments) a few characters at a time, the finish reason, and the
+    usage in a last chunk without choices when `stream_options.include_usage` asked for it."""
+    choice = body["choices"][0]
+    message = choice["message"]
+    base = {k: body[k] for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        out = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        return {**out, "usage": None} if include_usage else out
+
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    content = message.get("content") or ""
+    chunks += [
+        chunk({"content": content[i : i + STREAM_PIECE]}) for i in range(0, len(content), STREAM_PIECE)
+    ]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        head = {"index": index, "id": call["id"], "type": "function"}
+        chunks.append(
+            chunk({"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        )
+        arguments = call["function"]["arguments"]
+        chunks += [
+            chunk(
+                {"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + STREAM_PIECE]}}]}
+            )
+            for i in range(0, len(arguments), STREAM_PIECE)
+        ]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": body["usage"]})
+    return chunks
+
+
+async def _send_sse(send: Callable[..., Any], chunks: list[dict[str, Any]], headers: dict[str, str]) -> None:
+    """Server-sent events, one `data:` event per chunk, then `data: [DONE]`."""
+    headers = {**headers, "content-type": "text/event-stream; charset=utf-8"}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        }
+    )
+    for item in chunks:
+        await send(
+            {
+                "type": "http.response.body",
+                "body": f"data: {json.dumps(item)}\n\n".encode(),
+                "more_body": True,
+            }
+        )
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+async def _send_reply(
+    send: Callable[..., Any], req: RecordedRequest, payload: dict[str, Any], headers: dict[str, str]
+) -> None:
+    """A 200 reply: server-sent events for an OpenAI request with `"stream": true`, else one body."""
+    if req.api == "openai" and req.body.get("stream") is True:
+        options = req.body.get("stream_options") or {}
+        chunks = _openai_chunks(payload, bool(options.get("include_usage")))
+        if req.reply is not None and req.reply.interrupted:
+            chunks = chunks[: len(chunks) // 2]
+        await _send_sse(send, chunks, headers)
+        return
+    await _send_json(send, 200, payload, headers)
 
 
 async def _send_json(send: Callable[..., Any], status: int, payload: Any, headers: dict[str, str]) -> None:
