@@ -27,7 +27,9 @@ Scripting
     ``invalid_request_error`` like the real APIs and do NOT consume a scripted reply.
 
 Every request (except the internal health check) is appended to ``requests`` as a
-``RecordedRequest``.
+``RecordedRequest``, except model listings (``GET /models``), which go to ``model_listings``: an
+OpenAI-compatible provider with no model configured lists the models while it is built, and tests
+count and read the completion calls.
 
 Server personalities
     ``fake.personality = "llama_cpp_python"`` (see ``PERSONALITIES``) makes the OpenAI endpoint treat
@@ -371,6 +373,7 @@ class FakeLLM:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.model_listings: list[RecordedRequest] = []
         # sync or async; called (in the server thread) for each request when the queue is empty
         self.default: Callable[[RecordedRequest], Reply | Awaitable[Reply]] | None = None
         self.max_concurrent: int = 0
@@ -433,6 +436,7 @@ class FakeLLM:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.model_listings.clear()
             self.max_concurrent = 0
 
     # ---- lifecycle ----
@@ -593,7 +597,7 @@ class FakeLLM:
             raw_body=raw,
         )
         with self._lock:
-            self.requests.append(req)
+            (self.model_listings if path in _MODELS_PATHS else self.requests).append(req)
             self._in_flight += 1
             self.max_concurrent = max(self.max_concurrent, self._in_flight)
         tracked = _TrackedSend(send, req, self)
