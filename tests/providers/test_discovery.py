@@ -4,6 +4,8 @@ Against the fake LLM server, which lists its models in the OpenAI wire format.""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from reasonkit.config import load_settings
@@ -93,3 +95,18 @@ async def test_openai_itself_keeps_its_default_model():
     assert provider.model == "gpt-4.1-mini"
     explicit = await build({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "https://api.openai.com/v1"})
     assert explicit.model == "gpt-4.1-mini"
+
+
+def test_rk_think_names_the_models_and_how_to_pick(fake_llm, tmp_path):
+    from tests.cli.test_think import run_rk
+
+    fake_llm.openai_models = ["llama3.1:8b", "qwen2.5:0.5b"]
+    env = {
+        "OPENAI_BASE_URL": fake_llm.openai_base_url,
+        "HOME": str(tmp_path),
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
+    }
+    r = run_rk("think", "--profile", "quick", "Is it?", env_extra=env)
+    assert r.returncode == 2, r.stderr
+    assert "llama3.1:8b, qwen2.5:0.5b" in r.stderr and "LLM_DEFAULT_MODEL=llama3.1:8b" in r.stderr
+    assert "Traceback" not in r.stderr and fake_llm.requests == []
