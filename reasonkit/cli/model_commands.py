@@ -60,20 +60,18 @@ def models_list(ctx: click.Context, measure: bool, fmt: str) -> None:
     settings = load_settings(ctx)
     threads = settings.llm.local.n_threads
     cache = SpeedCache(settings.data_dir())
-    rows = []
+    rows: list[tuple[LocalModel, dict[str, Any] | None, str | None]] = []
     for model in installed_models(settings.llm.local.model_path):
+        if not model.path.is_file():
+            rows.append((model, None, "file missing"))
+            continue
+        speed: dict[str, Any] | str | None = None
         if measure:
             click.echo(f"measuring {model.name} ...", err=True)
-        speed = (
-            _measure(settings, model)
-            if measure
-            else (cache.get(model.path, threads) if model.path.is_file() else None)
-        )
-        error = speed if isinstance(speed, str) else None
-        entry = speed if isinstance(speed, dict) else None
-        if not model.path.is_file():
-            error = "file missing"
-        rows.append((model, entry, error))
+            speed = _measure(settings, model)
+        else:
+            speed = cache.get(model.path, threads)
+        rows.append((model, None, speed) if isinstance(speed, str) else (model, speed, None))
     if fmt == "json":
         data = [
             {
