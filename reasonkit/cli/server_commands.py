@@ -173,7 +173,7 @@ def _placeholder_hint(provider: str | None) -> str:
         for var, name in _shell_keys():
             hint += (
                 f" {var} is set in this shell, but clients do not pass your shell's environment on: "
-                f"add --provider {name} to write it."
+                f"add --provider {name} to write a placeholder for it."
             )
         return hint
     if provider in provider_kinds.KINDS and provider_kinds.KINDS[provider].in_process:
