@@ -105,6 +105,11 @@ class NoProviderConfigured(ReasonKitError):
     """No LLM provider could be chosen; the message says what to set."""
 
 
+class ModelChoiceError(ReasonKitError):
+    """`rk models use` was given no usable model: a missing or non-GGUF file, an unknown package,
+    or a package with several models; the message says which and what to give instead."""
+
+
 class StoreError(ReasonKitError, RuntimeError):
     """The run database cannot be used (newer schema, not a database, ...)."""
 

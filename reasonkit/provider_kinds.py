@@ -74,6 +74,11 @@ class ProviderKind:
         """The environment `rk mcp-config` writes for this kind (empty when it has no key)."""
         return {self.key_env: f"<your {self.title} API key>"} if self.key_env else {}
 
+    def client_env(self) -> dict[str, str]:
+        """What `rk mcp-config --provider <name>` writes: the key placeholder, or for an in-process
+        kind the explicit choice of it (a key in the server's config file would win otherwise)."""
+        return {"LLM_DEFAULT_PROVIDER": self.name} if self.in_process else self.key_placeholder()
+
 
 def _rows(*rows: ProviderKind) -> dict[str, ProviderKind]:
     return {row.name: row for row in rows}
@@ -193,7 +198,7 @@ def sdk_loggers() -> list[str]:
 
 
 def client_setups() -> dict[str, dict[str, str]]:
-    """`rk mcp-config --provider` name -> the environment it writes: each kind with a key, then the
-    presets."""
-    setups = {row.name: row.key_placeholder() for row in KINDS.values() if row.key_env}
+    """`rk mcp-config --provider` name -> the environment it writes: each kind with a key or run in
+    process, then the presets."""
+    setups = {row.name: row.client_env() for row in KINDS.values() if row.key_env or row.in_process}
     return {**setups, **CLIENT_PRESETS}

@@ -118,3 +118,23 @@ def test_readme_quick_start_installs_local_and_thinks():
     assert "think" in main.commands  # the quick start's command exists
     r = CliRunner().invoke(main, ["think", "--help"])
     assert r.exit_code == 0
+
+
+def timing_notes(text: str) -> str:
+    """README's notes on how long its two commands take: from the quick start to "## Using it"."""
+    return text[text.index("<!-- quick-start") : text.index("## Using it")]
+
+
+def test_readme_timings_are_measured_ranges_with_what_they_depend_on():
+    # One figure from a quiet machine misleads a newcomer on a busy laptop: every time given is a
+    # measured range, and the notes say what moves it.
+    notes = re.sub(r"\s+", " ", timing_notes(README.read_text()))
+    unit = r"(?:s|seconds?|min|minutes?)\b"
+    durations = re.findall(rf"(?<![\d.\-])(\d+(?:\.\d+)?(?:\s*(?:-|to)\s*\d+(?:\.\d+)?)?)\s*{unit}", notes)
+    assert durations, "no timings found"
+    # a range is "a-b", "a to b", or "from a to over b" (b: a lower bound, still running then)
+    bounded = re.findall(rf"\bover (\d+(?:\.\d+)?)\s*{unit}", notes)
+    single = [d for d in durations if not re.search(r"-|to", d) and d not in bounded]
+    assert not single, f"timings without a range: {single}"
+    for factor in ("cores", "load", "cached wheel"):
+        assert factor in notes, f"the timings do not say they depend on {factor}"

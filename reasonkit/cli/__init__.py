@@ -14,6 +14,7 @@ from reasonkit.cli.common import LOG_LEVELS, early_logging
 from reasonkit.cli.config_commands import config
 from reasonkit.cli.db_commands import db
 from reasonkit.cli.eval_commands import eval_group
+from reasonkit.cli.model_commands import models
 from reasonkit.cli.protocol_commands import profiles, protocols
 from reasonkit.cli.provider_commands import providers
 from reasonkit.cli.run_commands import runs
@@ -51,7 +52,7 @@ def main(ctx: click.Context, config: str | None, log_level: str | None, log_form
     early_logging(ctx.obj["log_level"], log_format)
 
 
-for command in (think, protocols, profiles, providers, config, runs, serve_mcp, mcp_config):
+for command in (think, protocols, profiles, providers, models, config, runs, serve_mcp, mcp_config):
     main.add_command(command)
 runs.add_command(runs_view)
 main.add_command(db)

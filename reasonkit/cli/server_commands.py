@@ -7,6 +7,7 @@ MCP messages may ever reach stdout.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -151,8 +152,32 @@ def _keyless(provider: str) -> bool:
     return not any(k.endswith("_API_KEY") for k in provider_kinds.client_setups()[provider])
 
 
-def _placeholder_hint(provider: str) -> str:
-    """What to fill in: the key, or (keyless providers) the model."""
+def _shell_keys() -> list[tuple[str, str]]:
+    """(variable, --provider name) for each kind this shell configures by its environment: a client
+    does not pass the shell's environment on, so the server it starts would not see them."""
+    found = []
+    for row in provider_kinds.KINDS.values():
+        names = [row.key_env, row.base_url_env if row.base_url_alone else None]
+        found += [(var, row.name) for var in names if var and os.environ.get(var)]
+    return found
+
+
+def _placeholder_hint(provider: str | None) -> str:
+    """What to fill in: nothing (the local model), the key, or (keyless servers) the model."""
+    local = provider_kinds.KINDS["local"]
+    if provider is None:
+        hint = (
+            f"No key is written: the server runs {local.title} ({local.default_model}) unless "
+            "its config file names a provider; --provider writes a provider's setup instead."
+        )
+        for var, name in _shell_keys():
+            hint += (
+                f" {var} is set in this shell, but clients do not pass your shell's environment on: "
+                f"add --provider {name} to write a placeholder for it."
+            )
+        return hint
+    if provider in provider_kinds.KINDS and provider_kinds.KINDS[provider].in_process:
+        return f"No key is needed: the server runs {provider_kinds.KINDS[provider].title}."
     if _keyless(provider):
         return (
             "No key is needed: set LLM_DEFAULT_MODEL to a model your server has (ollama list), and "
@@ -201,14 +226,36 @@ def check_url(url: str) -> str:
     return url
 
 
+def client_env(provider: str | None, model_path: str | None) -> dict[str, str]:
+    """The server's environment in the client: none when no provider is named (the server's own
+    config decides, the local model when it names none), else the provider's setup."""
+    if model_path is not None:
+        if provider not in (None, "local"):
+            raise click.UsageError(
+                "--model-path is a model of the local provider: use it with --provider local"
+            )
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"{model_path!r} is not a file", param_hint="'--model-path'")
+        return {**provider_kinds.client_setups()["local"], "LOCAL_MODEL_PATH": str(path.resolve())}
+    return dict(provider_kinds.client_setups()[provider]) if provider else {}
+
+
 def client_config(
-    client: str, transport: str, url: str, provider: str, name: str = "reasonkit"
+    client: str,
+    transport: str,
+    url: str,
+    provider: str | None,
+    name: str = "reasonkit",
+    model_path: str | None = None,
 ) -> tuple[str, str]:
     """(text for stdout, hint for stderr)."""
     command, pre = _rk_command()
     args = [*pre, "serve-mcp"]
-    env = dict(provider_kinds.client_setups()[provider])
-    stdio: dict[str, Any] = {"command": command, "args": args, "env": env}
+    env = client_env(provider, model_path)
+    if model_path is not None:
+        provider = "local"
+    stdio: dict[str, Any] = {"command": command, "args": args, **({"env": env} if env else {})}
     serve = _serve_hint(url, command, pre) if transport == "http" else ""
     fill = _placeholder_hint(provider)
     if client == "claude-desktop":
@@ -266,7 +313,14 @@ def client_config(
     text = json.dumps(
         {
             "inputs": inputs,
-            "servers": {name: {"type": "stdio", "command": command, "args": args, "env": vs_env}},
+            "servers": {
+                name: {
+                    "type": "stdio",
+                    "command": command,
+                    "args": args,
+                    **({"env": vs_env} if vs_env else {}),
+                }
+            },
         },
         indent=2,
     )
@@ -294,14 +348,24 @@ def _shell_quote(s: str) -> str:
 @click.option(
     "--provider",
     type=click.Choice(sorted(provider_kinds.client_setups())),
-    default="anthropic",
-    show_default=True,
-    help="Which key placeholder to include.",
+    help="Write this provider's setup (a key placeholder; local: the embedded model). "
+    "Default: none, the server's config decides (the local model when it names no provider).",
+)
+@click.option(
+    "--model-path",
+    metavar="PATH",
+    help="GGUF model file of the local provider (LOCAL_MODEL_PATH; implies --provider local).",
 )
 @click.option("--name", default="reasonkit", show_default=True, help="Server name in the client.")
 @click.pass_context
 def mcp_config(
-    ctx: click.Context, client: str, transport: str, url: str | None, provider: str, name: str
+    ctx: click.Context,
+    client: str,
+    transport: str,
+    url: str | None,
+    provider: str | None,
+    model_path: str | None,
+    name: str,
 ) -> None:
     """Print ready-to-paste MCP configuration for CLIENT (hints go to stderr)."""
     if url is None:
@@ -309,6 +373,6 @@ def mcp_config(
         url = f"http://127.0.0.1:{settings.server.port}/mcp"
     else:
         url = check_url(url)
-    text, hint = client_config(client, transport, url, provider, name)
+    text, hint = client_config(client, transport, url, provider, name, model_path)
     click.echo(text)
     click.echo(hint, err=True)

@@ -40,6 +40,7 @@ from reasonkit.providers import (
     output_mode_setting,
 )
 from reasonkit.providers.base import PriceTable, Provider
+from reasonkit.providers.discovery import discover_model, needs_discovery
 
 if TYPE_CHECKING:
     from reasonkit.observability.metrics import Metrics
@@ -91,26 +92,36 @@ def build_one(
     if own is not None and own.in_process:  # (an in-process kind's defaults are not for the wire)
         own = None
     default_model = None if fallback else settings.llm.default_model
-    chosen_model = model or ps.model or default_model or (own.default_model if own else None)
+    base_url = ps.api_base or (own.endpoint if own else None)
+    provider_class = import_named(kind.provider)
+
+    def make(chosen: str) -> Provider:
+        return provider_class(  # type: ignore[no-any-return]
+            name,
+            chosen,
+            PriceTable.load(settings.llm.prices),
+            api_key=ps.api_key.get_secret_value() if ps.api_key else None,
+            base_url=base_url,
+            timeout=ps.timeout_secs,
+            max_retries=ps.max_retries,
+            output_mode=output_mode_setting(settings, name),
+            retry_base_delay=ps.retry_base_delay_secs,
+            retry_max_delay=ps.retry_max_delay_secs,
+            on_retry=retry_hook(metrics, name),
+        )
+
+    chosen_model = model or ps.model or default_model
+    if not chosen_model and base_url and needs_discovery(kind, base_url):
+        chosen_model = discover_model(
+            name, base_url, make, own.default_model if own else None
+        )  # an Ollama-like server: ask it
+    chosen_model = chosen_model or (own.default_model if own else None)
     if not chosen_model:
         hint = "" if fallback else "LLM_DEFAULT_MODEL or "
         raise NoProviderConfigured(
             f"no model set for {_role(name, fallback)}: set {hint}[llm.providers.{name}] model"
         )
-    provider_class = import_named(kind.provider)
-    return provider_class(  # type: ignore[no-any-return]
-        name,
-        chosen_model,
-        PriceTable.load(settings.llm.prices),
-        api_key=ps.api_key.get_secret_value() if ps.api_key else None,
-        base_url=ps.api_base or (own.endpoint if own else None),
-        timeout=ps.timeout_secs,
-        max_retries=ps.max_retries,
-        output_mode=output_mode_setting(settings, name),
-        retry_base_delay=ps.retry_base_delay_secs,
-        retry_max_delay=ps.retry_max_delay_secs,
-        on_retry=retry_hook(metrics, name),
-    )
+    return make(chosen_model)
 
 
 def _leg(

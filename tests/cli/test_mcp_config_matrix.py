@@ -77,7 +77,8 @@ def test_mcp_config_has_no_empty_placeholder_and_fitting_hints(client, transport
     assert "serve-mcp" in out and all(k in out for k in KEY_PLACEHOLDERS[provider])
     if provider in KEYLESS:
         assert "placeholder key" not in hint and "asks for the key" not in hint
-        assert "No key is needed" in hint and "LLM_DEFAULT_MODEL" in hint
+        assert "No key is needed" in hint
+        assert ("embedded local model" if provider == "local" else "LLM_DEFAULT_MODEL") in hint
     elif client == "vscode":
         assert "VS Code asks for the key once" in hint and "placeholder key" not in hint
     else:

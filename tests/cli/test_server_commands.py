@@ -22,7 +22,7 @@ def run(*args: str, env: dict[str, str] | None = None):
 
 
 def test_claude_desktop_is_stdio_json_with_absolute_command_and_placeholder():
-    r = run("mcp-config", "claude-desktop")
+    r = run("mcp-config", "claude-desktop", "--provider", "anthropic")
     assert r.exit_code == 0, r.output
     cfg = json.loads(r.stdout)
     entry = cfg["mcpServers"]["reasonkit"]
@@ -49,7 +49,9 @@ def test_claude_code_commands():
 
 
 def test_cursor_stdio_and_http():
-    stdio = json.loads(run("mcp-config", "cursor").stdout)["mcpServers"]["reasonkit"]
+    stdio = json.loads(run("mcp-config", "cursor", "--provider", "anthropic").stdout)["mcpServers"][
+        "reasonkit"
+    ]
     assert Path(stdio["command"]).is_absolute() and "ANTHROPIC_API_KEY" in stdio["env"]
     http = json.loads(
         run("mcp-config", "cursor", "--transport", "http", "--url", "https://rk.example/mcp").stdout

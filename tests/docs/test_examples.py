@@ -176,6 +176,7 @@ def test_example_runs(example: Example, tmp_path, fake_llm):
         "ANTHROPIC_API_KEY": "sk-ant-docs-example-000",
         "ANTHROPIC_BASE_URL": fake_llm.anthropic_base_url,
         "LOCAL_MODEL_AUTO": "false",
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
     }
     if example.command.startswith(INSPECTOR):
         node = _node_tools()

@@ -31,7 +31,9 @@ With ``"stream": true`` an OpenAI request gets the same reply as server-sent eve
 ``stream_options.include_usage`` asks for it), as the real API sends them.
 
 Every request (except the internal health check) is appended to ``requests`` as a
-``RecordedRequest``.
+``RecordedRequest``, except model listings (``GET /models``), which go to ``model_listings``: an
+OpenAI-compatible provider with no model configured lists the models while it is built, and tests
+count and read the completion calls.
 
 Server personalities
     ``fake.personality = "llama_cpp_python"`` (see ``PERSONALITIES``) makes the OpenAI endpoint treat
@@ -378,6 +380,7 @@ class FakeLLM:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.model_listings: list[RecordedRequest] = []
         # sync or async; called (in the server thread) for each request when the queue is empty
         self.default: Callable[[RecordedRequest], Reply | Awaitable[Reply]] | None = None
         self.max_concurrent: int = 0
@@ -440,6 +443,7 @@ class FakeLLM:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.model_listings.clear()
             self.max_concurrent = 0
 
     # ---- lifecycle ----
@@ -600,7 +604,7 @@ class FakeLLM:
             raw_body=raw,
         )
         with self._lock:
-            self.requests.append(req)
+            (self.model_listings if path in _MODELS_PATHS else self.requests).append(req)
             self._in_flight += 1
             self.max_concurrent = max(self.max_concurrent, self._in_flight)
         tracked = _TrackedSend(send, req, self)

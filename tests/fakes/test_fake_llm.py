@@ -474,8 +474,8 @@ async def test_models_endpoint_both_sdks(fake_llm: FakeLLM) -> None:
         o_models = [m.id async for m in o.models.list()]
     assert a_models == fake_llm.anthropic_models
     assert o_models == fake_llm.openai_models
-    assert [r.api for r in fake_llm.requests] == ["anthropic", "openai"]
-    assert fake_llm.pending == 0
+    assert [r.api for r in fake_llm.model_listings] == ["anthropic", "openai"]
+    assert fake_llm.requests == [] and fake_llm.pending == 0
 
 
 async def test_unknown_path_is_404(fake_llm: FakeLLM) -> None:

@@ -29,7 +29,8 @@ async def test_probe_reports_reachability_model_mode_and_latency(fake_llm):
     assert result.output_modes[0]["mode"] == "json_object" and result.output_modes[0]["state"] == "works"
     assert result.as_dict()["output_mode"] == "json_object"
     # one listing, one rejected json_schema, one json_object
-    assert [r.status for r in fake_llm.requests] == [200, 500, 200]
+    assert [r.status for r in fake_llm.model_listings] == [200]
+    assert [r.status for r in fake_llm.requests] == [500, 200]
 
 
 async def test_every_configured_provider_is_probed_and_failures_are_reported(fake_llm):

@@ -103,6 +103,7 @@ async def test_slow_drip_reply_hits_the_whole_reply_timeout_and_is_retried(api):
     async with drip_server(interval=0.05) as drip:
         url = f"http://127.0.0.1:{drip.port}" + ("/v1" if api == "openai" else "")
         s = make_settings(api, url)
+        s.llm.providers[api].model = "gpt-4.1-mini"  # a model set: the drip server is not asked for its list
         s.llm.providers[api].timeout_secs = 0.4
         s.llm.providers[api].max_retries = 1
         m = Metrics()
