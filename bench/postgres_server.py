@@ -63,6 +63,28 @@ class PostgresServer:
     def __init__(self, bindir: Path, root: Path, port: int):
         self.bindir, self.root, self.port = bindir, root, port
         self.user = "reasonkit"
+        self.prefix: list[str] = []  # the command prefix that runs the server as its own user
+        self.options = ""  # the server's command-line options (port, socket folder, ...)
+
+    def stop(self) -> None:
+        """Stop the server at once (an outage); `start()` brings it back on the same port and data."""
+        subprocess.run(
+            [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate"]
+            + ["-w", "stop"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-o", self.options]
+            + ["-l", str(self.root / "log"), "-w", "-t", "60", "start"],
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
+        _wait_ready(self)
 
     @property
     def url(self) -> str:
@@ -104,6 +126,7 @@ def running_postgres(durable: bool = False) -> Iterator[PostgresServer]:
     options = f"-p {server.port} -k {sock} -h 127.0.0.1 -c max_connections=200"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    server.prefix, server.options = prefix, options
     try:
         subprocess.run(
             [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", server.user, "-A", "trust", "-E", "UTF8"]

@@ -84,6 +84,7 @@ class RunService(RunEntry):
         self.settings = settings
         self.registry = registry
         self.metrics = metrics or default_metrics()
+        self._know(registry)
         self.store = store
         self.store_problem: str | None = None  # why runs are not saved, when they should be
         self.live: dict[str, LiveRun] = {}
@@ -135,6 +136,12 @@ class RunService(RunEntry):
         """After a reload: the next runs use these. Runs in flight keep what they started with."""
         self.settings = settings
         self.registry = registry
+        self._know(registry)
+
+    def _know(self, registry: Registry) -> None:
+        """The names this service's runs may carry as metric labels (client-sent names that are
+        none of them are counted as `other`)."""
+        self.metrics.know([CLI_METHOD, *registry.protocols, *registry.profiles])
 
     # ------------------------------------------------------------------ budgets
     def budget(self, requested: Budget | None = None, *, deadline: float | None = None) -> Budget:

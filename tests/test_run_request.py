@@ -32,6 +32,7 @@ def make_service(tmp_path: Path, **storage: Any) -> RunService:
     for key, value in storage.items():
         setattr(settings.storage, key, value)
     service = RunService(settings, load_registry([]), metrics=Metrics())
+    service.metrics.know(["tool"])  # a tool name, as the MCP server registers its tools' names
     service.open_store()
     return service
 

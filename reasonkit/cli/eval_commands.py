@@ -108,7 +108,7 @@ def eval_group(
     from reasonkit.engine import parse_budget
     from reasonkit.errors import EvalError, InputError, NoProviderConfigured
     from reasonkit.eval.datasets import load_dataset
-    from reasonkit.eval.harness import EvalSpec, run_eval
+    from reasonkit.eval.harness import EVAL_METHOD, EvalSpec, run_eval
     from reasonkit.eval.report import render_text
     from reasonkit.eval.results import EvalLog
     from reasonkit.providers.stack import build_provider
@@ -130,6 +130,7 @@ def eval_group(
     except NoProviderConfigured as exc:
         fail(str(exc))
     service = RunService(settings, registry)  # no store: eval runs are not saved as runs
+    service.metrics.know([EVAL_METHOD])
     notice = service.provider_notice(llm)
     if notice and not quiet:
         warn(notice)

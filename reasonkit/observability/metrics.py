@@ -6,6 +6,10 @@ Names follow the deployment guide (`reasonkit_requests_total{method,profile,stat
 
 Label values stay low-cardinality: tool, protocol, profile and step ids come from the loaded protocol
 files; provider names from the config. Run ids, user text and errors' messages never become labels.
+The request labels are fed from what clients send (a JSON-RPC method, a tool or profile name), so
+`observe_request` and `observe_run` keep only known values (the MCP methods, `REQUEST_STATUSES`, and
+the names the run service and the server register with `know`) and count anything else as `other`:
+one label per made-up method once made `/metrics` grow without bound.
 """
 
 from __future__ import annotations
@@ -25,6 +29,36 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 
 STEP_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# The label of a client-sent value that is not a known one.
+OTHER = "other"
+# The MCP request methods a client may send (notifications are not counted).
+MCP_METHODS = frozenset(
+    {
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "subscriptions/listen",
+        "server/discover",
+        "tasks/get",
+        "tasks/list",
+        "tasks/cancel",
+        "tasks/result",
+    }
+)
+# `status` of reasonkit_requests_total: a run's status, or the request's outcome.
+REQUEST_STATUSES = frozenset(
+    {"complete", "incomplete", "failed", "cancelled", "interrupted", "error", "running", "ok"}
+)
 # Set by the `[server] workers` supervisor for its worker processes (prometheus-client's multiprocess
 # mode: each process writes its values to files there; /metrics adds them up).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -35,6 +69,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.names: frozenset[str] = frozenset()  # tool, protocol and profile names: `know`
         r = self.registry
         self.requests = Counter(
             "reasonkit_requests_total",
@@ -202,7 +237,18 @@ class Metrics:
         finally:
             self.inflight.dec()
 
+    def know(self, names: Iterable[str]) -> None:
+        """Names that may be labels (tools, protocols, profiles, the CLI's methods): added to those
+        already known, so a series once exported keeps its name after a reload removed its tool."""
+        self.names = self.names | frozenset(names)
+
+    def _known(self, name: str) -> str:
+        return name if name in self.names else OTHER
+
     def observe_request(self, method: str, profile: str, status: str, seconds: float) -> None:
+        method = method if method in MCP_METHODS else self._known(method)
+        profile = profile and self._known(profile)
+        status = status if status in REQUEST_STATUSES else OTHER
         self.requests.labels(method=method, profile=profile, status=status).inc()
         self.request_duration.labels(method=method).observe(max(0.0, seconds))
 
@@ -231,7 +277,7 @@ class Metrics:
         of its finished steps, given as (protocol, step, seconds). Requests are counted by the caller
         and provider calls by the metered provider, so nothing is counted twice."""
         if status in ("complete", "incomplete"):
-            self.confidence.labels(profile=label).observe(min(1.0, max(0.0, confidence)))
+            self.confidence.labels(profile=self._known(label)).observe(min(1.0, max(0.0, confidence)))
         for protocol, step, seconds in steps:
             if seconds > 0:
                 self.step_duration.labels(protocol=protocol, step=step).observe(seconds)

@@ -239,8 +239,8 @@ class StoreBackend(ABC):
 
     def start_maintenance(self, policy: Policy) -> None:  # noqa: B027 - a hook: none is the default
         """Start this process's maintenance thread, which reads the `[storage]` settings from
-        `policy()` at each pass. A back end without one (PostgreSQL: its heartbeat thread keeps the
-        leases, the run service prunes after each run) does nothing."""
+        `policy()` at each pass. A back end without one does nothing (the run service then prunes
+        after each run); both shipped back ends have one."""
 
     def checkpoint(self) -> bool:
         """Fold the write-ahead log into the database; False when it could not complete. True where

@@ -38,7 +38,7 @@ def database_url(settings: Settings) -> str | None:
 
 def open_store(settings: Settings, *, metrics: Any = None, migrate: bool = True) -> StoreBackend:
     """The run store for `settings` (opened: the PostgreSQL schema migrated when `migrate`). Raises
-    StoreError when it cannot be opened. `metrics` goes to the SQLite store (its error counters)."""
+    StoreError when it cannot be opened. `metrics` goes to the store (its write-error counters)."""
     url = database_url(settings)
     if url is None:
         from reasonkit.store.sqlite import SqliteRunStore
@@ -51,7 +51,7 @@ def open_store(settings: Settings, *, metrics: Any = None, migrate: bool = True)
             f"[storage] url names a PostgreSQL database, but its driver is not installed ({exc.name}): "
             "pip install 'reasonkit[postgres]'"
         ) from None
-    store = PostgresRunStore(url, lease_secs=settings.storage.lease_secs, migrate=migrate)
+    store = PostgresRunStore(url, lease_secs=settings.storage.lease_secs, migrate=migrate, metrics=metrics)
     store.redact_pii = settings.privacy.redact_pii
     return store
 

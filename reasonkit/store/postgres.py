@@ -12,11 +12,17 @@
   once per heartbeat interval, so `run_result` and `rk runs` on another replica tell the truth.
 - Progress saves (a running run) commit with `synchronous_commit = off`, the durability of SQLite's
   `synchronous=NORMAL`; the final save of a run is a normal, durable commit.
+- Outages (reasonkit.store.hygiene, as for SQLite): write failures are counted (`health`: /health
+  says `degraded`, `reasonkit_store_write_errors_total`, a rate-limited warning), a final save that
+  failed is kept in memory (reads answer from it) and retried by the maintenance thread, which also
+  applies retention. Connections give up after `CONNECT_TIMEOUT_S`, so a call made while the database
+  is down is answered in seconds, not after the driver's default waits.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import threading
 import time
@@ -32,6 +38,7 @@ from psycopg_pool import ConnectionPool
 from reasonkit.errors import StoreError
 from reasonkit.store import postgres_schema, schema
 from reasonkit.store.base import StoreBackend, redact_url
+from reasonkit.store.hygiene import ErrorMetrics, FinalSaves, Maintenance, Policy, StoreHealth
 from reasonkit.store.idempotency import IdempotencyKeys
 from reasonkit.store.liveness import Heartbeat, replica_id
 from reasonkit.store.table import POSTGRES
@@ -41,7 +48,12 @@ log = logging.getLogger("reasonkit.store")
 _T = TypeVar("_T")
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 POOL_SIZE = 4
-CONNECT_TIMEOUT_S = 10.0
+#: Seconds to wait for a connection: a database on the same network answers in milliseconds, and
+#: each write of a run waits this long while the database is down.
+CONNECT_TIMEOUT_S = 2.0
+#: While writes fail (the database is down), a connection is waited for only this long: each call
+#: then loses at most about `CONNECT_TIMEOUT_S` once, not on each of its writes.
+FAILING_WAIT_S = 0.25
 
 
 class PostgresRunStore(StoreBackend):
@@ -50,6 +62,7 @@ class PostgresRunStore(StoreBackend):
 
     dialect = POSTGRES
     path: str
+    health: StoreHealth  # write failures counted here, for /health and rate-limited warnings
 
     def __init__(
         self,
@@ -59,8 +72,11 @@ class PostgresRunStore(StoreBackend):
         pool_size: int = POOL_SIZE,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         migrate: bool = True,
+        metrics: ErrorMetrics | None = None,
     ):
         super().__init__(redact_url(url))
+        self.health = StoreHealth(self.path, metrics)
+        self._finals = FinalSaves(self.save_trace, self.path)
         self.url = url
         self.lease_secs = float(lease_secs)
         self.pool_size = pool_size
@@ -111,7 +127,11 @@ class PostgresRunStore(StoreBackend):
                     self.url,
                     min_size=1,
                     max_size=max(1, self.pool_size),
-                    kwargs={"autocommit": True, "row_factory": dict_row},
+                    kwargs={
+                        "autocommit": True,
+                        "row_factory": dict_row,
+                        "connect_timeout": max(1, int(self.connect_timeout)),
+                    },
                     timeout=self.connect_timeout,
                     open=False,
                     name="reasonkit-store",
@@ -122,14 +142,19 @@ class PostgresRunStore(StoreBackend):
 
     def _run(self, operation: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         """Run `operation` with a pooled connection; every database error leaves as a StoreError."""
+        wait = FAILING_WAIT_S if self.health.failing else None  # None: the pool's own timeout
         try:
-            with self._get_pool().connection() as conn:
+            with self._get_pool().connection(timeout=wait) as conn:
                 return operation(conn)
         except psycopg.Error as exc:
             raise StoreError(f"run store {self.path}: {self._say(exc)}") from exc
 
     def close(self) -> None:
-        """Stop the heartbeat and close the connections. The store reopens lazily if used again."""
+        """Stop the maintenance thread and the heartbeat and close the connections. The store reopens
+        lazily if used again."""
+        if self.maintenance is not None:
+            self.maintenance.stop()
+            self.maintenance = None
         with self._lock:
             heartbeat, self._heartbeat = self._heartbeat, None
             pool, self._pool = self._pool, None
@@ -140,6 +165,18 @@ class PostgresRunStore(StoreBackend):
 
     def _begin(self, conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
         return conn.transaction()
+
+    def _write(self, name: str, write: Callable[[], _T]) -> _T:
+        """`write()`, counting a failure in `health` (metrics, /health, a rate-limited warning)."""
+        if self.maintenance is not None and not self.maintenance.alive():  # forked: restart it here
+            self.start_maintenance(self.maintenance.policy)
+        try:
+            out = write()
+        except StoreError as exc:
+            self.health.failed(name, exc.__cause__ or exc)
+            raise
+        self.health.ok()
+        return out
 
     def idempotency_keys(self) -> IdempotencyKeys:
         """The keys in this database, through the store's pool (closed with the store)."""
@@ -165,6 +202,49 @@ class PostgresRunStore(StoreBackend):
         self._transaction(name, operation)
         if running:
             self._ensure_heartbeat()
+
+    # ----------------------------------------------------------------- upkeep (reasonkit.store.hygiene)
+    def save_final(self, trace: dict[str, Any]) -> None:
+        """The last save of a run. When it fails (StoreError raised) the trace is kept in memory:
+        `get()` and `summary()` answer from it, and the maintenance thread retries it (FinalSaves)."""
+        self._finals.save(trace)
+
+    def pending_finals(self) -> int:
+        return len(self._finals)
+
+    def start_maintenance(self, policy: Policy) -> None:
+        """Start (or restart after a fork) this process's maintenance thread; `policy()` gives the
+        `[storage]` settings at each pass (a reload may change them)."""
+        if self.maintenance is not None:
+            self.maintenance.stop(0)
+        self.maintenance = Maintenance(self.maintain, self.pending_finals, policy)
+
+    def maintain(self, retention_days: float | None, max_runs: int | None, full: bool = True) -> None:
+        """One maintenance pass: retry pending final saves; when `full`, also apply the retention
+        settings (0 or None: off). PostgreSQL needs no checkpoint from us."""
+        self._finals.retry()
+        if full:
+            try:
+                self.prune(retention_days or None, max_runs or None)
+            except StoreError:
+                pass  # counted and logged by _write
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """The full trace of a run (a pending final save's first), or None."""
+        pending = self._finals.get(run_id)
+        if pending is not None:
+            copy: dict[str, Any] = json.loads(json.dumps(pending))
+            return copy
+        return super().get(run_id)
+
+    def summary(self, run_id: str) -> dict[str, Any] | None:
+        """The columns of a run (a pending final save's first, no trace), or None."""
+        pending = self._finals.get(run_id)
+        if pending is not None:
+            row = schema.row_from_trace(pending, time.time())
+            row.update(self.owner_columns())
+            return schema.summary_from_row(row)
+        return super().summary(run_id)
 
     # ----------------------------------------------------------------- leases
     def _ensure_heartbeat(self) -> None:

@@ -17,6 +17,7 @@ from reasonkit.observability.metrics import Metrics
 # ----------------------------------------------------------------------------- metrics
 def test_metrics_live_in_their_own_registry_with_the_guide_names():
     m = Metrics()
+    m.know(["think", "balanced"])  # the server registers its tool and profile names (else `other`)
     m.observe_request("think", "balanced", "complete", 1.5)
     m.observe_provider_call(
         "anthropic", 0.4, usage={"input": 10, "output": 5, "cache_read": 2, "cache_write": 0}, cost_usd=0.01

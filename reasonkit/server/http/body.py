@@ -1,6 +1,8 @@
 """The gate's rules for the request body: its size (413: the declared `Content-Length`, and the
-bytes actually received, so a chunked upload cannot slip past) and its deadline (408: the whole
-body within `[server] body_timeout_secs`, so a client trickling its body cannot hold the server).
+bytes actually received, so a chunked upload cannot slip past), its deadline (408: the whole
+body within `[server] body_timeout_secs`, so a client trickling its body cannot hold the server)
+and its nesting depth (400, a JSON-RPC parse error: Python's JSON parser recurses once per level,
+so a body nested a thousand levels deep would end as a `RecursionError`, a 500 and a traceback).
 The body is read in full before the app sees it, so the rules after these can look at it."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import anyio.lowlevel
 from loguru import logger
 from starlette.datastructures import Headers
 
+from reasonkit.jsonguard import MAX_DEPTH, depth_exceeds
 from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection, short
 
 if TYPE_CHECKING:
@@ -105,3 +108,26 @@ async def _read_body(receive: Receive, cached: deque[Message]) -> None:
 def _complete(cached: deque[Message]) -> bool:
     """Whether the body's last chunk came (a disconnect or any other message does not end it)."""
     return bool(cached) and cached[-1]["type"] == "http.request" and not cached[-1].get("more_body", False)
+
+
+class JsonDepthLimit(Rule):
+    """A body whose arrays and objects nest deeper than `jsonguard.MAX_DEPTH` is refused with 400
+    and a JSON-RPC parse error before anything parses it. Runs after `BodyDeadline`, which hands on
+    the whole body as one message."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        first = await receive()
+        if first["type"] == "http.request" and depth_exceeds(first.get("body", b"")):
+            msg = f"parse error: JSON nested deeper than {MAX_DEPTH} levels"
+            await self.refuse(scope, send, rejection(400, "too_deep", msg))
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return first
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -10,10 +10,11 @@ the first that refuses answers (a JSON-RPC error body, counted and logged: rule.
 4. `ClientRateLimit`: `[security] rate_limit_per_minute` per client (429 with `Retry-After`);
 5. `BodySizeLimit`: `[security] max_request_size_mb`, declared and received (413);
 6. `BodyDeadline`: the whole body within `[server] body_timeout_secs` (408);
-7. `RunSlotReservation`: a ThinkTool call's run slot, or 503 with `Retry-After` when the server is
+7. `JsonDepthLimit`: a body nested deeper than `jsonguard.MAX_DEPTH` is a parse error (400);
+8. `RunSlotReservation`: a ThinkTool call's run slot, or 503 with `Retry-After` when the server is
    full or draining, before the MCP SDK parses anything.
 
-The checks 1-4 are in checks.py, 5-6 in body.py, 7 in reservation.py; the policy they enforce
+The checks 1-4 are in checks.py, 5-7 in body.py, 8 in reservation.py; the policy they enforce
 (`SecurityPolicy`, swapped as a whole on SIGHUP) in security.py. Each rule is a pure ASGI middleware
 around the next, in the style of Starlette's middleware: a new concern is one class and one entry
 in `RULES`.
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reasonkit.server.capacity.rate_limits import RateLimiter
-from reasonkit.server.http.body import BodyDeadline, BodySizeLimit
+from reasonkit.server.http.body import BodyDeadline, BodySizeLimit, JsonDepthLimit
 from reasonkit.server.http.checks import ClientRateLimit, HostCheck, OriginCheck, TokenCheck
 from reasonkit.server.http.reservation import RunSlotReservation
 from reasonkit.server.http.rule import GateConfig, Rule
@@ -44,6 +45,7 @@ RULES: tuple[type[Rule], ...] = (
     ClientRateLimit,
     BodySizeLimit,
     BodyDeadline,
+    JsonDepthLimit,
     RunSlotReservation,
 )
 

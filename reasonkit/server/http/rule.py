@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, body, headers
 
 # Reasons of the gate's own refusals (the security ones are in security.ERROR_CODES).
-OWN_CODES = {"busy": -32000, "draining": -32000, "body_timeout": -32600}
+OWN_CODES = {"busy": -32000, "draining": -32000, "body_timeout": -32600, "too_deep": -32700}
 
 
 def rejection(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> Answer:

@@ -147,6 +147,7 @@ class ReasonKitServer:
                 "protocol id '{}' is reserved for a built-in tool; it is not exposed as a tool", pid
             )
         self.tools = build_tools(self)
+        self.metrics.know(t.name for t in self.tools)  # other tool names are counted as `other`
 
     async def reload(self) -> bool:
         return await self.reloader.reload()

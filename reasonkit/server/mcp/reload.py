@@ -5,8 +5,9 @@ as it was; a protocol file that is now broken is reported and its previous versi
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from loguru import logger
@@ -17,6 +18,9 @@ from reasonkit.errors import ConfigError, SecurityError
 from reasonkit.protocol.loader import Registry, load_registry
 from reasonkit.server.mcp.core import ServerCore
 from reasonkit.server.mcp.schemas import exposed_tools
+
+if TYPE_CHECKING:
+    from reasonkit.server.http.security import SecurityPolicy as Policy
 
 # Settings that a reload cannot change in a running process (they take effect at the next start).
 RESTART_ONLY = (
@@ -53,7 +57,25 @@ class Reloader:
         registry = load_registry([Path(d) for d in settings.protocols.dirs])
         exposed_tools(settings.server.tools, registry)  # ConfigError: a `[server] tools` name is no tool
         policy = SecurityPolicy.from_settings(settings, core.bind_host) if core.security is not None else None
+        if policy is not None:
+            policy = self._kept_guards(policy, settings)
         return settings, registry, policy
+
+    def _kept_guards(self, policy: Policy, settings: Settings) -> Policy:
+        """A reload never leaves fewer auth guards than a start would: a token source that is empty
+        now (a file emptied by mistake, a rotation caught half-way) keeps the previous tokens, since
+        switching authentication off is never what a reload means; and the start's bind rules apply
+        (SecurityError: a non-loopback bind without tokens, so the reload fails as a whole)."""
+        previous = self.core.security
+        if previous is not None and previous.auth and not policy.auth:
+            logger.error(
+                "the reloaded token sources hold no bearer token; the previous {} token(s) stay in effect "
+                "(authentication is switched off only by a restart)",
+                len(previous.tokens),
+            )
+            policy = dataclasses.replace(policy, tokens=previous.tokens)
+        policy.check_bind(self.core.bind_host, settings.server.port, settings)
+        return policy
 
     async def reload(self) -> bool:
         """Apply a reload; True when applied."""
