@@ -38,6 +38,7 @@ NOT_OURS = {
     "CONFIDENCE_WORDS": "a constant of reasonkit/engine/parsing.py named in docs/confidence.md",
     "NO_CONFIDENCE": "a constant of reasonkit/engine/confidence.py named in docs/confidence.md",
     "Q4_1": "a GGUF quantisation name (docs/local-models.md)",
+    "Q4_K_M": "a GGUF quantisation name (docs/local-models.md: the Gemma 3 check)",
     # read by llama-cpp-python's source build (docs/local-models.md: GPU offload)
     "CMAKE_ARGS": "pip's build of llama-cpp-python reads it (docs/local-models.md)",
     "DGGML_CUDA": "part of a CMAKE_ARGS value (-DGGML_CUDA=on), not a variable",
