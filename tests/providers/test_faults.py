@@ -156,7 +156,7 @@ async def test_provider_down_is_a_clear_connection_error(api):
     async with open_provider(s, m) as p:
         with pytest.raises(ProviderError) as err:
             await p.complete(request())
-        assert breaker_of(p) is not None and breaker_of(p).failures == 1
+        assert (breaker := breaker_of(p)) is not None and breaker.failures == 1
     assert err.value.kind == "connection"
     assert "connection failed" in str(err.value) and "gave up after 3 attempts" in str(err.value)
     assert sample(m, "reasonkit_provider_retries_total", provider=api, type="connection") == 2
@@ -176,7 +176,7 @@ async def test_auth_and_bad_request_errors_are_not_retried_and_do_not_trip_the_b
             assert err.value.kind == "auth" and "check the API key" in str(err.value)
         with pytest.raises(ProviderError) as bad:
             await p.complete(request())
-        assert breaker_of(p) is not None and breaker_of(p).state == "closed"
+        assert (breaker := breaker_of(p)) is not None and breaker.state == "closed"
     assert bad.value.kind == "bad_request" and "bad field" in str(bad.value)
     assert len(fake_llm.requests) == 5  # no retries
     assert sample(m, "reasonkit_circuit_breaker_state", provider=api) == 0

@@ -112,7 +112,9 @@ def _server(
     settings.storage.maintenance_secs = 0.05
     registry = load_registry([protos], include_builtin=False)
     assert not registry.problems, registry.problems
-    return build_server(settings, registry, store=store, metrics=store.health.metrics if store else Metrics())
+    shared = store.health.metrics if store is not None and store.health is not None else None
+    metrics = shared if isinstance(shared, Metrics) else Metrics()  # the store's own, when it has one
+    return build_server(settings, registry, store=store, metrics=metrics)
 
 
 _SOLO = """
@@ -124,7 +126,7 @@ protocol = "tiny"
 """
 
 
-def _old_runs(db: Path, n: int, days_ago: float) -> None:
+def _old_runs(db: Path | str, n: int, days_ago: float) -> None:
     with SqliteRunStore(db) as other:  # another process's view of the same file
         for i in range(n):
             other.save(
