@@ -36,6 +36,31 @@ from __future__ import annotations
 
 from typing import Literal
 
+__all__ = [
+    "Busy",
+    "CalibrationError",
+    "ConfigError",
+    "ErrorKind",
+    "EvalError",
+    "GenerationStopped",
+    "HALTING",
+    "IdempotencyConflict",
+    "InputError",
+    "JsonDepthError",
+    "NoProviderConfigured",
+    "ProviderError",
+    "ProviderSkipped",
+    "RETRYABLE",
+    "ReasonKitError",
+    "SecurityError",
+    "ServeError",
+    "SlotsTaken",
+    "StoreError",
+    "TemplateError",
+    "TomlFileError",
+    "UnknownProtocolError",
+]
+
 
 class ReasonKitError(Exception):
     """Root of every error the package raises."""

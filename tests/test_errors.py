@@ -12,7 +12,7 @@ import reasonkit
 from reasonkit import errors
 
 
-def draw(cls: type = errors.ReasonKitError, depth: int = 0) -> list[str]:
+def draw(cls: type[BaseException] = errors.ReasonKitError, depth: int = 0) -> list[str]:
     """The tree as the docstring draws it: one class a line, indented two spaces per level, the
     built-in bases it keeps (for `except ValueError` in older user code) in parentheses."""
     kept = [b.__name__ for b in cls.__bases__ if not issubclass(b, errors.ReasonKitError)]

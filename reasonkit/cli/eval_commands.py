@@ -128,7 +128,8 @@ def eval_group(
     from reasonkit.eval.report import render_text
     from reasonkit.eval.results import EvalLog
     from reasonkit.providers.stack import build_provider
-    from reasonkit.runs import RunKind, RunService
+    from reasonkit.run_request import RunKind
+    from reasonkit.runs import RunService
 
     try:
         requested = parse_budget(list(budget)) if budget else None

@@ -38,14 +38,12 @@ from reasonkit.config.schema import (
     TracingSettings,
 )
 from reasonkit.config.show import masked_dict, to_toml
-from reasonkit.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_PATHS",
     "ENV_VARS",
     "OTHER_ENV_VARS",
     "CacheSettings",
-    "ConfigError",
     "DatabaseSettings",
     "EngineSettings",
     "FeatureSettings",

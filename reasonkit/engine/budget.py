@@ -13,6 +13,8 @@ import anyio
 from reasonkit.engine.result import RunResult
 from reasonkit.errors import HALTING, InputError, ProviderError
 
+__all__ = ["Budget", "Event", "EventCallback", "RunState", "parse_budget", "unenforced_budget"]
+
 
 @dataclass
 class Event:

@@ -29,6 +29,8 @@ from typing import Any
 
 from reasonkit.errors import TemplateError
 
+__all__ = ["Template", "compiled", "lookup", "quote_markup", "render", "to_text"]
+
 _TOKEN = re.compile(r"\{\{\s*(#if\s+|/if|else)?\s*([A-Za-z0-9_.]*)\s*\}\}")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _TAG_START = re.compile(r"<(?=[!?A-Za-z]|\s*/)")

@@ -12,12 +12,18 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from reasonkit.errors import (  # noqa: F401 - re-exported
-    RETRYABLE,
-    ErrorKind,
-    NoProviderConfigured,
-    ProviderError,
-)
+from reasonkit.errors import ProviderError
+
+__all__ = [
+    "LLMRequest",
+    "LLMResponse",
+    "PriceTable",
+    "Provider",
+    "StopReason",
+    "Usage",
+    "parse_retry_after",
+    "with_retries",
+]
 
 StopReason = Literal["end", "max_tokens", "other"]
 

@@ -20,14 +20,8 @@ from typing import Any
 
 import anyio
 
-from reasonkit.providers.base import (
-    LLMRequest,
-    LLMResponse,
-    PriceTable,
-    Provider,
-    ProviderError,
-    with_retries,
-)
+from reasonkit.errors import ProviderError
+from reasonkit.providers.base import LLMRequest, LLMResponse, PriceTable, Provider, with_retries
 from reasonkit.providers.errors_http import classify, classify_http, error_detail
 from reasonkit.providers.negotiation import (
     NEGOTIATION,

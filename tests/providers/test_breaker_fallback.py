@@ -8,9 +8,9 @@ import anyio
 import pytest
 
 from reasonkit.engine import Engine
+from reasonkit.errors import NoProviderConfigured, ProviderError
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
-from reasonkit.providers import NoProviderConfigured, ProviderError
 from reasonkit.providers.breaker import CircuitBreaker
 from reasonkit.providers.stack import build_provider
 from tests.fakes.fake_llm import FakeLLM, Reply

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from reasonkit.errors import ProviderError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.providers import ProviderError
 from tests.fakes.fake_llm import Reply
 from tests.providers.conftest import (
     ANTHROPIC_KEY,

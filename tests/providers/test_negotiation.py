@@ -9,8 +9,9 @@ import json
 import pytest
 
 from reasonkit.config import ProviderSettings, load_settings
+from reasonkit.errors import ProviderError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.providers import PriceTable, ProviderError, output_mode_setting
+from reasonkit.providers import PriceTable, output_mode_setting
 from reasonkit.providers.anthropic import AnthropicProvider
 from reasonkit.providers.negotiation import NEGOTIATION
 from reasonkit.providers.openai_compat import OpenAIProvider

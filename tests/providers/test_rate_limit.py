@@ -7,8 +7,8 @@ from typing import Literal
 import anyio
 import pytest
 
+from reasonkit.errors import ProviderError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.providers import ProviderError
 from tests.fakes.fake_llm import FakeLLM, Reply
 from tests.providers.conftest import OK, make_settings, open_provider, request, sample
 

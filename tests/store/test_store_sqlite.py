@@ -13,8 +13,8 @@ import pytest
 
 from reasonkit.config import load_settings
 from reasonkit.engine.result import RunResult
-from reasonkit.errors import InputError
-from reasonkit.store import SqliteRunStore, StoreError
+from reasonkit.errors import InputError, StoreError
+from reasonkit.store import SqliteRunStore
 
 from ._helpers import make_result, must
 

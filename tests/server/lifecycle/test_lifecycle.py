@@ -17,7 +17,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from reasonkit.config import ConfigError
+from reasonkit.errors import ConfigError
 from reasonkit.observability.metrics import Metrics
 from reasonkit.server.mcp.app import build_server
 from tests.server.conftest import TINY, make_settings, routed
