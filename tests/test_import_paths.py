@@ -95,3 +95,30 @@ def test_names_come_from_a_module_that_exports_them() -> None:
         and not (ROOT / module.replace(".", "/") / f"{name}.py").exists()
     ]
     assert wrong == []
+
+
+def _defined(path: Path) -> set[str]:
+    """Names a module defines at top level (not the ones it imports)."""
+    out: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            out.add(node.name)
+        elif isinstance(node, ast.Assign):
+            out.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out.add(node.target.id)
+    return out
+
+
+def test_a_module_exports_only_what_it_defines() -> None:
+    """Only a package's `__init__` gathers names from elsewhere; a module's `__all__` listing an
+    imported name is a second path to it (engine/runner.py listed `InputError` and a
+    `coerce_inputs` kept for a module that no longer existed)."""
+    wrong = {}
+    for module, names in _declared_all().items():
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if path.exists():  # not a package
+            extra = names - _defined(path)
+            if extra:
+                wrong[module] = sorted(extra)
+    assert wrong == {}

@@ -60,7 +60,7 @@ from typing import Any
 
 import uvicorn
 
-from reasonkit.providers.fake import fill_schema
+from reasonkit.providers.schema_fill import fill_schema
 
 __all__ = [
     "PERSONALITIES",

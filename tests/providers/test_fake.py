@@ -14,7 +14,8 @@ from reasonkit.engine import Engine
 from reasonkit.errors import ProviderError, ReasonKitError
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.base import LLMRequest, Usage
-from reasonkit.providers.fake import FakeProvider, fill_schema
+from reasonkit.providers.fake import FakeProvider
+from reasonkit.providers.schema_fill import fill_schema
 
 pytestmark = pytest.mark.anyio
 

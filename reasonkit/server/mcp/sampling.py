@@ -118,7 +118,6 @@ class SamplingProvider(Provider):
 class ProviderChoice:
     provider: Provider | None
     error: str | None = None
-    via_sampling: bool = False
 
 
 def sampling_wanted(settings: Any) -> bool:
