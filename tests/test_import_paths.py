@@ -104,7 +104,9 @@ def _defined(path: Path) -> set[str]:
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             out.add(node.name)
         elif isinstance(node, ast.Assign):
-            out.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            for target in node.targets:
+                named = target.elts if isinstance(target, ast.Tuple) else [target]
+                out.update(t.id for t in named if isinstance(t, ast.Name))
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             out.add(node.target.id)
     return out

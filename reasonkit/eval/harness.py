@@ -27,6 +27,20 @@ from reasonkit.providers.base import LLMRequest, Provider
 from reasonkit.run_request import RunKind
 from reasonkit.runs import RunService
 
+__all__ = [
+    "DIRECT_MAX_TOKENS",
+    "DIRECT_SYSTEM",
+    "EVAL_METHOD",
+    "EvalSpec",
+    "NATIVE",
+    "Progress",
+    "direct_request",
+    "run_direct",
+    "run_eval",
+    "run_tool",
+    "tool_inputs",
+]
+
 EVAL_METHOD = "rk eval"
 # Tools whose structured output gives the answer for a shipped set (grading.final_answer rules 1, 2):
 # they get the item as it is; other tools get the set's question and the final-answer hint.
