@@ -374,7 +374,8 @@ def test_importing_the_store_stays_light() -> None:
 
     code = (
         "import sys\n"
-        "from reasonkit.store import SqliteRunStore, StoreError\n"
+        "from reasonkit.errors import StoreError\n"
+        "from reasonkit.store import SqliteRunStore\n"
         "print(sorted(m for m in ('anyio', 'pydantic', 'reasonkit.engine') if m in sys.modules))\n"
         "from reasonkit.store import RunRecorder\n"
         "print('anyio' in sys.modules)\n"
