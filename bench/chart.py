@@ -48,17 +48,9 @@ def _bars(
     ax.legend(fontsize=7, frameon=False)
 
 
-def render_chart(res: dict[str, Any], path: Path) -> str | None:
-    """Write the PNG; None when done, else why not."""
-    why = matplotlib_available()
-    if why:
-        return why
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = []
+def _panels(res: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(panel kind, its data) for each section that ran and has something to draw, in chart order."""
+    panels: list[tuple[str, Any]] = []
     pv = res.get("provider")
     if pv and "error" not in pv:
         panels.append(("provider_added", pv))
@@ -74,6 +66,20 @@ def render_chart(res: dict[str, Any], path: Path) -> str | None:
     ov = res.get("overhead")
     if ov:
         panels.append(("engine", res))
+    return panels
+
+
+def render_chart(res: dict[str, Any], path: Path) -> str | None:
+    """Write the PNG; None when done, else why not."""
+    why = matplotlib_available()
+    if why:
+        return why
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = _panels(res)
     if not panels:
         return "no section with a chart was run"
     cols = 3 if len(panels) > 2 else len(panels)

@@ -4,11 +4,64 @@ Each class also keeps the built-in base it had before the tree existed (`ValueEr
 `RuntimeError`, `KeyError`), so `except ValueError` in user code written against earlier versions
 still works. Messages are written for the user: they name the file, setting, input or provider and
 say what to change; they never contain secrets.
+
+The tree (built-in bases kept in parentheses; tests/test_errors.py compares it with the classes):
+
+    ReasonKitError
+      ConfigError (ValueError)
+      TemplateError (ValueError)
+      UnknownProtocolError (KeyError)
+      InputError (ValueError)
+        IdempotencyConflict
+      JsonDepthError (ValueError)
+      ProviderError
+        ProviderSkipped
+      NoProviderConfigured
+      ModelChoiceError
+      StoreError (RuntimeError)
+      SecurityError (ValueError)
+      ServeError (RuntimeError)
+      TomlFileError (ValueError)
+      CalibrationError
+      EvalError (ValueError)
+      Busy
+      SlotsTaken
+      GenerationStopped
+
+A user catches `ReasonKitError` for all of them; `ConfigError`, `InputError`, `ProviderError`,
+`NoProviderConfigured` and `StoreError` are the ones a caller of the public API meets
+(`reasonkit.__init__` exports them).
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+__all__ = [
+    "Busy",
+    "CalibrationError",
+    "ConfigError",
+    "ErrorKind",
+    "EvalError",
+    "GenerationStopped",
+    "HALTING",
+    "IdempotencyConflict",
+    "InputError",
+    "JsonDepthError",
+    "ModelChoiceError",
+    "NoProviderConfigured",
+    "ProviderError",
+    "ProviderSkipped",
+    "RETRYABLE",
+    "ReasonKitError",
+    "SecurityError",
+    "ServeError",
+    "SlotsTaken",
+    "StoreError",
+    "TemplateError",
+    "TomlFileError",
+    "UnknownProtocolError",
+]
 
 
 class ReasonKitError(Exception):

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from reasonkit.engine import Event, RunResult
 
+__all__ = ["LiveRun"]
+
 
 def _where(event: Event) -> str:
     where = ".".join(x for x in (event.entry, event.step) if x)

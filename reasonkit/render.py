@@ -11,6 +11,8 @@ from reasonkit.presentation import RunView, fmt, run_view
 if TYPE_CHECKING:
     from reasonkit.engine.result import RunResult
 
+__all__ = ["breakdown_lines", "render_markdown", "render_result", "render_text"]
+
 
 def breakdown_lines(view: RunView) -> list[str]:
     return [f"- {f.signal}: {fmt.signed(f.delta, f.signal)} ({f.detail})" for f in view.confidence_breakdown]

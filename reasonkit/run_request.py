@@ -37,6 +37,22 @@ if TYPE_CHECKING:  # the engine is imported by the first run, not at server star
     from reasonkit.providers.base import Provider
     from reasonkit.runs import PreparedRun
 
+__all__ = [
+    "BACKGROUND_DEFAULT_SECS",
+    "CLI_METHOD",
+    "NO_SLOT",
+    "ProgressSink",
+    "RunEntry",
+    "RunHooks",
+    "RunKind",
+    "RunOutcome",
+    "RunRequest",
+    "Slot",
+    "Spawn",
+    "background_budget",
+    "count_request",
+]
+
 RunKind = Literal["protocol", "profile"]
 ProgressSink = Callable[["Event"], Awaitable[None] | None]
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, Any]]], None]

@@ -47,6 +47,8 @@ from reasonkit.store import RunRecorder, StoreBackend, open_store
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
     from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
 
+__all__ = ["LOCAL_PROVIDER", "PreparedRun", "RunService"]
+
 LOCAL_PROVIDER = "local"
 
 

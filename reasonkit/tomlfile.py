@@ -10,6 +10,8 @@ from typing import Any
 
 from reasonkit.errors import TomlFileError
 
+__all__ = ["read_toml"]
+
 
 def _undecodable(exc: UnicodeDecodeError) -> str:
     byte = exc.object[exc.start] if exc.start < len(exc.object) else None

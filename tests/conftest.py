@@ -16,7 +16,7 @@ import pytest
 try:  # `python -m pytest` from the repo root puts the root on sys.path ...
     from tests.fakes.fake_llm import FakeLLM
 except ImportError:  # ... plain `pytest` only has tests/ on sys.path (rootdir-relative conftest import)
-    from fakes.fake_llm import FakeLLM
+    from fakes.fake_llm import FakeLLM  # type: ignore[no-redef]  # the same class by its other path
 
 # --------------------------------------------------------------------------------------------------
 # (2) Environment scrub, done at import time (i.e. before any test module, fixture or SDK client is

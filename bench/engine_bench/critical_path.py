@@ -17,7 +17,8 @@ from bench.engine_bench.workload import BenchProvider, count_calls, run_target
 from bench.stats import median
 from reasonkit.engine import Engine
 from reasonkit.engine.result import EntryResult, RunResult, StepTrace
-from reasonkit.protocol.loader import Registry, chain_dependencies, effective_deps
+from reasonkit.protocol.dependencies import chain_dependencies, effective_deps
+from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import Protocol
 
 CRITICAL_PATH_GOAL = 1.10

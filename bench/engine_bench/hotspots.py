@@ -15,7 +15,7 @@ from reasonkit.engine.parsing import relaxed_schema, schema_errors
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import Step
 from reasonkit.protocol.template import Template
-from reasonkit.providers.fake import fill_schema
+from reasonkit.providers.schema_fill import fill_schema
 
 
 def _engine_sample(

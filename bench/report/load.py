@@ -159,112 +159,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
         "",
     ]
     if not goals_met["p99"] or not goals_met["cached"]:
-        u = load["uncached"]
-        cpu = u.get("cpu_ms_per_call") or 0
-        txt = [
-            "**Why the p99 goal is missed.** The server runs one event loop in one process. Every call costs "
-            f"{fmt(cpu, 1)} ms of server CPU (uncached; {fmt(load['cached'].get('cpu_ms_per_call'), 1)} ms "
-            f"cached), so {s['calls']} calls "
-            f"arriving at once queue behind about {fmt(cpu * s['calls'] / 1000, 1)} s of work, on a machine "
-            "whose second core also runs "
-            "the load generator and the fake provider. Alone, a call costs "
-            f"{fmt(load['alone_uncached']['overhead_p50_ms'], 1)} ms over the provider (p50). A p99 of 50 ms "
-            "at 200 in flight would need "
-            "about 0.25 ms of CPU per call, or more server processes: replicas behind a load balancer "
-            "(stateless HTTP "
-            "lets any replica answer; `[server] workers` is not implemented). The profile of the uncached "
-            "bursts below shows where the CPU goes:",
-            "",
-        ]
-        profile = load.get("profile") or {}
-        store_off = load.get("store_off")
-        store_done = sdk_done = False
-        provider_callers = ("OpenAIProvider._once", "_SDKProvider.", "AnthropicProvider._once")
-        for c in profile.get("by_reasonkit_caller", []):
-            if c["pct"] < 3:
-                continue
-            name = c["name"]
-            if name.startswith(provider_callers):
-                if sdk_done:
-                    continue
-                sdk_done = True
-                group = [x for x in profile["by_reasonkit_caller"] if x["name"].startswith(provider_callers)]
-                c = {
-                    "name": " + ".join(x["name"].split(" (")[0] for x in group)
-                    + " (reasonkit/providers/openai_compat.py)",
-                    "pct": sum(x["pct"] for x in group),
-                    "leaves": c.get("leaves", []),
-                }
-                name = "OpenAIProvider._once"
-            leaves = ", ".join(f"`{x['name']}` {fmt(x['pct'], 0)} %" for x in c.get("leaves", [])[:3])
-            where = (
-                "outside any ReasonKit frame" if name.startswith("no ReasonKit") else f"under `{c['name']}`"
-            )
-            head = f"- {fmt(c['pct'], 0)} % {where}" + (f" (hottest: {leaves})" if leaves else "") + ": "
-            if name.startswith("no ReasonKit"):
-                txt.append(
-                    head
-                    + "the MCP SDK's stateless streamable-HTTP path (per request a new transport, task group "
-                    "and memory streams, and an OpenTelemetry span even with the no-op tracer), uvicorn and "
-                    "h11. Proposed: upstream (a lighter stateless path in the SDK); on our side only more "
-                    "processes help."
-                )
-            elif name.startswith("OpenAIProvider._once"):
-                txt.append(
-                    head
-                    + "the OpenAI SDK's own request path: parameter transforms, httpx2/httpcore2 with an "
-                    "anyio cancel scope around every socket operation, pydantic parsing of the reply. "
-                    + sdk_cost_note(provider)
-                    + " Proposed fix: a direct HTTP path for OpenAI-compatible chat completions in "
-                    "`reasonkit/providers/openai_compat.py` (one POST of the JSON body on a shared httpx "
-                    "connection pool, `json.loads` of the reply, the SDK kept for its error classes); the "
-                    "largest single lever in sections 1 and 4."
-                )
-            elif "reasonkit/store/" in name and not store_done:
-                store_done = True
-                store = sum(
-                    x["pct"] for x in profile["by_reasonkit_caller"] if "reasonkit/store/" in x["name"]
-                )
-                diag = ""
-                if store_off and "error" not in store_off and store_off.get("cpu_ms_per_call") and cpu:
-                    gain = 1 - store_off["cpu_ms_per_call"] / cpu
-                    diag = (
-                        f" The diagnostic without the run store used {fmt(store_off['cpu_ms_per_call'], 1)} "
-                        f"ms of CPU per call against {fmt(cpu, 1)} "
-                        f"(p99 {fmt(store_off['overhead_p99_ms'], 0)} vs {fmt(u['overhead_p99_ms'], 0)} ms)"
-                        + (
-                            ": a measurable share."
-                            if gain > 0.1
-                            else ": no measurable gain in this run, "
-                            "so the store is not what limits this test."
-                        )
-                    )
-                txt.append(
-                    f"- {fmt(store, 0)} % in the run store (`reasonkit/store/sqlite.py`"
-                    + (f"; hottest: {leaves}" if leaves else "")
-                    + "): three write transactions per call "
-                    "(start, step snapshot, final), each in a worker thread, `RunStore._connect` opening a "
-                    "new SQLite connection "
-                    "whenever the pool (`pool_size = 4`) is empty (at 200 calls in flight it mostly is), and "
-                    "the whole trace "
-                    "JSON-encoded for every snapshot."
-                    + diag
-                    + " Proposed fix: one writer thread per store with a queue that keeps "
-                    "only the newest snapshot per run, and a pool as large as anyio's worker-thread limit "
-                    "(40)."
-                )
-            elif any(f"(reasonkit/server/http/{m}.py)" in name for m in GATE_MODULES):
-                txt.append(head + "the HTTP gate's rules (`reasonkit/server/http/gate.py`) on every request.")
-        if len(txt) > 2:
-            out += txt + [""]
-        if not goals_met["cached"]:
-            out += [
-                f"**Why the cached-call goal is missed.** {why_cached(load)}: alone, a cached call takes "
-                f"{fmt(load['alone_cached']['wall_p50_ms'], 2)} ms end to end over HTTP, of which the MCP "
-                "request path and the "
-                "three run-store writes are most.",
-                "",
-            ]
+        out += _why_missed(load, provider)
     profile = load.get("profile")
     if profile and "error" not in profile:
         out += spy_tables(
@@ -272,4 +167,112 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
         )
     elif profile:
         out += [f"(Server profile not taken: {profile['error']}.)", ""]
+    return out
+
+
+def _why_missed(load: dict[str, Any], provider: dict[str, Any] | None) -> list[str]:
+    """Why a latency goal was missed: where the server's CPU went (from the profile) and why a cached
+    call is slow, each with the fix it proposes."""
+    s, goals_met = load["settings"], load["met"]
+    out: list[str] = []
+    u = load["uncached"]
+    cpu = u.get("cpu_ms_per_call") or 0
+    txt = [
+        "**Why the p99 goal is missed.** The server runs one event loop in one process. Every call costs "
+        f"{fmt(cpu, 1)} ms of server CPU (uncached; {fmt(load['cached'].get('cpu_ms_per_call'), 1)} ms "
+        f"cached), so {s['calls']} calls "
+        f"arriving at once queue behind about {fmt(cpu * s['calls'] / 1000, 1)} s of work, on a machine "
+        "whose second core also runs "
+        "the load generator and the fake provider. Alone, a call costs "
+        f"{fmt(load['alone_uncached']['overhead_p50_ms'], 1)} ms over the provider (p50). A p99 of 50 ms "
+        "at 200 in flight would need "
+        "about 0.25 ms of CPU per call, or more server processes: replicas behind a load balancer "
+        "(stateless HTTP "
+        "lets any replica answer; `[server] workers` is not implemented). The profile of the uncached "
+        "bursts below shows where the CPU goes:",
+        "",
+    ]
+    profile = load.get("profile") or {}
+    store_off = load.get("store_off")
+    store_done = sdk_done = False
+    provider_callers = ("OpenAIProvider._once", "_SDKProvider.", "AnthropicProvider._once")
+    for c in profile.get("by_reasonkit_caller", []):
+        if c["pct"] < 3:
+            continue
+        name = c["name"]
+        if name.startswith(provider_callers):
+            if sdk_done:
+                continue
+            sdk_done = True
+            group = [x for x in profile["by_reasonkit_caller"] if x["name"].startswith(provider_callers)]
+            c = {
+                "name": " + ".join(x["name"].split(" (")[0] for x in group)
+                + " (reasonkit/providers/openai_compat.py)",
+                "pct": sum(x["pct"] for x in group),
+                "leaves": c.get("leaves", []),
+            }
+            name = "OpenAIProvider._once"
+        leaves = ", ".join(f"`{x['name']}` {fmt(x['pct'], 0)} %" for x in c.get("leaves", [])[:3])
+        where = "outside any ReasonKit frame" if name.startswith("no ReasonKit") else f"under `{c['name']}`"
+        head = f"- {fmt(c['pct'], 0)} % {where}" + (f" (hottest: {leaves})" if leaves else "") + ": "
+        if name.startswith("no ReasonKit"):
+            txt.append(
+                head
+                + "the MCP SDK's stateless streamable-HTTP path (per request a new transport, task group "
+                "and memory streams, and an OpenTelemetry span even with the no-op tracer), uvicorn and "
+                "h11. Proposed: upstream (a lighter stateless path in the SDK); on our side only more "
+                "processes help."
+            )
+        elif name.startswith("OpenAIProvider._once"):
+            txt.append(
+                head + "the OpenAI SDK's own request path: parameter transforms, httpx2/httpcore2 with an "
+                "anyio cancel scope around every socket operation, pydantic parsing of the reply. "
+                + sdk_cost_note(provider)
+                + " Proposed fix: a direct HTTP path for OpenAI-compatible chat completions in "
+                "`reasonkit/providers/openai_compat.py` (one POST of the JSON body on a shared httpx "
+                "connection pool, `json.loads` of the reply, the SDK kept for its error classes); the "
+                "largest single lever in sections 1 and 4."
+            )
+        elif "reasonkit/store/" in name and not store_done:
+            store_done = True
+            store = sum(x["pct"] for x in profile["by_reasonkit_caller"] if "reasonkit/store/" in x["name"])
+            diag = ""
+            if store_off and "error" not in store_off and store_off.get("cpu_ms_per_call") and cpu:
+                gain = 1 - store_off["cpu_ms_per_call"] / cpu
+                diag = (
+                    f" The diagnostic without the run store used {fmt(store_off['cpu_ms_per_call'], 1)} "
+                    f"ms of CPU per call against {fmt(cpu, 1)} "
+                    f"(p99 {fmt(store_off['overhead_p99_ms'], 0)} vs {fmt(u['overhead_p99_ms'], 0)} ms)"
+                    + (
+                        ": a measurable share."
+                        if gain > 0.1
+                        else ": no measurable gain in this run, so the store is not what limits this test."
+                    )
+                )
+            txt.append(
+                f"- {fmt(store, 0)} % in the run store (`reasonkit/store/sqlite.py`"
+                + (f"; hottest: {leaves}" if leaves else "")
+                + "): three write transactions per call "
+                "(start, step snapshot, final), each in a worker thread, `RunStore._connect` opening a "
+                "new SQLite connection "
+                "whenever the pool (`pool_size = 4`) is empty (at 200 calls in flight it mostly is), and "
+                "the whole trace "
+                "JSON-encoded for every snapshot."
+                + diag
+                + " Proposed fix: one writer thread per store with a queue that keeps "
+                "only the newest snapshot per run, and a pool as large as anyio's worker-thread limit "
+                "(40)."
+            )
+        elif any(f"(reasonkit/server/http/{m}.py)" in name for m in GATE_MODULES):
+            txt.append(head + "the HTTP gate's rules (`reasonkit/server/http/gate.py`) on every request.")
+    if len(txt) > 2:
+        out += txt + [""]
+    if not goals_met["cached"]:
+        out += [
+            f"**Why the cached-call goal is missed.** {why_cached(load)}: alone, a cached call takes "
+            f"{fmt(load['alone_cached']['wall_p50_ms'], 2)} ms end to end over HTTP, of which the MCP "
+            "request path and the "
+            "three run-store writes are most.",
+            "",
+        ]
     return out

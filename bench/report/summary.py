@@ -91,35 +91,7 @@ def summary(res: dict[str, Any]) -> list[str]:
         )
     critical = res.get("critical_path")
     if critical:
-        g = critical["goal_ratio"]
-        for r in critical["rows"]:
-            if r["kind"] == "profile" and r["name"] == "balanced":
-                rows.append(
-                    summary_row(
-                        f"3. Engine: `balanced` wall / critical path, max_concurrency {r['max_concurrency']}",
-                        fmt(r["ratio_p50"]),
-                        f"<= {g:.2f}",
-                        fmt(r["ratio_p50"] / g, 2),
-                        r["met"],
-                        why_critical_path(r),
-                    )
-                )
-        prof_rows = [r for r in critical["rows"] if r["kind"] == "profile"]
-        for conc in critical["settings"]["concurrencies"]:
-            sel = [r for r in prof_rows if r["max_concurrency"] == conc]
-            if sel:
-                worst = max(sel, key=lambda r: r["ratio_p50"])
-                rows.append(
-                    summary_row(
-                        f"3. Engine: worst profile (`{worst['name']}`) wall / critical path, "
-                        f"max_concurrency {conc}",
-                        fmt(worst["ratio_p50"]),
-                        f"<= {g:.2f}",
-                        fmt(worst["ratio_p50"] / g, 2),
-                        worst["met"],
-                        why_critical_path(worst),
-                    )
-                )
+        rows += _critical_path_rows(critical)
     memory = res.get("memory")
     if memory and memory.get("rows"):
         big = max(memory["rows"], key=lambda r: (r["kind"] == "profile", r["concurrent_runs"]))
@@ -227,3 +199,39 @@ def summary(res: dict[str, Any]) -> list[str]:
         "alternation, round by round); the sections below show every round.",
         "",
     ]
+
+
+def _critical_path_rows(critical: dict[str, Any]) -> list[list[str]]:
+    """Section 3's wall / critical path rows: `balanced` at each max_concurrency, then the worst
+    profile at each."""
+    rows: list[list[str]] = []
+    g = critical["goal_ratio"]
+    for r in critical["rows"]:
+        if r["kind"] == "profile" and r["name"] == "balanced":
+            rows.append(
+                summary_row(
+                    f"3. Engine: `balanced` wall / critical path, max_concurrency {r['max_concurrency']}",
+                    fmt(r["ratio_p50"]),
+                    f"<= {g:.2f}",
+                    fmt(r["ratio_p50"] / g, 2),
+                    r["met"],
+                    why_critical_path(r),
+                )
+            )
+    prof_rows = [r for r in critical["rows"] if r["kind"] == "profile"]
+    for conc in critical["settings"]["concurrencies"]:
+        sel = [r for r in prof_rows if r["max_concurrency"] == conc]
+        if sel:
+            worst = max(sel, key=lambda r: r["ratio_p50"])
+            rows.append(
+                summary_row(
+                    f"3. Engine: worst profile (`{worst['name']}`) wall / critical path, "
+                    f"max_concurrency {conc}",
+                    fmt(worst["ratio_p50"]),
+                    f"<= {g:.2f}",
+                    fmt(worst["ratio_p50"] / g, 2),
+                    worst["met"],
+                    why_critical_path(worst),
+                )
+            )
+    return rows

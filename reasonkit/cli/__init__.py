@@ -22,6 +22,8 @@ from reasonkit.cli.runs_view import runs_view
 from reasonkit.cli.server_commands import mcp_config, serve_mcp
 from reasonkit.cli.think import think
 
+__all__ = ["main"]
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="rk", message="%(prog)s %(version)s")

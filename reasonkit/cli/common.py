@@ -22,6 +22,24 @@ if TYPE_CHECKING:
     from reasonkit.config import Settings
     from reasonkit.protocol.loader import Registry
 
+__all__ = [
+    "DEFAULT_CLI_LOG_LEVEL",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "LOG_LEVELS",
+    "early_logging",
+    "echo_untrusted",
+    "fail",
+    "load_registry",
+    "load_settings",
+    "run_and_exit",
+    "setup_cli_logging",
+    "warn",
+    "write_atomically",
+]
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 

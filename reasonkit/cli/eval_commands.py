@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -34,6 +35,21 @@ def _bar(quiet: bool) -> Any:
         TimeElapsedColumn(),
         console=Console(stderr=True),
     )
+
+
+def _progress(bar: Any, quiet: bool, started: float) -> Callable[[int, int, str], None]:
+    """The harness's progress callback: a line above the live bar on a terminal, plain lines on
+    stderr otherwise, nothing with --quiet."""
+
+    def progress(done: int, total: int, line: str) -> None:
+        text = f"[{done}/{total} {time.monotonic() - started:6.0f}s] {line}"
+        if bar is not None:  # a terminal: the line above a live bar
+            bar.console.print(text, markup=False, highlight=False)
+            bar.update(0, completed=done, total=total)
+        elif not quiet:
+            click.echo(text, err=True)
+
+    return progress
 
 
 @click.group("eval", invoke_without_command=True)
@@ -112,7 +128,8 @@ def eval_group(
     from reasonkit.eval.report import render_text
     from reasonkit.eval.results import EvalLog
     from reasonkit.providers.stack import build_provider
-    from reasonkit.runs import RunKind, RunService
+    from reasonkit.run_request import RunKind
+    from reasonkit.runs import RunService
 
     try:
         requested = parse_budget(list(budget)) if budget else None
@@ -152,14 +169,7 @@ def eval_group(
     started = time.monotonic()
 
     bar = _bar(quiet)
-
-    def progress(done: int, total: int, line: str) -> None:
-        text = f"[{done}/{total} {time.monotonic() - started:6.0f}s] {line}"
-        if bar is not None:  # a terminal: the line above a live bar
-            bar.console.print(text, markup=False, highlight=False)
-            bar.update(0, completed=done, total=total)
-        elif not quiet:
-            click.echo(text, err=True)
+    progress = _progress(bar, quiet, started)
 
     async def go() -> dict[str, Any]:
         try:

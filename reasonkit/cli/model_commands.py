@@ -110,7 +110,8 @@ def _rewrite(path: Path, model: Path | None) -> str | None:
     key; returns where the old file was kept when it had comments (tomli-w cannot keep them)."""
     import tomli_w
 
-    from reasonkit.tomlfile import TomlFileError, read_toml
+    from reasonkit.errors import TomlFileError
+    from reasonkit.tomlfile import read_toml
 
     data: dict[str, Any] = {}
     backup = None

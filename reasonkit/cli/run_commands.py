@@ -72,7 +72,8 @@ def _open(ctx: click.Context, must_exist: bool = True):
     path = _db_path(ctx)
     if must_exist and not path.exists():
         return None
-    from reasonkit.store import SqliteRunStore, StoreError
+    from reasonkit.errors import StoreError
+    from reasonkit.store import SqliteRunStore
 
     try:
         store = SqliteRunStore(path)

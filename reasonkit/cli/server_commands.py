@@ -92,7 +92,8 @@ def serve_mcp(
     from reasonkit.observability.logging import setup_logging
 
     setup_logging(settings)
-    from reasonkit.server.http.security import SecurityError, SecurityPolicy, secret_values
+    from reasonkit.errors import SecurityError
+    from reasonkit.server.http.security import SecurityPolicy, secret_values
 
     http = port is not None or http_mode
     bind_host = settings.server.host
@@ -115,7 +116,8 @@ def serve_mcp(
     except Exception as exc:  # noqa: BLE001 - store or registry trouble: say what, on stderr
         fail(f"cannot start the MCP server: {exc}", EXIT_FAILED)
     from reasonkit.config import load_settings as reload_settings
-    from reasonkit.server.lifecycle.serve import ServeError, serve_http, serve_stdio
+    from reasonkit.errors import ServeError
+    from reasonkit.server.lifecycle.serve import serve_http, serve_stdio
 
     config_path = ctx.obj.get("config") if ctx.obj else None
     core.settings_loader = lambda: reload_settings(

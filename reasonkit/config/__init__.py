@@ -8,6 +8,14 @@
   (`rk config reference`, docs/configuration.md), both from one walk of the model.
 """
 
+from reasonkit.config.llm import (
+    CacheSettings,
+    LLMSettings,
+    LocalModelSettings,
+    OutputMode,
+    ProviderSettings,
+    RateLimitSettings,
+)
 from reasonkit.config.loading import (
     DEFAULT_CONFIG_PATHS,
     ENV_VARS,
@@ -18,18 +26,12 @@ from reasonkit.config.loading import (
 )
 from reasonkit.config.reference import default_config_text, reference_markdown
 from reasonkit.config.schema import (
-    CacheSettings,
     DatabaseSettings,
     EngineSettings,
     FeatureSettings,
-    LLMSettings,
-    LocalModelSettings,
     LoggingSettings,
-    OutputMode,
     PrivacySettings,
     ProtocolSettings,
-    ProviderSettings,
-    RateLimitSettings,
     RedisSettings,
     SecuritySettings,
     ServerSettings,
@@ -38,14 +40,12 @@ from reasonkit.config.schema import (
     TracingSettings,
 )
 from reasonkit.config.show import masked_dict, to_toml
-from reasonkit.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_PATHS",
     "ENV_VARS",
     "OTHER_ENV_VARS",
     "CacheSettings",
-    "ConfigError",
     "DatabaseSettings",
     "EngineSettings",
     "FeatureSettings",

@@ -21,6 +21,19 @@ from reasonkit.config.schema import NOT_SETTINGS, Settings
 from reasonkit.errors import ConfigError, TomlFileError
 from reasonkit.tomlfile import read_toml
 
+__all__ = [
+    "ALIAS_ENV_VARS",
+    "DEFAULT_CONFIG_PATHS",
+    "ENV_VARS",
+    "OTHER_ENV_VARS",
+    "SETTINGS_ENV_VARS",
+    "describe_validation_error",
+    "env_vars",
+    "env_vars_by_key",
+    "find_config_file",
+    "load_settings",
+]
+
 # Environment variable -> dotted settings key, besides the provider kinds' own (key and base URL,
 # from reasonkit/provider_kinds.py). `env_vars()` joins both; it and the SDK variables read in
 # providers/ are the only places the code reads settings from the environment.

@@ -14,28 +14,17 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from reasonkit.config.base import CommaList, Section
 from reasonkit.config.llm import (
-    CacheSettings,
     LLMSettings,
-    LocalModelSettings,
-    OutputMode,
-    ProviderSettings,
-    RateLimitSettings,
 )
 
 __all__ = [
-    "CacheSettings",
     "DatabaseSettings",
     "EngineSettings",
     "FeatureSettings",
-    "LLMSettings",
-    "LocalModelSettings",
     "LoggingSettings",
     "NOT_SETTINGS",
-    "OutputMode",
     "PrivacySettings",
     "ProtocolSettings",
-    "ProviderSettings",
-    "RateLimitSettings",
     "RedisSettings",
     "SecuritySettings",
     "ServerSettings",

@@ -13,6 +13,8 @@ from pydantic import BaseModel, SecretStr
 
 from reasonkit.config.schema import NOT_SETTINGS, Settings
 
+__all__ = ["MASK", "mask_url", "mask_urls", "masked_dict", "to_toml"]
+
 MASK = "********"
 
 # scheme://user:password@host: the password (up to the last "@" before the path), parseable or not.

@@ -5,7 +5,6 @@ from reasonkit.engine.budget import Budget, Event, EventCallback, TextCallback, 
 from reasonkit.engine.caps import StepCaps
 from reasonkit.engine.result import EntryResult, Factor, RunResult, StepTrace
 from reasonkit.engine.runner import Engine
-from reasonkit.errors import InputError
 
 __all__ = [
     "Budget",
@@ -14,7 +13,6 @@ __all__ = [
     "Event",
     "EventCallback",
     "Factor",
-    "InputError",
     "RunResult",
     "StepCaps",
     "StepTrace",

@@ -13,6 +13,16 @@ import anyio
 from reasonkit.engine.result import RunResult, StepTrace
 from reasonkit.errors import HALTING, InputError, ProviderError
 
+__all__ = [
+    "Budget",
+    "Event",
+    "EventCallback",
+    "RunState",
+    "TextCallback",
+    "parse_budget",
+    "unenforced_budget",
+]
+
 
 @dataclass
 class Event:

@@ -25,6 +25,18 @@ from loguru import logger
 from reasonkit.engine.result import Factor, RunResult
 from reasonkit.errors import CalibrationError
 
+__all__ = [
+    "CALIBRATION_DIR",
+    "Calibrator",
+    "FORMAT_VERSION",
+    "apply_saved_calibrator",
+    "calibrate",
+    "calibrator_key",
+    "calibrator_path",
+    "load_calibrator",
+    "save_calibrator",
+]
+
 CALIBRATION_DIR = "calibration"
 FORMAT_VERSION = 1
 

@@ -13,8 +13,9 @@ from reasonkit.engine.answers import best_answers
 from reasonkit.engine.budget import Event, RunState
 from reasonkit.engine.result import EntryResult
 from reasonkit.engine.scoring import profile_confidence, score_profile
+from reasonkit.protocol.dependencies import chain_dependencies
 from reasonkit.protocol.inputs import coerce_inputs
-from reasonkit.protocol.loader import Registry, chain_dependencies
+from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import ChainEntry, Profile, Protocol
 from reasonkit.protocol.template import compiled
 

@@ -15,6 +15,20 @@ from typing import Any
 from reasonkit.engine.result import Factor
 from reasonkit.protocol.models import Signal
 
+__all__ = [
+    "DEGRADED",
+    "DISAGREEMENT",
+    "MIN_ITEMS_MAX",
+    "NO_CONFIDENCE",
+    "REPAIRED",
+    "TRUNCATED",
+    "apply_signals",
+    "finish",
+    "sample_agreement",
+    "step_confidence",
+    "weighted",
+]
+
 REPAIRED = -0.10  # the reply needed a repair call to match its schema
 DEGRADED = -0.25  # still invalid after the repair; invalid fields were dropped
 TRUNCATED = -0.05  # the reply hit max_tokens

@@ -13,7 +13,7 @@ from reasonkit.engine.budget import Event, RunState
 from reasonkit.engine.result import EntryResult, StepTrace
 from reasonkit.engine.scoring import FINISHED_STEP, score_entry
 from reasonkit.engine.steps import StepRunner
-from reasonkit.protocol.loader import effective_deps
+from reasonkit.protocol.dependencies import effective_deps
 from reasonkit.protocol.models import ChainEntry, Protocol, Step
 
 

@@ -16,6 +16,21 @@ from typing import Any
 
 from reasonkit.protocol.models import Step
 
+__all__ = [
+    "CONFIDENCE_WORDS",
+    "Extraction",
+    "coerce_numbers",
+    "dedupe_items",
+    "dedupe_lists",
+    "drop_invalid_fields",
+    "extract_object",
+    "items_field",
+    "normalize_confidence",
+    "read_confidence",
+    "relaxed_schema",
+    "schema_errors",
+]
+
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 
 

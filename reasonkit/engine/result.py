@@ -6,6 +6,19 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+__all__ = [
+    "CallTrace",
+    "EntryResult",
+    "FINISHED_STATUSES",
+    "Factor",
+    "RUN_STATUSES",
+    "RunResult",
+    "RunStatus",
+    "StepStatus",
+    "StepTrace",
+    "Tokens",
+]
+
 StepStatus = Literal["pending", "running", "ok", "degraded", "failed", "skipped", "cancelled"]
 # Every status a run can have. The engine sets the first five; "interrupted" is set by the run store
 # for a run whose owning process died before it finished.

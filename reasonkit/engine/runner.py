@@ -28,7 +28,6 @@ from reasonkit.engine.budget import (
     EventCallback,
     RunState,
     TextCallback,
-    parse_budget,
     unenforced_budget,
 )
 from reasonkit.engine.caps import StepCaps, cap_lines
@@ -37,22 +36,12 @@ from reasonkit.engine.graph import run_entry
 from reasonkit.engine.result import EntryResult, RunResult
 from reasonkit.engine.scoring import fallback_answer, score_entry, score_profile
 from reasonkit.engine.steps import StepRunner
-from reasonkit.errors import InputError
 from reasonkit.protocol.inputs import coerce_inputs
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import PROFILE_INPUTS, ChainEntry, Protocol
 from reasonkit.providers.base import Provider
 
-__all__ = [
-    "Budget",
-    "Engine",
-    "Event",
-    "EventCallback",
-    "InputError",
-    "StepCaps",
-    "coerce_inputs",  # kept for reasonkit/server/app.py; use reasonkit.protocol.inputs.coerce_inputs
-    "parse_budget",
-]
+__all__ = ["Engine"]
 
 
 class Engine:

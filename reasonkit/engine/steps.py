@@ -336,16 +336,7 @@ class StepRunner:
         model_confidence = obj.get("confidence")
         if isinstance(model_confidence, bool) or not isinstance(model_confidence, int | float):
             model_confidence = None
-        # Item bounds: too many items are trimmed (noted); too few lower the confidence.
-        name = items_field(step)
-        count = None
-        if name and isinstance(obj.get(name), list):
-            if step.max_items is not None and len(obj[name]) > step.max_items:
-                notes.append(f"{len(obj[name])} items in '{name}', trimmed to max_items {step.max_items}")
-                obj[name] = obj[name][: step.max_items]
-            count = len(obj[name])
-        elif name and step.min_items:
-            count = 0
+        count = _bound_items(step, obj, notes)
         return Sample(
             ok=True,
             output=obj,
@@ -357,6 +348,20 @@ class StepRunner:
             notes=notes,
             raw=resp.text,
         )
+
+
+def _bound_items(step: Step, obj: dict[str, Any], notes: list[str]) -> int | None:
+    """Item bounds: too many items are trimmed (noted); too few lower the confidence, so the count
+    comes back (0 when the items field is missing but a minimum is set; None when nothing is counted)."""
+    name = items_field(step)
+    if name and isinstance(obj.get(name), list):
+        if step.max_items is not None and len(obj[name]) > step.max_items:
+            notes.append(f"{len(obj[name])} items in '{name}', trimmed to max_items {step.max_items}")
+            obj[name] = obj[name][: step.max_items]
+        return len(obj[name])
+    if name and step.min_items:
+        return 0
+    return None
 
 
 def _salvaged_count(step: Step, obj: dict[str, Any]) -> str:

@@ -18,6 +18,8 @@ from reasonkit.engine.calibration import Calibrator, save_calibrator
 from reasonkit.errors import EvalError
 from reasonkit.eval.results import EvalLog
 
+__all__ = ["MIN_ITEMS", "fit_and_save", "fit_folders", "fit_isotonic"]
+
 MIN_ITEMS = 10
 
 

@@ -23,6 +23,20 @@ from typing import Any, Literal, get_args
 from reasonkit import jsonguard
 from reasonkit.errors import EvalError, JsonDepthError
 
+__all__ = [
+    "DEFAULT_RG_SIZE",
+    "Dataset",
+    "FINAL_ANSWER_HINT",
+    "GRADINGS",
+    "Grading",
+    "Item",
+    "RG_PREFIX",
+    "SHIPPED",
+    "TASKS",
+    "load_dataset",
+    "parse_jsonl",
+]
+
 Grading = Literal["exact", "numeric", "choice", "contains"]
 GRADINGS: tuple[str, ...] = get_args(Grading)
 SHIPPED = {

@@ -24,7 +24,22 @@ from reasonkit.eval.datasets import FINAL_ANSWER_HINT, Dataset, Item
 from reasonkit.eval.grading import final_answer, grade, short_answer
 from reasonkit.eval.results import EvalLog, summarize_rows
 from reasonkit.providers.base import LLMRequest, Provider
-from reasonkit.runs import RunKind, RunService
+from reasonkit.run_request import RunKind
+from reasonkit.runs import RunService
+
+__all__ = [
+    "DIRECT_MAX_TOKENS",
+    "DIRECT_SYSTEM",
+    "EVAL_METHOD",
+    "EvalSpec",
+    "NATIVE",
+    "Progress",
+    "direct_request",
+    "run_direct",
+    "run_eval",
+    "run_tool",
+    "tool_inputs",
+]
 
 EVAL_METHOD = "rk eval"
 # Tools whose structured output gives the answer for a shipped set (grading.final_answer rules 1, 2):

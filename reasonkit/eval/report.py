@@ -10,6 +10,17 @@ from reasonkit.errors import EvalError
 from reasonkit.eval.metrics import reliability
 from reasonkit.eval.results import load_summary
 
+__all__ = [
+    "DIAGRAM_PNG",
+    "REPORT_MD",
+    "ROWS",
+    "heading",
+    "reliability_png",
+    "render_markdown",
+    "render_text",
+    "write_report",
+]
+
 ROWS = (
     ("n", "n"),
     ("accuracy", "accuracy"),

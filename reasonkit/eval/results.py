@@ -19,6 +19,8 @@ from loguru import logger
 from reasonkit.errors import EvalError
 from reasonkit.eval.metrics import summarize
 
+__all__ = ["ARMS", "EvalLog", "IDENTITY", "ITEMS", "META", "SUMMARY", "load_summary", "summarize_rows"]
+
 ITEMS = "items.jsonl"
 META = "meta.json"
 SUMMARY = "summary.json"

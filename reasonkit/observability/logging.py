@@ -32,6 +32,8 @@ from reasonkit.safetext import escape_controls
 if TYPE_CHECKING:
     from reasonkit.config import Settings
 
+__all__ = ["CONTEXT_KEYS", "InterceptHandler", "LEVELS", "add_secrets", "redact", "setup_logging"]
+
 LEVELS = {
     "trace": "TRACE",
     "debug": "DEBUG",

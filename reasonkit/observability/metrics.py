@@ -22,6 +22,21 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+__all__ = [
+    "BREAKER_STATES",
+    "CONFIDENCE_BUCKETS",
+    "MCP_METHODS",
+    "MULTIPROC_ENV",
+    "Metrics",
+    "OTHER",
+    "PROVIDER_BUCKETS",
+    "REQUEST_BUCKETS",
+    "STEP_BUCKETS",
+    "Stopwatch",
+    "TOKEN_TYPES",
+    "default_metrics",
+]
+
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # Tool calls run for seconds to minutes; MCP housekeeping calls take milliseconds.

@@ -37,6 +37,20 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+__all__ = [
+    "CARD",
+    "EMAIL",
+    "IBAN",
+    "IP",
+    "PHONE",
+    "card_number_ok",
+    "iban_ok",
+    "luhn_ok",
+    "normalise",
+    "redact_pii",
+    "redact_value",
+]
+
 EMAIL = "[EMAIL]"
 PHONE = "[PHONE]"
 CARD = "[CARD]"

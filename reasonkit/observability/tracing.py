@@ -42,6 +42,25 @@ from reasonkit.observability.redaction import redact_pii
 if TYPE_CHECKING:
     from reasonkit.config import Settings
 
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "GRPC_PORT",
+    "INSTALL_HINT",
+    "RunSpans",
+    "capture_content",
+    "current_ids",
+    "current_run_id",
+    "end_llm_span",
+    "end_run_spans",
+    "flush",
+    "llm_span",
+    "setup_tracing",
+    "shutdown_tracing",
+    "start_run_spans",
+    "tracer",
+    "traces_endpoint",
+]
+
 INSTALL_HINT = "pip install 'reasonkit[tracing]' (opentelemetry-sdk, opentelemetry-exporter-otlp-proto-http)"
 DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"
 GRPC_PORT = 4317

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reasonkit.errors import TemplateError
 from reasonkit.protocol.dependencies import effective_deps, find_cycle, step_ancestors
 from reasonkit.protocol.models import PROFILE_INPUTS, Profile, Protocol, Signal, Step
-from reasonkit.protocol.template import Template, TemplateError
+from reasonkit.protocol.template import Template
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from reasonkit.protocol.models import Profile, Protocol
 from reasonkit.protocol.template import Template
 
+__all__ = ["chain_dependencies", "effective_deps", "find_cycle", "step_ancestors"]
+
 
 def step_ancestors(deps: dict[str, list[str]], step_id: str) -> set[str]:
     seen: set[str] = set()

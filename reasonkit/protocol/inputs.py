@@ -11,6 +11,8 @@ from reasonkit.errors import InputError
 from reasonkit.protocol.models import InputSpec
 from reasonkit.protocol.template import to_text
 
+__all__ = ["coerce_inputs", "parse_flag"]
+
 _TRUE = ("true", "1", "yes")
 _BOOLEAN_WORDS = (*_TRUE, "false", "0", "no")
 

@@ -26,6 +26,17 @@ from reasonkit.protocol.dependencies import (  # noqa: F401 - re-exported: calle
 from reasonkit.protocol.models import Profile, Protocol
 from reasonkit.tomlfile import read_toml
 
+__all__ = [
+    "PROFILES_FILE",
+    "Registry",
+    "builtin_dir",
+    "load_profiles",
+    "load_protocol",
+    "load_registry",
+    "unknown_name",
+    "validate_paths",
+]
+
 PROFILES_FILE = "profiles.toml"
 
 

@@ -11,6 +11,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "ChainEntry",
+    "ConfidenceSpec",
+    "InputSpec",
+    "InputType",
+    "PROFILE_INPUTS",
+    "Profile",
+    "Protocol",
+    "ResultSpec",
+    "Signal",
+    "Step",
+    "StepKind",
+    "When",
+]
+
 StepKind = Literal["generate", "analyze", "synthesize", "validate", "critique", "decide", "cross_reference"]
 InputType = Literal["string", "integer", "number", "boolean"]
 

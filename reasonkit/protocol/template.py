@@ -29,6 +29,8 @@ from typing import Any
 
 from reasonkit.errors import TemplateError
 
+__all__ = ["Template", "compiled", "lookup", "quote_markup", "render", "to_text"]
+
 _TOKEN = re.compile(r"\{\{\s*(#if\s+|/if|else)?\s*([A-Za-z0-9_.]*)\s*\}\}")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 _TAG_START = re.compile(r"<(?=[!?A-Za-z]|\s*/)")
@@ -109,11 +111,15 @@ def _parse(source: str) -> list[Any]:
         )
     if pos < len(source):
         current().append(_Text(source[pos:]))
-    # A stray "{{" that did not form a tag is most likely a typo in a protocol file.
+    _refuse_stray_braces(root, source)
+    return root
+
+
+def _refuse_stray_braces(root: list[Any], source: str) -> None:
+    """A stray "{{" that did not form a tag is most likely a typo in a protocol file."""
     for node in _walk(root):
         if isinstance(node, _Text) and "{{" in node.text:
             raise TemplateError("'{{' that does not start a valid tag", source.find("{{"))
-    return root
 
 
 def _walk(nodes: list[Any]):

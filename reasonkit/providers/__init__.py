@@ -11,15 +11,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from reasonkit import provider_kinds
-from reasonkit.providers.base import (
-    LLMRequest,
-    LLMResponse,
-    NoProviderConfigured,
-    PriceTable,
-    Provider,
-    ProviderError,
-    Usage,
-)
+from reasonkit.errors import NoProviderConfigured
+from reasonkit.providers.base import LLMRequest, LLMResponse, PriceTable, Provider, Usage
 
 if TYPE_CHECKING:
     from reasonkit.config import Settings
@@ -28,10 +21,8 @@ __all__ = [
     "SETUP_HELP",
     "LLMRequest",
     "LLMResponse",
-    "NoProviderConfigured",
     "PriceTable",
     "Provider",
-    "ProviderError",
     "Usage",
     "choose_provider_name",
     "import_named",

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from reasonkit.providers.base import LLMRequest, LLMResponse, ProviderError, StopReason, Usage
+from reasonkit.errors import ProviderError
+from reasonkit.providers.base import LLMRequest, LLMResponse, StopReason, Usage
 from reasonkit.providers.errors_http import classify
 from reasonkit.providers.negotiation import ANTHROPIC_MODES, OutputMode
 from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider

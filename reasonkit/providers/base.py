@@ -12,12 +12,19 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from reasonkit.errors import (  # noqa: F401 - re-exported
-    RETRYABLE,
-    ErrorKind,
-    NoProviderConfigured,
-    ProviderError,
-)
+from reasonkit.errors import ProviderError
+
+__all__ = [
+    "LLMRequest",
+    "LLMResponse",
+    "PriceTable",
+    "Provider",
+    "StopReason",
+    "TextSink",
+    "Usage",
+    "parse_retry_after",
+    "with_retries",
+]
 
 # `repetition`: the provider cut the reply because it was repeating itself (providers/repetition.py)
 StopReason = Literal["end", "max_tokens", "repetition", "other"]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 
-from reasonkit.errors import ProviderSkipped
-from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError
+from reasonkit.errors import ProviderError, ProviderSkipped
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
 from reasonkit.providers.wrapper import WrapperProvider
 
 if TYPE_CHECKING:

@@ -20,6 +20,8 @@ from reasonkit.providers.base import LLMRequest, Provider
 if TYPE_CHECKING:
     from reasonkit.config import Settings
 
+__all__ = ["PROBE_PROMPT", "PROBE_SCHEMA", "ProbeResult", "check_providers", "probe_names", "probe_provider"]
+
 PROBE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["ok"],

@@ -14,7 +14,8 @@ import json
 import re
 from typing import Any
 
-from reasonkit.providers.base import ProviderError, parse_retry_after
+from reasonkit.errors import ProviderError
+from reasonkit.providers.base import parse_retry_after
 from reasonkit.providers.negotiation import OutputMode
 
 __all__ = ["classify", "classify_http", "error_detail", "scrub_key_echoes"]

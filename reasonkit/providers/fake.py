@@ -1,7 +1,7 @@
 """A deterministic in-process provider, like pydantic-ai's `TestModel`: no network, no SDK, no key.
 
 `FakeProvider` answers every `LLMRequest` with the minimal valid object for the request's JSON
-schema, built by `fill_schema` (schema_fill.py lists what it supports; importable from here too).
+schema, built by `fill_schema` (schema_fill.py, which lists what it supports).
 
 The reply's `text` is the object as JSON and `parsed` a fresh copy of it; `usage` is counted from
 text lengths (about 4 characters a token) unless a fixed `Usage` is given; `cost_usd` is 0. With
@@ -26,7 +26,7 @@ import anyio
 from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, Usage
 from reasonkit.providers.schema_fill import DEFAULT_CONFIDENCE, fill_schema
 
-__all__ = ["CHARS_PER_TOKEN", "FakeProvider", "fill_schema"]
+__all__ = ["CHARS_PER_TOKEN", "FakeProvider"]
 
 CHARS_PER_TOKEN = 4
 STREAM_PIECE = 16  # characters per piece passed to a request's `on_text`

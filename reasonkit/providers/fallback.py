@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from reasonkit.errors import ProviderSkipped
-from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError
+from reasonkit.errors import ProviderError, ProviderSkipped
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
 
 if TYPE_CHECKING:
     from reasonkit.observability.metrics import Metrics

@@ -16,8 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasonkit.errors import GenerationStopped
-from reasonkit.providers.base import ProviderError
+from reasonkit.errors import GenerationStopped, ProviderError
 
 if TYPE_CHECKING:
     from reasonkit.providers.local import LocalOptions

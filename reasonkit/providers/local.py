@@ -38,8 +38,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from reasonkit.errors import GenerationStopped, NoProviderConfigured
-from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError, StopReason, Usage
+from reasonkit.errors import GenerationStopped, NoProviderConfigured, ProviderError
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, StopReason, Usage
 from reasonkit.providers.grammar import capped_schema, schema_to_gbnf, summarize_schema
 from reasonkit.providers.llama_pool import INSTALL_HINT, _Context, _pool_for
 from reasonkit.providers.repetition import RepetitionGuard

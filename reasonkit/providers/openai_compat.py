@@ -17,7 +17,8 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from reasonkit.providers.base import LLMRequest, LLMResponse, ProviderError, StopReason, Usage
+from reasonkit.errors import ProviderError
+from reasonkit.providers.base import LLMRequest, LLMResponse, StopReason, Usage
 from reasonkit.providers.errors_http import classify
 from reasonkit.providers.negotiation import OPENAI_MODES, OutputMode
 from reasonkit.providers.openai_stream import INTERRUPTING, interrupted, read_stream

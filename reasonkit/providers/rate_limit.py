@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Literal
 
 from aiolimiter import AsyncLimiter
 
-from reasonkit.errors import ProviderSkipped
-from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError
+from reasonkit.errors import ProviderError, ProviderSkipped
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
 from reasonkit.providers.wrapper import WrapperProvider
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import math
 import re
 from typing import Any
 
-from reasonkit.providers.base import ProviderError
+from reasonkit.errors import ProviderError
 
 __all__ = ["DEFAULT_CONFIDENCE", "fill_schema"]
 

@@ -7,7 +7,7 @@ does not import them, so that neither depends on the other's import order).
 SDK retries are turned off (max_retries=0): `with_retries` in base.py is the only retry loop.
 How the schema is asked for (the output mode) is negotiated per (provider, base URL, model): see
 negotiation.py. Errors are classified from the status AND the body: see errors_http.py (`classify`,
-`classify_http` and `error_detail` are importable from here too).
+`classify_http`, `error_detail`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,9 @@ from typing import Any
 
 import anyio
 
-from reasonkit.providers.base import (
-    LLMRequest,
-    LLMResponse,
-    PriceTable,
-    Provider,
-    ProviderError,
-    with_retries,
-)
-from reasonkit.providers.errors_http import classify, classify_http, error_detail
+from reasonkit.errors import ProviderError
+from reasonkit.providers.base import LLMRequest, LLMResponse, PriceTable, Provider, with_retries
+from reasonkit.providers.errors_http import classify
 from reasonkit.providers.negotiation import (
     NEGOTIATION,
     OPENAI_MODES,
@@ -42,9 +36,6 @@ __all__ = [
     "JSON_TEXT_INSTRUCTION",
     "TOOL_DESCRIPTION",
     "TOOL_INSTRUCTION",
-    "classify",
-    "classify_http",
-    "error_detail",
 ]
 
 JSON_TEXT_INSTRUCTION = (

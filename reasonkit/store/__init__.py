@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from reasonkit.errors import StoreError
 from reasonkit.store.base import StoreBackend
 from reasonkit.store.factory import open_store
 from reasonkit.store.sqlite import SqliteRunStore
@@ -27,7 +26,7 @@ from reasonkit.store.sqlite import SqliteRunStore
 if TYPE_CHECKING:
     from reasonkit.store.recorder import SAVE_EVENTS, RunRecorder
 
-__all__ = ["SAVE_EVENTS", "RunRecorder", "SqliteRunStore", "StoreBackend", "StoreError", "open_store"]
+__all__ = ["SAVE_EVENTS", "RunRecorder", "SqliteRunStore", "StoreBackend", "open_store"]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from reasonkit.presentation import CallView, EntryView, FactorView, RunView, StepView
     from reasonkit.protocol.loader import Registry
 
+__all__ = ["CSP", "LEGEND", "badge", "document", "html_value", "render_page"]
+
 #: No script, no external resource of any kind: inline styles and data: images only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'"
 

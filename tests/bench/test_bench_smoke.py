@@ -194,7 +194,7 @@ def test_bench_imports_nothing_from_tests():
 
 
 def test_chain_dependencies_of_the_built_in_profiles(registry):
-    from reasonkit.protocol.loader import chain_dependencies
+    from reasonkit.protocol.dependencies import chain_dependencies
 
     assert chain_dependencies(registry.profile("quick")) == {"gigathink": [], "laserlogic": ["gigathink"]}
     for profile in registry.profiles.values():

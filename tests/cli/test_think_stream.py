@@ -12,7 +12,7 @@ import select
 import subprocess
 import sys
 
-from reasonkit.providers.fake import fill_schema
+from reasonkit.providers.schema_fill import fill_schema
 from tests.fakes.fake_llm import Reply, _requested_schema
 
 
@@ -21,7 +21,7 @@ def tagged_replies():
     numbers = itertools.count(1)
 
     def handler(req):
-        return Reply(json=fill_schema(_requested_schema(req), tag=f"~reply{next(numbers)}"))
+        return Reply(json=fill_schema(_requested_schema(req) or {}, tag=f"~reply{next(numbers)}"))
 
     return handler
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reasonkit.config import ConfigError, load_settings
+from reasonkit.config import load_settings
+from reasonkit.errors import ConfigError
 from reasonkit.observability.logging import setup_logging
 
 DATA = Path(__file__).parent / "data"

@@ -7,7 +7,8 @@ import typing
 import pytest
 from pydantic import BaseModel
 
-from reasonkit.config import ENV_VARS, ConfigError, Settings, find_config_file, load_settings
+from reasonkit.config import ENV_VARS, Settings, find_config_file, load_settings
+from reasonkit.errors import ConfigError
 
 
 def test_layers_defaults_file_env_flags(tmp_path):

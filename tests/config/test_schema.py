@@ -6,7 +6,6 @@ import pytest
 from pydantic import ValidationError
 
 from reasonkit.config import (
-    ConfigError,
     LLMSettings,
     LocalModelSettings,
     ProviderSettings,
@@ -14,6 +13,7 @@ from reasonkit.config import (
     Settings,
     load_settings,
 )
+from reasonkit.errors import ConfigError
 
 
 def test_new_llm_settings_defaults():

@@ -96,6 +96,7 @@ def test_unit_matches_the_code():
     assert env["REASONKIT_DATA_DIR"] in rw
     settings = Settings.model_validate(tomllib.loads((SYSTEMD / "config.toml").read_text()))
     assert env["REASONKIT_CONFIG"] == "/etc/reasonkit/config.toml"
+    assert settings.logging.file is not None
     assert str(Path(settings.logging.file).parent) in rw  # the log file is writable
     assert int(u["Service.TimeoutStopSec"][0]) > settings.server.shutdown_grace_secs
     assert settings.security.auth_tokens_file == "/etc/reasonkit/tokens"
@@ -119,6 +120,7 @@ def test_logrotate_accepts_the_file(tmp_path):
     my_group = grp.getgrgid(os.getgid()).gr_name
     text = (SYSTEMD / "reasonkit.logrotate").read_text()
     settings = Settings.model_validate(tomllib.loads((SYSTEMD / "config.toml").read_text()))
+    assert settings.logging.file is not None
     assert f"{Path(settings.logging.file).parent}/*.log" in text
     conf = tmp_path / "reasonkit"
     conf.write_text(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from reasonkit.engine import Budget, InputError, RunResult, parse_budget
+from reasonkit.engine import Budget, RunResult, parse_budget
 from reasonkit.engine.budget import RunState
+from reasonkit.errors import InputError
 
 
 @pytest.mark.parametrize(

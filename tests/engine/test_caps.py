@@ -68,6 +68,7 @@ async def test_engine_with_caps_asks_for_fewer_items_tokens_and_samples():
     assert r.status in ("complete", "incomplete")
     dims_request = next(q for q in provider.requests if "Choose the perspectives" in q.messages[0]["content"])
     assert "choose 4 distinct perspectives" in dims_request.messages[0]["content"]
+    assert dims_request.schema is not None
     assert dims_request.schema["properties"]["perspectives"]["maxItems"] == 4
     assert all(q.max_tokens <= 384 for q in provider.requests)
     assert len(step(r, "explore").items) == 4

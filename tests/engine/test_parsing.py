@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from reasonkit.engine.parsing import (
@@ -139,7 +141,7 @@ def test_read_confidence_missing_or_plain_needs_no_note():
 
 
 def test_normalize_confidence_rewrites_or_removes():
-    obj = {"confidence": "high"}
+    obj: dict[str, Any] = {"confidence": "high"}
     assert normalize_confidence(obj) == ["confidence 'high' read as 0.75"] and obj == {"confidence": 0.75}
     obj = {"confidence": float("nan"), "a": 1}
     assert "treated as missing" in normalize_confidence(obj)[0] and obj == {"a": 1}

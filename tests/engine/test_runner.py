@@ -8,7 +8,8 @@ import dataclasses
 import anyio
 import pytest
 
-from reasonkit.engine import Budget, Event, InputError
+from reasonkit.engine import Budget, Event
+from reasonkit.errors import InputError
 from tests.engine._scripted import by_prompt
 from tests.fakes.fake_llm import Reply, schema_filler
 

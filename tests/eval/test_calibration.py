@@ -18,7 +18,8 @@ from reasonkit.eval.results import EvalLog
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.fake import FakeProvider
-from reasonkit.runs import CLI_METHOD, RunService
+from reasonkit.run_request import CLI_METHOD
+from reasonkit.runs import RunService
 
 isotonic = pytest.importorskip("sklearn.isotonic", reason="scikit-learn: pip install 'reasonkit[eval]'")
 

@@ -66,7 +66,7 @@ from typing import Any
 
 import uvicorn
 
-from reasonkit.providers.fake import fill_schema
+from reasonkit.providers.schema_fill import fill_schema
 
 __all__ = [
     "PERSONALITIES",
@@ -622,16 +622,7 @@ class FakeLLM:
                 payload = self._models_body(api)
                 await _send_json(send, 200, payload, self._response_headers(api))
                 return
-            if req.path not in _ANTHROPIC_PATHS and req.path not in _OPENAI_PATHS:
-                raise _FakeLLMError(404, f"FakeLLM: unknown endpoint {req.method} {req.path}")
-            if req.method != "POST":
-                raise _FakeLLMError(405, f"Method {req.method} not allowed on {req.path}")
-            if body_error:
-                raise _FakeLLMError(400, body_error)
-            _validate(req)
-            if api == "openai" and self.personality is not None:
-                _personality_gate(self, req)
-            reply = await self._next_reply(req)
+            reply = await self._checked_reply(req, body_error)
         except _FakeLLMError as err:
             if err.payload is not None:
                 await _send_json(send, err.status, err.payload, self._response_headers(api))
@@ -671,6 +662,21 @@ class FakeLLM:
             await self._send_error(send, api, err.status, err.message, err.error_type, {})
             return
         await _send_reply(send, req, payload, headers)
+
+    async def _checked_reply(self, req: RecordedRequest, body_error: str | None) -> Reply:
+        """The scripted reply for a completion request, after the checks a real API makes first
+        (endpoint, method, JSON body, request shape, the personality's limits): each raises the
+        error the real API would send."""
+        if req.path not in _ANTHROPIC_PATHS and req.path not in _OPENAI_PATHS:
+            raise _FakeLLMError(404, f"FakeLLM: unknown endpoint {req.method} {req.path}")
+        if req.method != "POST":
+            raise _FakeLLMError(405, f"Method {req.method} not allowed on {req.path}")
+        if body_error:
+            raise _FakeLLMError(400, body_error)
+        _validate(req)
+        if req.api == "openai" and self.personality is not None:
+            _personality_gate(self, req)
+        return await self._next_reply(req)
 
     async def _next_reply(self, req: RecordedRequest) -> Reply:
         with self._lock:

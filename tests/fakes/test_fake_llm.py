@@ -11,6 +11,7 @@ import json
 import socket
 import threading
 import time
+from typing import Any
 
 import anthropic
 import anyio
@@ -624,7 +625,7 @@ async def test_real_hosts_are_blocked() -> None:
 PERSONA_SCHEMA = {"type": "object", "required": ["verdict"], "properties": {"verdict": {"type": "string"}}}
 
 
-async def _chat(fake: FakeLLM, model: str = MODEL_O, **kw: object) -> openai.types.chat.ChatCompletion:
+async def _chat(fake: FakeLLM, model: str = MODEL_O, **kw: Any) -> openai.types.chat.ChatCompletion:
     async with _openai(fake) as client:
         return await client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=20, **kw

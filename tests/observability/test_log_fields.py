@@ -5,6 +5,7 @@ an OTLP sink on 127.0.0.1 takes the spans)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ def _think(tmp_path, fake_llm, profile: str, **extra: str) -> list[dict]:
         "LLM_DEFAULT_MODEL": "gpt-log-test",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
+        # the child runs this checkout's code, not whatever the venv's rk was installed from
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **extra,
     }
     out = subprocess.run(

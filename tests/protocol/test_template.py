@@ -1,6 +1,7 @@
 import pytest
 
-from reasonkit.protocol.template import Template, TemplateError, render
+from reasonkit.errors import TemplateError
+from reasonkit.protocol.template import Template, render
 
 
 def test_values_and_blocks():

@@ -8,9 +8,9 @@ import anyio
 import pytest
 
 from reasonkit.engine import Engine
+from reasonkit.errors import NoProviderConfigured, ProviderError
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
-from reasonkit.providers import NoProviderConfigured, ProviderError
 from reasonkit.providers.breaker import CircuitBreaker
 from reasonkit.providers.stack import build_provider
 from tests.fakes.fake_llm import FakeLLM, Reply
@@ -118,9 +118,10 @@ async def test_a_cancelled_trial_frees_the_half_open_slot(fake_llm):
         await anyio.sleep(0.15)
         with anyio.move_on_after(0.2):
             await p.complete(request("cancelled trial"))
-        assert breaker_of(p) is not None and breaker_of(p).state == "half_open"
+        breaker = breaker_of(p)
+        assert breaker is not None and breaker.state == "half_open"
         r = await p.complete(request("next trial"))
-        assert r.attempts == 1 and breaker_of(p).state == "closed"
+        assert r.attempts == 1 and breaker.state == "closed"
 
 
 @pytest.mark.parametrize("primary", APIS)

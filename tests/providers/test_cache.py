@@ -126,4 +126,5 @@ async def test_cache_off_and_health(fake_llm):
             "latency_ms": 0.0,
             "error": None,
         }
-        assert (await cache_health(s))["status"] == "healthy"
+        health = await cache_health(s)
+        assert health is not None and health["status"] == "healthy"

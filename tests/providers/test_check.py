@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reasonkit.config import load_settings
-from reasonkit.providers import NoProviderConfigured
+from reasonkit.errors import NoProviderConfigured
 from reasonkit.providers.check import ProbeResult, check_providers
 from tests.fakes.fake_llm import schema_or_prose
 

@@ -11,10 +11,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from reasonkit.engine import Engine
-from reasonkit.errors import ReasonKitError
+from reasonkit.errors import ProviderError, ReasonKitError
 from reasonkit.protocol.loader import load_registry
-from reasonkit.providers.base import LLMRequest, ProviderError, Usage
-from reasonkit.providers.fake import FakeProvider, fill_schema
+from reasonkit.providers.base import LLMRequest, Usage
+from reasonkit.providers.fake import FakeProvider
+from reasonkit.providers.schema_fill import fill_schema
 
 pytestmark = pytest.mark.anyio
 

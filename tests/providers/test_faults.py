@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from reasonkit.errors import ProviderError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.providers import ProviderError
 from tests.fakes.fake_llm import Reply
 from tests.providers.conftest import (
     ANTHROPIC_KEY,
@@ -157,7 +157,7 @@ async def test_provider_down_is_a_clear_connection_error(api):
     async with open_provider(s, m) as p:
         with pytest.raises(ProviderError) as err:
             await p.complete(request())
-        assert breaker_of(p) is not None and breaker_of(p).failures == 1
+        assert (breaker := breaker_of(p)) is not None and breaker.failures == 1
     assert err.value.kind == "connection"
     assert "connection failed" in str(err.value) and "gave up after 3 attempts" in str(err.value)
     assert sample(m, "reasonkit_provider_retries_total", provider=api, type="connection") == 2
@@ -177,7 +177,7 @@ async def test_auth_and_bad_request_errors_are_not_retried_and_do_not_trip_the_b
             assert err.value.kind == "auth" and "check the API key" in str(err.value)
         with pytest.raises(ProviderError) as bad:
             await p.complete(request())
-        assert breaker_of(p) is not None and breaker_of(p).state == "closed"
+        assert (breaker := breaker_of(p)) is not None and breaker.state == "closed"
     assert bad.value.kind == "bad_request" and "bad field" in str(bad.value)
     assert len(fake_llm.requests) == 5  # no retries
     assert sample(m, "reasonkit_circuit_breaker_state", provider=api) == 0

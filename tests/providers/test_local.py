@@ -282,7 +282,7 @@ def test_stdout_written_by_another_thread_while_the_model_loads_is_not_lost(tmp_
 
 # ----------------------------------------------------------------------------- grammar helpers
 def test_capped_schema_bounds_lists_and_strings_and_keeps_field_names():
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": "dropped: says nothing the grammar needs",
         "properties": {

@@ -9,8 +9,9 @@ import json
 import pytest
 
 from reasonkit.config import ProviderSettings, load_settings
+from reasonkit.errors import ProviderError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.providers import PriceTable, ProviderError, output_mode_setting
+from reasonkit.providers import PriceTable, output_mode_setting
 from reasonkit.providers.anthropic import AnthropicProvider
 from reasonkit.providers.negotiation import NEGOTIATION
 from reasonkit.providers.openai_compat import OpenAIProvider
@@ -234,7 +235,7 @@ async def test_context_overflow_is_its_own_kind_with_the_sizes(fake_llm, persona
     async with open_provider(make_settings("openai", fake_llm.openai_base_url)) as p:
         with pytest.raises(ProviderError) as err:
             await p.complete(request("word " * 200, max_tokens=50))
-        assert breaker_of(p) is not None and breaker_of(p).failures == 0
+        assert (breaker := breaker_of(p)) is not None and breaker.failures == 0
     assert err.value.kind == "context_overflow" and not err.value.retryable
     assert "context window" in str(err.value) and "the window is 100" in str(err.value)
     assert len(fake_llm.requests) == expected_requests  # not retried, no further mode tried

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from reasonkit.config import load_settings
-from reasonkit.providers import LLMRequest, PriceTable, ProviderError, Usage
+from reasonkit.errors import ProviderError
+from reasonkit.providers import LLMRequest, PriceTable, Usage
 from reasonkit.providers.openai_compat import OpenAIProvider, on_local_network
 from reasonkit.providers.openai_stream import INTERRUPTING
 from reasonkit.providers.stack import build_provider

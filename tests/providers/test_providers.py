@@ -3,14 +3,8 @@
 import pytest
 
 from reasonkit.config import load_settings
-from reasonkit.providers import (
-    LLMRequest,
-    NoProviderConfigured,
-    PriceTable,
-    ProviderError,
-    Usage,
-    choose_provider_name,
-)
+from reasonkit.errors import NoProviderConfigured, ProviderError
+from reasonkit.providers import LLMRequest, PriceTable, Usage, choose_provider_name
 from reasonkit.providers.stack import build_provider
 from tests.fakes.fake_llm import Reply
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import anyio
 import pytest
 
+from reasonkit.errors import ProviderError
 from reasonkit.observability.metrics import Metrics
-from reasonkit.providers import ProviderError
 from tests.fakes.fake_llm import FakeLLM, Reply
 from tests.providers.conftest import OK, make_settings, open_provider, request, sample
 
@@ -14,7 +16,9 @@ pytestmark = pytest.mark.anyio
 LIMITED = "reasonkit_rate_limited_total"
 
 
-def limited(fake, strategy: str, rpm: int, queue_size: int = 100, api: str = "openai"):
+def limited(
+    fake, strategy: Literal["queue", "drop", "fallback"], rpm: int, queue_size: int = 100, api: str = "openai"
+):
     s = make_settings(api, fake.openai_base_url if api == "openai" else fake.anthropic_base_url)
     rl = s.llm.rate_limiting
     rl.requests_per_minute, rl.strategy, rl.queue_size = rpm, strategy, queue_size

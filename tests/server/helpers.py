@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import httpx
+from mcp_types import TextContent, TextResourceContents
 
 LEGACY = "2025-06-18"
 MCP_HEADERS = {
@@ -81,3 +82,10 @@ async def run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     """A command's (returncode, text stdout, text stderr), without blocking the event loop."""
     r = await anyio.run_process(cmd, env=env, check=False)
     return subprocess.CompletedProcess(cmd, r.returncode, r.stdout.decode(), r.stderr.decode())
+
+
+def block_text(block: object) -> str:
+    """The text of one content block or resource item a test expects to be text. The SDK types these
+    as unions (image, audio, blob...); this narrows them, and fails with the block when it is not."""
+    assert isinstance(block, TextContent | TextResourceContents), block
+    return block.text

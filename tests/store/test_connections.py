@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reasonkit.errors import ReasonKitError
-from reasonkit.store import SqliteRunStore, StoreError
+from reasonkit.errors import ReasonKitError, StoreError
+from reasonkit.store import SqliteRunStore
 from reasonkit.store.connections import ConnectionPool, is_busy, write_transaction
 
 from ._helpers import make_result, must

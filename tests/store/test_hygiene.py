@@ -21,7 +21,7 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.health import HealthChecker
 from reasonkit.server.mcp.app import ReasonKitServer, build_server
-from reasonkit.store import SqliteRunStore
+from reasonkit.store import SqliteRunStore, StoreBackend
 
 from ._helpers import make_result, must
 
@@ -101,9 +101,7 @@ def test_checkpoint_truncates_the_wal(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ with a server
-def _server(
-    fake: FakeLLM, tmp_path: Path, store: SqliteRunStore | None = None, **env: str
-) -> ReasonKitServer:
+def _server(fake: FakeLLM, tmp_path: Path, store: StoreBackend | None = None, **env: str) -> ReasonKitServer:
     protos = tmp_path / "protocols"
     protos.mkdir(exist_ok=True)
     (protos / "tiny.toml").write_text(TINY)
@@ -112,7 +110,9 @@ def _server(
     settings.storage.maintenance_secs = 0.05
     registry = load_registry([protos], include_builtin=False)
     assert not registry.problems, registry.problems
-    return build_server(settings, registry, store=store, metrics=store.health.metrics if store else Metrics())
+    shared = store.health.metrics if store is not None and store.health is not None else None
+    metrics = shared if isinstance(shared, Metrics) else Metrics()  # the store's own, when it has one
+    return build_server(settings, registry, store=store, metrics=metrics)
 
 
 _SOLO = """
@@ -124,7 +124,7 @@ protocol = "tiny"
 """
 
 
-def _old_runs(db: Path, n: int, days_ago: float) -> None:
+def _old_runs(db: Path | str, n: int, days_ago: float) -> None:
     with SqliteRunStore(db) as other:  # another process's view of the same file
         for i in range(n):
             other.save(

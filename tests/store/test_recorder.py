@@ -15,10 +15,11 @@ import pytest
 
 from reasonkit.engine import Engine, Event
 from reasonkit.engine.result import EntryResult, RunResult, StepTrace
+from reasonkit.errors import StoreError
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.anthropic import AnthropicProvider
 from reasonkit.providers.base import PriceTable
-from reasonkit.store import SAVE_EVENTS, RunRecorder, SqliteRunStore, StoreError
+from reasonkit.store import SAVE_EVENTS, RunRecorder, SqliteRunStore
 
 from ._helpers import must
 
@@ -395,7 +396,7 @@ async def test_cancelled_engine_run_is_stored_cancelled_with_what_finished(
 
 @pytest.mark.anyio
 async def test_rejected_inputs_leave_no_row(fake_llm: FakeLLM, store: LoggingStore) -> None:
-    from reasonkit.engine import InputError
+    from reasonkit.errors import InputError
 
     engine, prov = _engine(fake_llm)
     res = engine.new_result("protocol", "laserlogic", {})

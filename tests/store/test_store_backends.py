@@ -71,8 +71,10 @@ def test_factory_picks_the_back_end(tmp_path, pg_url: str) -> None:
         assert type(s).__name__ == "SqliteRunStore" and s.path == tmp_path / "runs.db"
     pg_settings = load_settings(environ={"REASONKIT_DATABASE_URL": pg_url})
     assert database_url(pg_settings) == pg_url
+    from reasonkit.store.postgres import PostgresRunStore
+
     with open_store(pg_settings) as s:
-        assert type(s).__name__ == "PostgresRunStore"
+        assert isinstance(s, PostgresRunStore)
         assert s.lease_secs == 30.0
     assert store_location(pg_settings).startswith("postgresql://reasonkit@127.0.0.1:")
 

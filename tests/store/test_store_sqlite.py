@@ -13,8 +13,8 @@ import pytest
 
 from reasonkit.config import load_settings
 from reasonkit.engine.result import RunResult
-from reasonkit.errors import InputError
-from reasonkit.store import SqliteRunStore, StoreError
+from reasonkit.errors import InputError, StoreError
+from reasonkit.store import SqliteRunStore
 
 from ._helpers import make_result, must
 
@@ -374,7 +374,8 @@ def test_importing_the_store_stays_light() -> None:
 
     code = (
         "import sys\n"
-        "from reasonkit.store import SqliteRunStore, StoreError\n"
+        "from reasonkit.errors import StoreError\n"
+        "from reasonkit.store import SqliteRunStore\n"
         "print(sorted(m for m in ('anyio', 'pydantic', 'reasonkit.engine') if m in sys.modules))\n"
         "from reasonkit.store import RunRecorder\n"
         "print('anyio' in sys.modules)\n"

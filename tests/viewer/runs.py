@@ -17,7 +17,8 @@ from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.base import LLMRequest, LLMResponse
 from reasonkit.providers.fake import FakeProvider
-from reasonkit.runs import CLI_METHOD, RunService
+from reasonkit.run_request import CLI_METHOD
+from reasonkit.runs import RunService
 from reasonkit.store import SqliteRunStore
 from reasonkit.store.liveness import current_owner
 

@@ -115,7 +115,8 @@ class HealthChecker:
         return out
 
     async def _llm_provider(self) -> dict[str, Any]:
-        from reasonkit.providers import NoProviderConfigured, choose_provider_name
+        from reasonkit.errors import NoProviderConfigured
+        from reasonkit.providers import choose_provider_name
 
         sampling = self.settings.features.sampling or self.settings.llm.default_provider == "sampling"
         settings = self.settings

@@ -29,9 +29,10 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from reasonkit import __version__
 from reasonkit.config import Settings
+from reasonkit.live_runs import LiveRun
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.protocol.loader import Registry, load_registry
-from reasonkit.runs import LiveRun, RunService
+from reasonkit.runs import RunService
 from reasonkit.server.capacity.run_slots import RunSlots
 from reasonkit.server.mcp import schemas
 from reasonkit.server.mcp.reload import Reloader

@@ -9,7 +9,7 @@ import mcp_types as types
 
 if TYPE_CHECKING:  # the engine is imported by the first tools/call, not at start-up
     from reasonkit.engine import RunResult
-    from reasonkit.runs import LiveRun
+    from reasonkit.live_runs import LiveRun
 
 
 def text_result(

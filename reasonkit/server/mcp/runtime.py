@@ -127,7 +127,7 @@ class Runtime:
         want = sampling_wanted(settings)
         if want and not background and client_can_sample(session):
             sampler = SamplingProvider(session, request_id, settings.llm.default_model)
-            return ProviderChoice(sampler, via_sampling=True)
+            return ProviderChoice(sampler)
         try:
             return ProviderChoice(self.configured_provider())
         except NoProviderConfigured as exc:

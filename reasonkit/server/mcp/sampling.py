@@ -19,7 +19,8 @@ from typing import Any
 
 import mcp_types as types
 
-from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, ProviderError, StopReason, Usage
+from reasonkit.errors import ProviderError
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider, StopReason, Usage
 
 SAMPLING = "sampling"
 
@@ -117,7 +118,6 @@ class SamplingProvider(Provider):
 class ProviderChoice:
     provider: Provider | None
     error: str | None = None
-    via_sampling: bool = False
 
 
 def sampling_wanted(settings: Any) -> bool:

@@ -17,10 +17,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from reasonkit.errors import SecurityError
 from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.http.apps import build_http_app, build_side_app
 from reasonkit.server.http.gate import Gate
-from reasonkit.server.http.security import SecurityError, SecurityPolicy, bearer_token, load_tokens
+from reasonkit.server.http.security import SecurityPolicy, bearer_token, load_tokens
 from tests.fakes.fake_llm import Reply
 from tests.server.conftest import first_user_text, make_settings, routed
 from tests.server.helpers import MCP_HEADERS, answer, asgi_client, call, metric, rpc, run

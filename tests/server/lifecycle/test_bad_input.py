@@ -14,7 +14,7 @@ from mcp import Client
 
 from tests.fakes.fake_llm import Reply
 from tests.server.conftest import first_user_text
-from tests.server.helpers import MCP_HEADERS, answer, call, rpc
+from tests.server.helpers import MCP_HEADERS, answer, block_text, call, rpc
 from tests.server.procs import HttpServer
 
 pytestmark = pytest.mark.anyio
@@ -125,5 +125,5 @@ async def test_tool_arguments_wrong_coerced_huge_and_unicode(bad_dir_server, fak
         assert f"<query>{UNICODE}</query>" in prompt  # verbatim to the model: emoji, RTL marks, NUL
         assert "{{ inputs.query }} {% evil %}" in prompt  # user text is data, never template syntax
         stored = await client.read_resource(f"reasonkit://runs/{r.structured_content['run_id']}")
-        trace = json.loads(stored.contents[0].text)
+        trace = json.loads(block_text(stored.contents[0]))
         assert trace["inputs"]["query"] == UNICODE and trace["answer"] == f"echo: {UNICODE}"

@@ -17,11 +17,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from reasonkit.config import ConfigError
+from reasonkit.errors import ConfigError
 from reasonkit.observability.metrics import Metrics
 from reasonkit.server.mcp.app import build_server
 from tests.server.conftest import TINY, make_settings, routed
-from tests.server.helpers import MCP_HEADERS, answer, call, metric, poll, rpc, run
+from tests.server.helpers import MCP_HEADERS, answer, block_text, call, metric, poll, rpc, run
 from tests.server.procs import HttpServer, LineReader, rk_command
 
 pytestmark = pytest.mark.anyio
@@ -82,7 +82,7 @@ async def test_reload_swaps_protocols_keeps_previous_versions_of_broken_files(fa
         events.clear()
         assert await core.reload() is True
         assert core.deadline == 12 and "extra" not in {t.name for t in core.tools}
-        assert "12" in next(t for t in core.tools if t.name == "tiny").description
+        assert "12" in (next(t for t in core.tools if t.name == "tiny").description or "")
         assert events[0] == "ToolsListChanged"
     finally:
         core.service.close()
@@ -206,10 +206,12 @@ def test_sighup_on_stdio_sends_tools_list_changed(server_env, fake_llm, proto_di
         env=server_env,
     ) as proc:
         out = LineReader(proc.stdout)
+        stdin, stderr_pipe = proc.stdin, proc.stderr
+        assert stdin is not None and stderr_pipe is not None  # started with PIPE
 
         def send(obj: dict) -> None:
-            proc.stdin.write((json.dumps(obj) + "\n").encode())
-            proc.stdin.flush()
+            stdin.write((json.dumps(obj) + "\n").encode())
+            stdin.flush()
 
         try:
             send(
@@ -248,12 +250,12 @@ def test_sighup_on_stdio_sends_tools_list_changed(server_env, fake_llm, proto_di
             assert (
                 out.until(lambda m: m.get("id") == 4)["result"]["isError"] is False
             )  # same session, new tool
-            proc.stdin.close()
+            stdin.close()
             assert proc.wait(timeout=15) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
-            stderr = proc.stderr.read().decode()
+            stderr = stderr_pipe.read().decode()
     assert "received SIGHUP" in stderr and "added extra" in stderr
 
 
@@ -323,7 +325,9 @@ async def test_sigkill_mid_run_leaves_a_readable_store(server_env, fake_llm):
         dead = next(r for r in runs.values() if r["status"] == "interrupted")
         async with Client(f"{again.url}/mcp") as client:
             res = await client.call_tool("run_result", {"run_id": dead["run_id"]})
-        assert res.structured_content["status"] == "interrupted" and "Interrupted run" in res.content[0].text
+        assert res.structured_content["status"] == "interrupted" and "Interrupted run" in block_text(
+            res.content[0]
+        )
         shown = await run([*rk_command(), "runs", "export", dead["run_id"]], env)
         trace = json.loads(shown.stdout)
         steps = {s["step_id"]: s["status"] for e in trace["entries"] for s in e["steps"]}

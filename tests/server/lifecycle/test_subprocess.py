@@ -17,6 +17,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from tests.server.conftest import routed
+from tests.server.helpers import block_text
 from tests.server.procs import HttpServer, LineReader, rk_command
 
 pytestmark = pytest.mark.anyio
@@ -58,10 +59,12 @@ def test_stdio_stdout_carries_only_json_rpc(server_env, fake_llm, tmp_path):
 
 def _stdio_session(proc: subprocess.Popen) -> tuple[list[str], str]:
     out = LineReader(proc.stdout)
+    stdin, stderr_pipe = proc.stdin, proc.stderr
+    assert stdin is not None and stderr_pipe is not None  # started with PIPE
 
     def send(obj: dict[str, Any] | str) -> None:
-        proc.stdin.write(((obj if isinstance(obj, str) else json.dumps(obj)) + "\n").encode())
-        proc.stdin.flush()
+        stdin.write(((obj if isinstance(obj, str) else json.dumps(obj)) + "\n").encode())
+        stdin.flush()
 
     try:
         send(
@@ -111,7 +114,7 @@ def _stdio_session(proc: subprocess.Popen) -> tuple[list[str], str]:
         send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope", "arguments": {}}})
         err = out.until(lambda m: m.get("id") == 4)
         assert err["error"]["code"] == -32602
-        proc.stdin.close()
+        stdin.close()
         proc.wait(timeout=15)
         rest = []
         while (line := out.q.get(timeout=5)) is not None:
@@ -119,7 +122,7 @@ def _stdio_session(proc: subprocess.Popen) -> tuple[list[str], str]:
     finally:
         if proc.poll() is None:
             proc.kill()
-        stderr = proc.stderr.read().decode()
+        stderr = stderr_pipe.read().decode()
     return out.lines + [x for x in rest if x.strip()], stderr
 
 
@@ -200,7 +203,7 @@ async def test_http_both_eras_metrics_health_and_sigterm(server_env, fake_llm):
                     assert not r.is_error and r.structured_content["status"] == "complete"
                     assert seen, f"no progress over HTTP ({mode})"
                     res = await client.read_resource("reasonkit://protocols/tiny")
-                    assert 'id = "tiny"' in res.contents[0].text
+                    assert 'id = "tiny"' in block_text(res.contents[0])
 
             # an older handshake-era client (2025-06-18), spoken by hand
             headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
@@ -315,6 +318,8 @@ def test_stdio_sigterm_exits_zero_and_saves_cancelled_runs(server_env, fake_llm)
 
 def _sigterm_session(proc: subprocess.Popen, fake_llm) -> tuple[int, float, str]:
     out = LineReader(proc.stdout)
+    stdin, stderr_pipe = proc.stdin, proc.stderr
+    assert stdin is not None and stderr_pipe is not None  # started with PIPE
     try:
         for msg in (
             {
@@ -335,8 +340,8 @@ def _sigterm_session(proc: subprocess.Popen, fake_llm) -> tuple[int, float, str]
                 "params": {"name": "tiny", "arguments": {"query": "q"}},
             },
         ):
-            proc.stdin.write((json.dumps(msg) + "\n").encode())
-            proc.stdin.flush()
+            stdin.write((json.dumps(msg) + "\n").encode())
+            stdin.flush()
         out.until(lambda m: m.get("id") == 1)
         deadline = time.monotonic() + 10
         while len(fake_llm.requests) < 2:
@@ -349,5 +354,5 @@ def _sigterm_session(proc: subprocess.Popen, fake_llm) -> tuple[int, float, str]
     finally:
         if proc.poll() is None:
             proc.kill()
-        stderr = proc.stderr.read().decode()
+        stderr = stderr_pipe.read().decode()
     return code, took, stderr

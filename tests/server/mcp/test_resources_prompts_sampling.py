@@ -12,6 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.fakes.fake_llm import fill_schema
 from tests.server.conftest import make_settings, routed
+from tests.server.helpers import block_text
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +36,7 @@ async def test_protocol_resources(make_server, proto_dir, mode):
         }
         res = await client.read_resource("reasonkit://protocols/tiny")
         assert res.contents[0].mime_type == "application/toml"
-        assert res.contents[0].text == (proto_dir / "tiny.toml").read_text()
+        assert block_text(res.contents[0]) == (proto_dir / "tiny.toml").read_text()
         for uri in ("reasonkit://protocols/nope", "reasonkit://runs/nope", "reasonkit://other/x"):
             with pytest.raises(MCPError) as err:
                 await client.read_resource(uri)
@@ -50,12 +51,12 @@ async def test_one_prompt_per_thinktool(make_server, mode):
     async with Client(core.server, mode=mode) as client:
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}
         assert set(prompts) == {"tiny", "fan"}
-        args = {a.name: a for a in prompts["tiny"].arguments}
+        args = {a.name: a for a in prompts["tiny"].arguments or []}
         assert set(args) == {"query", "count", "strict", "ratio", "context"}
         assert args["query"].required is True and args["count"].required is False
         assert args["query"].description == "The question."
         got = await client.get_prompt("tiny", {"query": "Is {{ x }} safe?", "count": "3"})
-        text = got.messages[0].content.text
+        text = block_text(got.messages[0].content)
         assert got.messages[0].role == "user"
         assert (
             "`tiny` tool" in text

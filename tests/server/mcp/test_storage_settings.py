@@ -12,6 +12,7 @@ from mcp import Client
 from reasonkit.store import SqliteRunStore
 from tests.fakes.fake_llm import schema_filler
 from tests.server.conftest import make_settings
+from tests.server.helpers import block_text
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +29,7 @@ async def test_save_runs_false_stores_nothing(make_server, fake_llm, tmp_path):
     assert not (tmp_path / "data" / "runs.db").exists()
     async with Client(core.server) as client:
         fetched = await client.call_tool("run_result", {"run_id": result.structured_content["run_id"]})
-    assert fetched.is_error and "save_runs = false" in fetched.content[0].text
+    assert fetched.is_error and "save_runs = false" in block_text(fetched.content[0])
 
 
 async def test_max_runs_is_applied_while_serving(make_server, fake_llm, tmp_path):

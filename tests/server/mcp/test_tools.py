@@ -16,6 +16,7 @@ from reasonkit.protocol.loader import load_registry
 from reasonkit.server.mcp.app import ReasonKitServer
 from tests.fakes.fake_llm import Reply
 from tests.server.conftest import make_settings, routed
+from tests.server.helpers import block_text
 
 pytestmark = pytest.mark.anyio
 MODES = ["auto", "legacy"]
@@ -47,6 +48,7 @@ async def test_lists_every_builtin_protocol_think_and_run_result(make_server, mo
     assert {"gigathink", "laserlogic", "bedrock", "proofguard", "brutalhonesty"} <= set(tools)
     for pid, proto in builtin.protocols.items():
         t = tools[pid]
+        assert t.description is not None and t.annotations is not None and t.output_schema is not None
         assert proto.description.split(".")[0] in t.description
         if proto.use_when:
             assert "Use when:" in t.description and "Do not use when:" in t.description
@@ -73,6 +75,7 @@ async def test_lists_every_builtin_protocol_think_and_run_result(make_server, mo
     assert "context" in think.input_schema["properties"]
     rr = tools["run_result"]
     assert rr.input_schema["required"] == ["run_id"]
+    assert rr.annotations is not None
     assert (
         rr.annotations.read_only_hint is True
         and rr.annotations.idempotent_hint is True
@@ -92,6 +95,7 @@ async def test_tiny_schema_types_and_descriptions(make_server):
         and props["ratio"]["type"] == "number"
     )
     assert tiny.input_schema["required"] == ["query"]
+    assert tiny.description is not None
     assert "Use when: Testing the server." in tiny.description
     assert "Do not use when: Anything real." in tiny.description
     assert "2 model calls" in tiny.description  # its cost, from its steps (deadline_s: see run_result)
@@ -321,7 +325,7 @@ async def test_background_run_and_run_result(make_server, fake_llm, mode):
         assert "Confidence" in text_of(done)
 
         res = await client.read_resource(f"reasonkit://runs/{run_id}")
-        trace = json.loads(res.contents[0].text)
+        trace = json.loads(block_text(res.contents[0]))
         assert res.contents[0].mime_type == "application/json"
         assert trace["run_id"] == run_id and trace["status"] == "complete"
         assert trace["entries"][0]["steps"][0]["prompt"].startswith("FIRST")
