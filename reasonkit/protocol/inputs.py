@@ -26,6 +26,15 @@ def parse_flag(value: Any, name: str) -> bool:
     return text in _TRUE
 
 
+def background_flag(value: Any) -> bool:
+    """The `background` control input of a ThinkTool call (absent or empty: False), parsed by this
+    one function wherever it is read (the HTTP gate's run-slot reservation and the tool handler), so
+    the two can never disagree about which run is a background run. InputError when not boolean."""
+    if value is None or value == "":
+        return False
+    return parse_flag(value, "background")
+
+
 def _coerce(name: str, spec: InputSpec, value: Any) -> Any:
     """One value as its spec's type; ValueError / TypeError when it cannot be."""
     if spec.type == "string":

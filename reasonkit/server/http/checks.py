@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from starlette.datastructures import Headers
 
 from reasonkit.server.capacity import shared_limits
-from reasonkit.server.capacity.run_slots import CLIENT_KEY
+from reasonkit.server.capacity.run_slots import CLIENT_KEY, PRINCIPAL_KEY
 from reasonkit.server.http.connections import host_header_ok
 from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection, short
 from reasonkit.server.http.security import OBSERVABILITY_PATHS, REALM, SecurityPolicy, bearer_token
@@ -58,25 +58,31 @@ class OriginCheck(Rule):
 
 
 class TokenCheck(Rule):
-    """Who the client is: the bearer token's id when tokens are configured (401 without a valid
-    one), else the peer address; recorded in the scope state (`CLIENT_KEY`) for the rate limit and
-    the run slots' per-client caps. `/metrics` and `/health` are open on the side port, and on the
+    """Who the client is: the bearer token's principal when tokens are configured (401 without a
+    valid one), else `local` (reasonkit/principal.py), recorded in the scope state (`PRINCIPAL_KEY`)
+    for the MCP handlers, the run pages and the run slots; and whom the rate limit counts (the
+    token's principal, else the peer address: `CLIENT_KEY`). `/metrics` and `/health` are open on the side port, and on the
     main port with `[security] public_metrics`. A failed authentication first counts against the
     IP's rate limit (a brake on token guessing)."""
 
     async def check(self, scope: Scope) -> Answer | None:
         policy = self.config.policy()
         ip = client_ip(scope)
-        identity: str | None = None
+        state = scope.setdefault("state", {})
         open_path = scope.get("path", "") in OBSERVABILITY_PATHS and (
             self.config.side or policy.public_metrics
         )
         if policy.auth and not open_path:
             presented = bearer_token(Headers(scope=scope).get("authorization"))
-            identity = policy.token_id(presented)
-            if identity is None:
+            principal = policy.principal(presented)
+            if principal is None:
                 return await self._refusal(policy, ip, presented)
-        scope.setdefault("state", {})[CLIENT_KEY] = f"token:{identity}" if identity else f"ip:{ip}"
+            state[PRINCIPAL_KEY] = principal
+            state[CLIENT_KEY] = f"token:{principal.name}"
+            return None
+        if not policy.auth:
+            state[PRINCIPAL_KEY] = policy.principal(None)
+        state[CLIENT_KEY] = f"ip:{ip}"
         return None
 
     async def _refusal(self, policy: SecurityPolicy, ip: str, presented: str | None) -> Answer:
