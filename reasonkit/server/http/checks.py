@@ -61,8 +61,8 @@ class TokenCheck(Rule):
     """Who the client is: the bearer token's principal when tokens are configured (401 without a
     valid one), else `local` (reasonkit/principal.py), recorded in the scope state (`PRINCIPAL_KEY`)
     for the MCP handlers, the run pages and the run slots; and whom the rate limit counts (the
-    token's principal, else the peer address: `CLIENT_KEY`). `/metrics` and `/health` are open on the side port, and on the
-    main port with `[security] public_metrics`. A failed authentication first counts against the
+    token's principal, else the peer address: `CLIENT_KEY`). `/metrics` and `/health` are open on
+    the side port, and on the main port with `[security] public_metrics`. A failed authentication first counts against the
     IP's rate limit (a brake on token guessing)."""
 
     async def check(self, scope: Scope) -> Answer | None:
