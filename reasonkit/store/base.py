@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from reasonkit.errors import InputError
 from reasonkit.observability.redaction import redact_value
-from reasonkit.store import schema
+from reasonkit.store import idempotency, schema
 from reasonkit.store.liveness import current_owner
 from reasonkit.store.table import Dialect
 
@@ -161,13 +161,19 @@ class StoreBackend(ABC):
             raise InputError("max_age_days must be >= 0")
         if max_count is not None and max_count < 0:
             raise InputError("max_count must be >= 0")
-        queries = [
-            (self.dialect.sql(sql), args)
-            for sql, args in schema.prune_queries(self.dialect, max_age_days, max_count, time.time())
-        ]
-        return self._transaction(
-            "prune", lambda conn: sum(conn.execute(sql, args).rowcount for sql, args in queries)
-        )
+        queries = schema.prune_queries(self.dialect, max_age_days, max_count, time.time())
+        sql = self.dialect.sql
+
+        def operation(conn: Any) -> int:
+            for statement in idempotency.table_ddl(self.dialect):
+                conn.execute(statement)
+            deleted = 0
+            for delete, args in queries:  # a pruned run's idempotency keys go with it
+                conn.execute(sql(idempotency.forget_runs_sql(delete)), args)
+                deleted += conn.execute(sql(delete), args).rowcount
+            return deleted
+
+        return self._transaction("prune", operation)
 
     def prune_if_due(self, max_age_days: float | None, max_count: int | None, every_s: float = 300.0) -> int:
         """`prune()`, unless this store pruned less than `every_s` seconds ago (then 0 at once, with
