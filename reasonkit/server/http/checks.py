@@ -7,12 +7,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 
 from reasonkit.server.capacity import shared_limits
 from reasonkit.server.capacity.run_slots import CLIENT_KEY, PRINCIPAL_KEY
 from reasonkit.server.http.connections import host_header_ok
 from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection, short
+from reasonkit.principal import Principal
 from reasonkit.server.http.security import OBSERVABILITY_PATHS, REALM, SecurityPolicy, bearer_token
 
 if TYPE_CHECKING:
@@ -79,6 +82,7 @@ class TokenCheck(Rule):
                 return await self._refusal(policy, ip, presented)
             state[PRINCIPAL_KEY] = principal
             state[CLIENT_KEY] = f"token:{principal.name}"
+            scope["user"] = session_user(principal)
             return None
         if not policy.auth:
             state[PRINCIPAL_KEY] = policy.principal(None)
@@ -112,6 +116,14 @@ class ClientRateLimit(Rule):
             return None
         wait = await shared_limits.hit(self.config.limiter, scope["state"][CLIENT_KEY], policy.rate_limit)
         return too_many(policy, wait) if wait > 0 else None
+
+
+def session_user(principal: Principal) -> AuthenticatedUser:
+    """The principal as the MCP SDK's authenticated user: its `StreamableHTTPSessionManager` ties a
+    stateful session to the user that opened it and answers anyone else 404, exactly as for an
+    unknown session (issue 23, hole 13). The token itself is not kept."""
+    token = AccessToken(token="", client_id=principal.name, scopes=[], subject=principal.name)
+    return AuthenticatedUser(token)
 
 
 def too_many(policy: SecurityPolicy, wait: float) -> Answer:

@@ -86,3 +86,27 @@ async def test_a_run_is_stored_with_its_principal(make_server, fake_llm, tmp_pat
         t["owner"] for t in (core.service.store.get(r["run_id"]) for r in core.service.store.list()) if t
     )
     assert owners[0] == "alice" and re.fullmatch(r"token-[0-9a-f]{12}", owners[1])
+
+
+async def test_a_stateful_session_answers_only_its_principal(make_server, fake_llm, tmp_path):
+    """Issue 23, hole 13: another token could use or DELETE a session it did not open."""
+    core = server(make_server, fake_llm, tmp_path)
+    core.settings.server.stateless_http = False
+    init = rpc(
+        "initialize",
+        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    )
+    opening = {k: v for k, v in auth(A).items() if k != "mcp-protocol-version"}
+    async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
+        opened = await http.post("/mcp", json=init, headers=opening)
+        assert opened.status_code == 200, opened.text
+        session = {"mcp-session-id": opened.headers["mcp-session-id"]}
+        unknown = {"mcp-session-id": "f" * 32}
+        for token in (B, ROOT):  # an admin sees every run, but a session is its opener's alone
+            used = await http.post("/mcp", json=rpc("ping", id=2), headers={**auth(token), **session})
+            gone = await http.post("/mcp", json=rpc("ping", id=2), headers={**auth(token), **unknown})
+            assert (used.status_code, used.text) == (gone.status_code, gone.text) and used.status_code == 404
+            deleted = await http.delete("/mcp", headers={**auth(token), **session})
+            assert deleted.status_code == 404
+        mine = await http.post("/mcp", json=rpc("ping", id=3), headers={**auth(A), **session})
+        assert mine.status_code == 200 and answer(mine)["result"] == {}
