@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from reasonkit.store import SqliteRunStore, postgres_schema, schema
 from reasonkit.principal import Principal
+from reasonkit.store import SqliteRunStore, postgres_schema, schema
 from reasonkit.store.sqlite import MIGRATIONS, SCHEMA_VERSION
 from reasonkit.store.table import POSTGRES, SQLITE, migrations
 

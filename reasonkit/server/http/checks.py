@@ -11,11 +11,11 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 
+from reasonkit.principal import Principal
 from reasonkit.server.capacity import shared_limits
 from reasonkit.server.capacity.run_slots import CLIENT_KEY, PRINCIPAL_KEY
 from reasonkit.server.http.connections import host_header_ok
 from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection, short
-from reasonkit.principal import Principal
 from reasonkit.server.http.security import OBSERVABILITY_PATHS, REALM, SecurityPolicy, bearer_token
 
 if TYPE_CHECKING:
@@ -65,8 +65,8 @@ class TokenCheck(Rule):
     valid one), else `local` (reasonkit/principal.py), recorded in the scope state (`PRINCIPAL_KEY`)
     for the MCP handlers, the run pages and the run slots; and whom the rate limit counts (the
     token's principal, else the peer address: `CLIENT_KEY`). `/metrics` and `/health` are open on
-    the side port, and on the main port with `[security] public_metrics`. A failed authentication first counts against the
-    IP's rate limit (a brake on token guessing)."""
+    the side port, and on the main port with `[security] public_metrics`. A failed authentication
+    first counts against the IP's rate limit (a brake on token guessing)."""
 
     async def check(self, scope: Scope) -> Answer | None:
         policy = self.config.policy()

@@ -13,8 +13,8 @@ from mcp.shared.exceptions import MCPError
 
 from reasonkit.errors import StoreError
 from reasonkit.observability.metrics import Stopwatch
-from reasonkit.run_request import RunKind, RunRequest, count_request
 from reasonkit.principal import Principal
+from reasonkit.run_request import RunKind, RunRequest, count_request
 from reasonkit.server.capacity.run_slots import principal_of
 from reasonkit.server.mcp import rendering, schemas
 from reasonkit.server.mcp.core import ServerCore
