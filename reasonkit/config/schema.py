@@ -267,8 +267,9 @@ class SecuritySettings(Section):
     auth_tokens_file: str | None = Field(
         None,
         description="File with the bearer tokens HTTP clients must send (`Authorization: Bearer "
-        "<token>`), one per line; blank lines and lines starting with `#` are ignored. Combined with "
-        "`REASONKIT_AUTH_TOKENS` (comma-separated). Re-read on SIGHUP.",
+        "<token>`), one per line; blank lines and lines starting with `#` are ignored. A line "
+        "`name:token` names the token's principal (else it is `token-<first 12 hex of its sha256>`). "
+        "Combined with `REASONKIT_AUTH_TOKENS` (comma-separated). Re-read on SIGHUP.",
     )
     allowed_origins: CommaList = Field(
         default_factory=list,
