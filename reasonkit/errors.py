@@ -188,8 +188,8 @@ class EvalError(ReasonKitError, ValueError):
 
 
 class Busy(ReasonKitError):
-    """The gate refused a run: `reason` (capacity, queue_timeout, background_per_client, draining)
-    and a `retry_after` in whole seconds."""
+    """The gate refused a run: `reason` (capacity, queue_timeout, background_per_client,
+    principal_share, draining) and a `retry_after` in whole seconds."""
 
     def __init__(self, message: str, reason: str, retry_after: int):
         super().__init__(message)

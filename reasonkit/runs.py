@@ -46,6 +46,7 @@ from reasonkit.store import RunRecorder, StoreBackend, open_store
 
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
     from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
+    from reasonkit.principal import Principal
 
 __all__ = ["LOCAL_PROVIDER", "PreparedRun", "RunService"]
 
@@ -378,23 +379,30 @@ class RunService(RunEntry):
             await anyio.to_thread.run_sync(self.prune)
 
     # ------------------------------------------------------------------ reading runs
-    def live_run(self, run_id: str) -> LiveRun | None:
+    # A `viewer` (reasonkit/principal.py) sees only the runs it may: another principal's run reads
+    # exactly as an unknown one (None), so no answer tells whether a run id exists. None: no check.
+    def live_run(self, run_id: str, viewer: Principal | None = None) -> LiveRun | None:
         live = self.live.get(run_id)
-        return live if live is not None and not live.finished else None
+        if live is None or live.finished:
+            return None
+        return live if viewer is None or viewer.may_see(live.result.owner) else None
 
-    async def stored_trace(self, run_id: str) -> dict[str, Any] | None:
-        """A finished (or other-process) run's trace from the store; None when unknown. Raises
-        `StoreError` when the store cannot be read."""
+    async def stored_trace(self, run_id: str, viewer: Principal | None = None) -> dict[str, Any] | None:
+        """A finished (or other-process) run's trace from the store; None when unknown (or not the
+        viewer's). Raises `StoreError` when the store cannot be read."""
         if self.store is None:
             return None
         try:
-            return await anyio.to_thread.run_sync(self.store.get, run_id)
+            trace = await anyio.to_thread.run_sync(self.store.get, run_id)
         except Exception as exc:  # noqa: BLE001 - sqlite3 errors too: report, never crash the handler
             raise StoreError(f"the run store cannot be read: {exc}") from None
+        if trace is None or viewer is None or viewer.may_see(trace.get("owner")):
+            return trace
+        return None
 
-    async def trace(self, run_id: str) -> dict[str, Any] | None:
-        """The live trace of a run in progress here, else the stored one."""
-        live = self.live_run(run_id)
+    async def trace(self, run_id: str, viewer: Principal | None = None) -> dict[str, Any] | None:
+        """The live trace of a run in progress here, else the stored one (the viewer's only)."""
+        live = self.live_run(run_id, viewer)
         if live is not None:
             return live.result.trace()
-        return await self.stored_trace(run_id) if run_id else None
+        return await self.stored_trace(run_id, viewer) if run_id else None

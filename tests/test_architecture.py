@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "reasonkit.provider_kinds": 0,  # the provider kind registry: data only, read by config and up
     "reasonkit.safetext": 0,  # outside text made safe for logs and terminals
     "reasonkit.jsonguard": 0,  # JSON from outside with a bounded nesting depth
+    "reasonkit.principal": 0,  # who a request comes from and which runs it may see
     "reasonkit.config": 1,
     "reasonkit.observability": 1,
     "reasonkit.protocol": 2,

@@ -71,6 +71,8 @@ SETTINGS_ENV_VARS: dict[str, str] = {
     "REASONKIT_ALLOW_UNAUTHENTICATED": "security.allow_unauthenticated_remote",
     "REASONKIT_ALLOWED_HOSTS": "security.allowed_hosts",
     "REASONKIT_ALLOWED_ORIGINS": "security.allowed_origins",
+    "REASONKIT_ADMIN_PRINCIPALS": "server.admin_principals",
+    "REASONKIT_MAX_RUNS_PER_PRINCIPAL": "server.max_runs_per_principal",
 }
 
 

@@ -147,6 +147,7 @@ EXAMPLES: dict[str, str] = {  # TOML values
     "max_connections": "10",
     "server.max_concurrent_runs": "64",
     "server.max_concurrent_runs_cluster": "256",
+    "server.max_runs_per_principal": "8",
     "server.max_inflight_provider_calls": "256",
 }
 

@@ -91,6 +91,19 @@ class ServerSettings(Section):
         description="Background runs one client (bearer token, else IP address) may have going at once "
         "(across all replicas when `[database.redis] url` is set).",
     )
+    max_runs_per_principal: int | None = Field(
+        None,
+        ge=1,
+        description="Tool runs (foreground and background) one principal (a named or hashed bearer token, "
+        "else `local`) may have going at once in one process, so no one fills `max_concurrent_runs`; more "
+        "are refused with the tool error 'busy, retry in N s'. Unset: half of max_concurrent_runs (at "
+        "least 1). Admin principals have no such cap.",
+    )
+    admin_principals: CommaList = Field(
+        default_factory=list,
+        description="Principals (token names, e.g. `ops` for a `ops:<token>` line) that see every run: "
+        "`run_result`, the run resource and the run pages answer them for runs of any principal.",
+    )
     max_concurrent_runs_cluster: int | None = Field(
         None,
         ge=1,
@@ -243,8 +256,9 @@ class SecuritySettings(Section):
     auth_tokens_file: str | None = Field(
         None,
         description="File with the bearer tokens HTTP clients must send (`Authorization: Bearer "
-        "<token>`), one per line; blank lines and lines starting with `#` are ignored. Combined with "
-        "`REASONKIT_AUTH_TOKENS` (comma-separated). Re-read on SIGHUP.",
+        "<token>`), one per line; blank lines and lines starting with `#` are ignored. A line "
+        "`name:token` names the token's principal (else it is `token-<first 12 hex of its sha256>`). "
+        "Combined with `REASONKIT_AUTH_TOKENS` (comma-separated). Re-read on SIGHUP.",
     )
     allowed_origins: CommaList = Field(
         default_factory=list,

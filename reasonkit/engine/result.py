@@ -171,6 +171,9 @@ class RunResult(BaseModel):
     budget_note: str | None = None  # why the cost budget is not enforced (unknown prices)
     errors: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    # the principal that started the run (reasonkit/principal.py); None: a run of `rk think`, or
+    # one stored before owners were recorded (only admins see it)
+    owner: str | None = None
 
     def all_steps(self) -> list[StepTrace]:
         return [s for e in self.entries for s in e.steps]

@@ -11,7 +11,11 @@ from reasonkit.errors import InputError
 from reasonkit.protocol.models import InputSpec
 from reasonkit.protocol.template import to_text
 
-__all__ = ["coerce_inputs", "parse_flag"]
+__all__ = [
+    "background_flag",
+    "coerce_inputs",
+    "parse_flag",
+]
 
 _TRUE = ("true", "1", "yes")
 _BOOLEAN_WORDS = (*_TRUE, "false", "0", "no")
@@ -26,6 +30,15 @@ def parse_flag(value: Any, name: str) -> bool:
     if text not in _BOOLEAN_WORDS:
         raise InputError(f"input '{name}' must be boolean, got {str(value)[:40]!r}")
     return text in _TRUE
+
+
+def background_flag(value: Any) -> bool:
+    """The `background` control input of a ThinkTool call (absent or empty: False), parsed by this
+    one function wherever it is read (the HTTP gate's run-slot reservation and the tool handler), so
+    the two can never disagree about which run is a background run. InputError when not boolean."""
+    if value is None or value == "":
+        return False
+    return parse_flag(value, "background")
 
 
 def _coerce(name: str, spec: InputSpec, value: Any) -> Any:

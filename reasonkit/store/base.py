@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from reasonkit.errors import InputError
 from reasonkit.observability.redaction import redact_value
-from reasonkit.store import schema
+from reasonkit.store import idempotency, schema
 from reasonkit.store.liveness import current_owner
 from reasonkit.store.table import Dialect
 
 if TYPE_CHECKING:
     from reasonkit.engine.result import RunResult
+    from reasonkit.principal import Principal
     from reasonkit.store.hygiene import Maintenance, Policy, StoreHealth
     from reasonkit.store.idempotency import IdempotencyKeys
 
@@ -135,9 +136,10 @@ class StoreBackend(ABC):
         return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_start": owner.start}
 
     def _row(self, trace: dict[str, Any]) -> dict[str, Any]:
+        owner = trace.get("owner")  # a principal's name, never redacted: access checks read it
         trace = redact_value(trace) if self.redact_pii else trace
         row = schema.row_from_trace(trace, time.time())
-        row.update(self.owner_columns(), trace=json.dumps(trace, ensure_ascii=False))
+        row.update(self.owner_columns(), owner=owner, trace=json.dumps(trace, ensure_ascii=False))
         return row
 
     @abstractmethod
@@ -159,13 +161,19 @@ class StoreBackend(ABC):
             raise InputError("max_age_days must be >= 0")
         if max_count is not None and max_count < 0:
             raise InputError("max_count must be >= 0")
-        queries = [
-            (self.dialect.sql(sql), args)
-            for sql, args in schema.prune_queries(self.dialect, max_age_days, max_count, time.time())
-        ]
-        return self._transaction(
-            "prune", lambda conn: sum(conn.execute(sql, args).rowcount for sql, args in queries)
-        )
+        queries = schema.prune_queries(self.dialect, max_age_days, max_count, time.time())
+        sql = self.dialect.sql
+
+        def operation(conn: Any) -> int:
+            for statement in idempotency.table_ddl(self.dialect):
+                conn.execute(statement)
+            deleted = 0
+            for delete, args in queries:  # a pruned run's idempotency keys go with it
+                conn.execute(sql(idempotency.forget_runs_sql(delete)), args)
+                deleted += conn.execute(sql(delete), args).rowcount
+            return deleted
+
+        return self._transaction("prune", operation)
 
     def prune_if_due(self, max_age_days: float | None, max_count: int | None, every_s: float = 300.0) -> int:
         """`prune()`, unless this store pruned less than `every_s` seconds ago (then 0 at once, with
@@ -192,12 +200,14 @@ class StoreBackend(ABC):
         return self._run(lambda conn: conn.execute(self.dialect.sql(sql), args).fetchall())
 
     def get(self, run_id: str) -> dict[str, Any] | None:
-        """The full trace of a run, or None."""
+        """The full trace of a run, its `owner` as the owner column says (None: stored before
+        owners were recorded), or None."""
         self._before_read()
-        row = self._one("SELECT trace FROM runs WHERE run_id = ?", (run_id,))
+        row = self._one("SELECT trace, owner FROM runs WHERE run_id = ?", (run_id,))
         if row is None or row["trace"] is None:
             return None
         trace: dict[str, Any] = json.loads(row["trace"])
+        trace["owner"] = row["owner"]
         return trace
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
@@ -207,12 +217,18 @@ class StoreBackend(ABC):
         return None if row is None else schema.summary_from_row(row)
 
     def list(
-        self, limit: int = 50, status: str | None = None, kind_or_name: str | None = None
+        self,
+        limit: int = 50,
+        status: str | None = None,
+        kind_or_name: str | None = None,
+        viewer: Principal | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Runs, newest first (`limit` <= 0: all), optionally of one status (one of
-        `reasonkit.engine.result.RUN_STATUSES`, else InputError) and/or one kind or name."""
+        `reasonkit.engine.result.RUN_STATUSES`, else InputError) and/or one kind or name; only those
+        `viewer` may see (None: all, as for an admin)."""
         self._before_read()
-        sql, args = schema.list_query(self.dialect, limit, status, kind_or_name)
+        owner = None if viewer is None or viewer.admin else viewer.name
+        sql, args = schema.list_query(self.dialect, limit, status, kind_or_name, owner)
         return [schema.listing_from_row(row) for row in self._all(sql, args)]
 
     def resolve(self, prefix: str, limit: int = 10) -> builtins.list[str]:

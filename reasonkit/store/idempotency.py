@@ -17,6 +17,10 @@ over by the next call: a retry then runs again instead of returning nothing usef
 Every claim is one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `INSERT ... ON CONFLICT DO
 NOTHING` then `SELECT ... FOR UPDATE`), so concurrent duplicates are serialised: exactly one of them
 gets `new=True`.
+
+A key lives no longer than its run: retention deletes the keys of the runs it prunes in the same
+transaction (`forget_runs_sql`), so a repeat of a pruned run's key starts a new run at once instead
+of waiting for a run that will never appear.
 """
 
 from __future__ import annotations
@@ -53,6 +57,21 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 )
 """
 _INDEX = "CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at)"
+
+
+def table_ddl(dialect: Dialect) -> list[str]:
+    """The statements that create the key table (if it is not there yet)."""
+    return [_TABLE.format(real=dialect.types["real"]), _INDEX]
+
+
+def forget_runs_sql(delete_runs: str) -> str:
+    """For a `DELETE FROM runs WHERE <condition>`: the DELETE of the keys of those runs (run it first,
+    in the same transaction, with the same arguments)."""
+    prefix = "DELETE FROM runs WHERE "
+    if not delete_runs.startswith(prefix):
+        raise ValueError(f"not a DELETE of runs: {delete_runs[:60]!r}")
+    condition = delete_runs[len(prefix) :]
+    return f"DELETE FROM idempotency_keys WHERE run_id IN (SELECT run_id FROM runs WHERE {condition})"
 
 
 @dataclass(frozen=True)
@@ -96,8 +115,8 @@ class IdempotencyKeys:
 
         def operation(conn: Any) -> None:
             with self.begin(conn):
-                conn.execute(_TABLE.format(real=self.dialect.types["real"]))
-                conn.execute(_INDEX)
+                for statement in table_ddl(self.dialect):
+                    conn.execute(statement)
 
         try:
             self.run(operation)

@@ -65,6 +65,7 @@ def row_from_trace(trace: dict[str, Any], now: float) -> dict[str, Any]:
         "tokens_total": tokens_input + tokens_output + cache_read + cache_write,
         "cost_usd": float(trace.get("cost_usd") or 0.0),
         "duration_ms": float(trace.get("duration_ms") or 0.0),
+        "owner": trace.get("owner"),
     }
 
 
@@ -118,12 +119,19 @@ def interrupted_trace(trace_text: str | None, reason: str) -> str | None:
 
 
 def list_query(
-    dialect: Dialect, limit: int | None, status: str | None, kind_or_name: str | None
+    dialect: Dialect,
+    limit: int | None,
+    status: str | None,
+    kind_or_name: str | None,
+    owner: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """The SELECT of `list()`: newest first, optionally one status (else InputError) and/or one kind
-    or name."""
+    """The SELECT of `list()`: newest first, optionally one status (else InputError), one kind or
+    name, and/or one owner."""
     where: list[str] = []
     args: list[Any] = []
+    if owner is not None:
+        where.append("owner = ?")
+        args.append(owner)
     if status:
         # imported here: `rk runs` imports the store, and must start fast
         from reasonkit.engine.result import RUN_STATUSES

@@ -115,6 +115,9 @@ COLUMNS: tuple[Column, ...] = (
     # clock); a running run whose lease has expired is marked interrupted by any replica.
     Column("owner_id", "text", "NOT NULL DEFAULT ''", {POSTGRES_NAME: 2}),
     Column("lease_until", "real", "", {POSTGRES_NAME: 2}),
+    # The principal that started the run (reasonkit/principal.py); NULL for runs stored before
+    # owners were recorded, which only admins see.
+    Column("owner", "text", "", {SQLITE_NAME: 2, POSTGRES_NAME: 3}),
 )
 
 INDEXES: tuple[Index, ...] = (
@@ -122,6 +125,7 @@ INDEXES: tuple[Index, ...] = (
     Index("runs_status", "status, started_at DESC"),
     Index("runs_name", "name, started_at DESC"),
     Index("runs_running_lease", "lease_until", "status = 'running'", {POSTGRES_NAME: 2}),
+    Index("runs_owner", "owner, started_at DESC", "", {SQLITE_NAME: 2, POSTGRES_NAME: 3}),
 )
 
 #: The columns every back end has (a summary reads them all but the trace).

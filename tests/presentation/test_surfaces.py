@@ -250,7 +250,8 @@ def test_the_left_out_list_names_only_real_fields_and_surfaces():
 
 # RunResult fields the view leaves out, with the reason (`budget` shows as `budget_note`).
 NOT_IN_VIEW = {
-    "run": {"budget"},
+    # `owner` decides who may see the run (reasonkit/principal.py); it is not part of what is shown
+    "run": {"budget", "owner"},
     # an entry's structured output is its last step's, shown there; its bottom line leads the run's
     # answer when the entry answers (run.answer); `partial` is what its status says
     "entry": {"output", "bottom_line", "partial"},

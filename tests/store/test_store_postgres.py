@@ -36,11 +36,11 @@ def _versions(url: str) -> list[int]:
 
 def test_a_new_database_is_migrated_once_and_reopening_is_a_no_op(pg_url: str) -> None:
     with PostgresRunStore(pg_url) as s:
-        assert s.schema_version == postgres_schema.SCHEMA_VERSION == 2
+        assert s.schema_version == postgres_schema.SCHEMA_VERSION == 3
         s.save(make_result("a1", n_steps=1, entries=1))
     with PostgresRunStore(pg_url) as s:
         assert s.count() == 1
-    assert _versions(pg_url) == [1, 2]
+    assert _versions(pg_url) == [1, 2, 3]
 
 
 def test_concurrent_first_start_migrates_once(pg_url: str) -> None:
@@ -60,7 +60,7 @@ def test_concurrent_first_start_migrates_once(pg_url: str) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=90)
         assert proc.returncode == 0, err.decode()
-    assert _versions(pg_url) == [1, 2]
+    assert _versions(pg_url) == [1, 2, 3]
     with PostgresRunStore(pg_url) as s:
         assert sorted(r["run_id"] for r in s.list()) == ["p0", "p1", "p2", "p3"]
 
@@ -76,10 +76,10 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_runs(pg_url: str) -> Non
             "VALUES ('old', 'protocol', 'gigathink', 'complete', 1, 1, '{\"run_id\": \"old\"}')"
         )
     with PostgresRunStore(pg_url) as s:
-        assert s.schema_version == 2
-        assert must(s.get("old")) == {"run_id": "old"}
+        assert s.schema_version == 3
+        assert must(s.get("old")) == {"run_id": "old", "owner": None}  # an old run: admins only
         assert s.lease("old") == ("", None)
-    assert _versions(pg_url) == [1, 2]
+    assert _versions(pg_url) == [1, 2, 3]
 
 
 def test_a_newer_schema_is_refused(pg_url: str) -> None:

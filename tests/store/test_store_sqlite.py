@@ -33,7 +33,7 @@ def test_creates_parent_dirs_wal_and_schema_version(tmp_path: Path) -> None:
     raw = sqlite3.connect(path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
         assert raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     finally:
         raw.close()

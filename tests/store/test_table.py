@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from reasonkit.principal import Principal
 from reasonkit.store import SqliteRunStore, postgres_schema, schema
 from reasonkit.store.sqlite import MIGRATIONS, SCHEMA_VERSION
 from reasonkit.store.table import POSTGRES, SQLITE, migrations
@@ -100,15 +101,23 @@ def _words(statements: list[str]) -> list[str]:
 
 def test_generated_migrations_say_what_the_hand_written_ones_said() -> None:
     old_sqlite = [s for s in OLD_SQLITE_V1.split(";") if s.strip()]
-    assert _words(MIGRATIONS[1]) == _words(old_sqlite) and SCHEMA_VERSION == max(MIGRATIONS) == 1
+    assert _words(MIGRATIONS[1]) == _words(old_sqlite) and SCHEMA_VERSION == max(MIGRATIONS) == 2
     assert _words(postgres_schema.MIGRATIONS[1]) == _words(OLD_POSTGRES_V1)
     assert _words(postgres_schema.MIGRATIONS[2]) == _words(OLD_POSTGRES_V2)
-    assert postgres_schema.SCHEMA_VERSION == 2 and migrations(POSTGRES) == postgres_schema.MIGRATIONS
+    # version 3 (2 in SQLite): the owner of a run (reasonkit/principal.py), NULL for older runs
+    owner = [
+        "ALTER TABLE runs ADD COLUMN{} owner TEXT",
+        "CREATE INDEX IF NOT EXISTS runs_owner ON runs (owner, started_at DESC)",
+    ]
+    assert MIGRATIONS[2] == [owner[0].format(""), owner[1]]
+    assert postgres_schema.MIGRATIONS[3] == [owner[0].format(" IF NOT EXISTS"), owner[1]]
+    assert postgres_schema.SCHEMA_VERSION == 3 and migrations(POSTGRES) == postgres_schema.MIGRATIONS
 
 
 def test_field_lists_come_from_the_column_list() -> None:
     create = MIGRATIONS[1][0]
-    assert all(f"    {name} " in create for name in schema.ROW_FIELDS)
+    assert all(f"    {name} " in create for name in schema.ROW_FIELDS if name != "owner")  # owner: v2
+    assert "owner TEXT" in MIGRATIONS[2][0]
     assert "owner_id" not in schema.ROW_FIELDS and "trace" not in schema.ROW_FIELDS
     assert set(schema.SAVE_FIELDS) <= {*schema.ROW_FIELDS, "trace"}
     assert set(schema.LIST_FIELDS) <= set(schema.ROW_FIELDS)
@@ -141,11 +150,17 @@ def test_a_sqlite_file_made_by_the_hand_written_schema_keeps_working(tmp_path: P
     raw.close()
     new = tmp_path / "new" / "runs.db"
     SqliteRunStore(new).close()
+    SqliteRunStore(old).close()  # migrated to the current version
     assert _columns(old) == _columns(new)  # the same columns, types, defaults, keys and indexes
     with SqliteRunStore(old) as store:
-        assert must(store.get("old")) == {"run_id": "old"}
-        store.save(make_result("fresh", n_steps=1, entries=1))
+        assert must(store.get("old")) == {"run_id": "old", "owner": None}  # migrated: admins only
+        fresh = make_result("fresh", n_steps=1, entries=1)
+        fresh.owner = "alice"
+        store.save(fresh)
         assert [r["run_id"] for r in store.list()] == ["fresh", "old"]
+        assert [r["run_id"] for r in store.list(viewer=Principal("alice"))] == ["fresh"]
+        assert store.list(viewer=Principal("bob")) == []
+        assert [r["run_id"] for r in store.list(viewer=Principal("ops", admin=True))] == ["fresh", "old"]
         assert store.integrity_check() == "ok"
 
 
@@ -179,10 +194,11 @@ def test_a_postgres_database_made_by_the_hand_written_schema_keeps_working(
     fresh = postgres_server.new_schema()
     try:
         PostgresRunStore(postgres_server.schema_url(fresh)).close()
+        PostgresRunStore(pg_url).close()  # migrated to the current version
         assert _pg_columns(pg_url) == _pg_columns(postgres_server.schema_url(fresh))
     finally:
         postgres_server.drop_schema(fresh)
     with PostgresRunStore(pg_url) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         store.save(make_result("fresh", n_steps=1, entries=1))
         assert must(store.get("fresh"))["run_id"] == "fresh" and store.count() == 1

@@ -11,6 +11,8 @@ before its run starts and gives it back when the run ends:
   `admission_queue_timeout_secs` and never more than a quarter of the call's deadline: work that
   would spend its deadline waiting is refused instead of admitted to time out.
 - `[server] max_background_runs_per_client` background runs per client (bearer token, else IP).
+- `[server] max_runs_per_principal` runs (foreground and background) per principal that is not an
+  admin (unset: half of `max_concurrent_runs`), so one principal cannot fill the process.
 - While draining (SIGTERM) nothing new is admitted.
 - With `[database.redis] url` set, a background run (and, with `[server] max_concurrent_runs_cluster`,
   every run) also takes a slot in Redis, so those caps hold across replicas
@@ -36,6 +38,7 @@ import anyio
 from reasonkit.config import Settings
 from reasonkit.errors import Busy, SlotsTaken
 from reasonkit.observability.metrics import Metrics
+from reasonkit.principal import LOCAL, Principal
 from reasonkit.server.capacity.shared_run_slots import shared_run_slots
 
 RETRY_MIN_SECS, RETRY_MAX_SECS = 1, 30
@@ -51,6 +54,11 @@ def max_runs(settings: Settings) -> int:
     return settings.server.max_concurrent_runs or default_max_runs()
 
 
+def max_runs_per_principal(settings: Settings) -> int:
+    """A principal's share: `[server] max_runs_per_principal`, else half the process's slots."""
+    return settings.server.max_runs_per_principal or max(1, max_runs(settings) // 2)
+
+
 def max_provider_calls(settings: Settings) -> int:
     return settings.server.max_inflight_provider_calls or 4 * max_runs(settings)
 
@@ -63,6 +71,7 @@ class Ticket:
     client: str
     background: bool
     started: float
+    capped: bool = False  # counted against the client's max_runs_per_principal
     released: bool = False
     slot: Any = None  # its slot in Redis (reasonkit.server.capacity.shared_run_slots.Slot), if any
 
@@ -82,6 +91,7 @@ class RunSlots:
         self.metrics = metrics
         self.running = 0
         self.background: dict[str, int] = {}
+        self.capped: dict[str, int] = {}  # runs of principals under max_runs_per_principal
         self.waiters: deque[anyio.Event] = deque()
         self.draining = False
         self._mean_secs = 10.0
@@ -97,46 +107,71 @@ class RunSlots:
             self.running >= max_runs(self.settings()) and len(self.waiters) >= s.admission_queue
         )
 
-    def _refuse(self, reason: str, message: str) -> Busy:
-        self.metrics.admission.labels(outcome="rejected", reason=reason).inc()
+    def _refuse(self, reason: str, message: str, *, count: bool = True) -> Busy:
+        """The `Busy` refusal (counted in the admission metric unless `count` is False: a check
+        whose refusal may never be raised)."""
         secs = self.retry_after()
-        return Busy(f"busy, retry in {secs} s: {message}", reason, secs)
+        busy = Busy(f"busy, retry in {secs} s: {message}", reason, secs)
+        return self._count(busy) if count else busy
+
+    def _count(self, busy: Busy) -> Busy:
+        self.metrics.admission.labels(outcome="rejected", reason=busy.reason).inc()
+        return busy
 
     # ------------------------------------------------------------------ admit / release
-    def try_admit(self, client: str, *, background: bool) -> Ticket | None:
+    def try_admit(self, client: str, *, background: bool, capped: bool = False) -> Ticket | None:
         """A slot at once, or None: the gate is full (or has a queue), or the call must go through
         `admit` to be refused with its reason. The HTTP gate reserves slots this way, so
         a burst is sorted out before the MCP SDK spends any work on it. A call that needs a slot
-        in Redis goes through `admit`."""
+        in Redis goes through `admit`. `capped`: the client's principal is held to
+        `max_runs_per_principal` (not an admin)."""
         if self._shared_counts(self.settings(), background):
             return None
-        return self._try_local(client, background)
+        return self._try_local(client, background, capped)
 
-    def _try_local(self, client: str, background: bool) -> Ticket | None:
+    def _try_local(self, client: str, background: bool, capped: bool) -> Ticket | None:
         settings = self.settings()
         if self.draining or self.waiters or self.running >= max_runs(settings):
             return None
-        if background and self.background.get(client, 0) >= settings.server.max_background_runs_per_client:
+        if self._over_share(settings, client, background, capped) is not None:
             return None
         self.running += 1
         self.metrics.admission.labels(outcome="admitted", reason="").inc()
-        return self._ticket(client, background)
+        return self._ticket(client, background, capped)
 
-    async def admit(self, client: str, *, background: bool, deadline: float) -> Ticket:
+    def _over_share(self, settings: Settings, client: str, background: bool, capped: bool) -> Busy | None:
+        """The refusal of a client over its own share (background runs, its principal's runs), else
+        None; it names the cap and when to retry."""
+        s = settings.server
+        if background and self.background.get(client, 0) >= s.max_background_runs_per_client:
+            return self._refuse(
+                "background_per_client",
+                f"this client already has {s.max_background_runs_per_client} background runs going "
+                "([server] max_background_runs_per_client); wait for one with run_result",
+                count=False,
+            )
+        share = max_runs_per_principal(settings)
+        if capped and self.capped.get(client, 0) >= share:
+            return self._refuse(
+                "principal_share",
+                f"this principal already has {share} runs going ([server] max_runs_per_principal); "
+                "retry when one of them ends",
+                count=False,
+            )
+        return None
+
+    async def admit(self, client: str, *, background: bool, deadline: float, capped: bool = False) -> Ticket:
         """A slot for one run, or `Busy`. Waits only when the queue has room, and only as long as
-        the call can afford (see the module docstring)."""
+        the call can afford (see the module docstring). `capped`: as for `try_admit`."""
         settings = self.settings()
         s = settings.server
         cap = max_runs(settings)
         if self.draining:
             raise self._refuse("draining", "the server is shutting down; retry on another instance")
-        if background and self.background.get(client, 0) >= s.max_background_runs_per_client:
-            raise self._refuse(
-                "background_per_client",
-                f"this client already has {s.max_background_runs_per_client} background runs going "
-                "([server] max_background_runs_per_client); wait for one with run_result",
-            )
-        now = self._try_local(client, background)
+        over = self._over_share(settings, client, background, capped)
+        if over is not None:
+            raise self._count(over)
+        now = self._try_local(client, background, capped)
         if now is not None:
             return await self._share(now, settings)
         if len(self.waiters) >= s.admission_queue:
@@ -156,10 +191,11 @@ class RunSlots:
             self._abandon(turn)
             raise self._refuse("queue_timeout", f"no run slot freed up within {wait:g} s")
         self.metrics.admission.labels(outcome="queued", reason="").inc()
-        if background and self.background.get(client, 0) >= s.max_background_runs_per_client:
+        over = self._over_share(settings, client, background, capped)
+        if over is not None:
             self._release_slot()
-            raise self._refuse("background_per_client", "too many background runs for this client")
-        return await self._share(self._ticket(client, background), settings)
+            raise self._count(over)
+        return await self._share(self._ticket(client, background, capped), settings)
 
     def _shared_counts(self, settings: Settings, background: bool) -> bool:
         """Whether a run takes a slot in Redis: a background run, or any run with a cluster cap."""
@@ -197,10 +233,12 @@ class RunSlots:
             ) from None
         return ticket
 
-    def _ticket(self, client: str, background: bool) -> Ticket:
+    def _ticket(self, client: str, background: bool, capped: bool = False) -> Ticket:
         if background:
             self.background[client] = self.background.get(client, 0) + 1
-        return Ticket(self, client, background, anyio.current_time())
+        if capped:
+            self.capped[client] = self.capped.get(client, 0) + 1
+        return Ticket(self, client, background, anyio.current_time(), capped)
 
     def _abandon(self, turn: anyio.Event) -> None:
         """A waiter leaves: out of the queue, or, when its turn came meanwhile, its slot goes on."""
@@ -219,12 +257,13 @@ class RunSlots:
 
     def _forget(self, ticket: Ticket) -> None:
         """Give back a ticket's local counts (its run slot goes to the next waiter)."""
-        if ticket.background:
-            left = self.background.get(ticket.client, 1) - 1
-            if left > 0:
-                self.background[ticket.client] = left
-            else:
-                self.background.pop(ticket.client, None)
+        for counted, counts in ((ticket.background, self.background), (ticket.capped, self.capped)):
+            if counted:
+                left = counts.get(ticket.client, 1) - 1
+                if left > 0:
+                    counts[ticket.client] = left
+                else:
+                    counts.pop(ticket.client, None)
         self._release_slot()
 
     def _release_slot(self) -> None:
@@ -252,6 +291,15 @@ def client_key(ctx: object) -> str:
     return f"ip:{host}" if host else "local"
 
 
+def principal_of(ctx: object) -> Principal:
+    """Who makes an MCP request: the principal the HTTP gate recorded (`PRINCIPAL_KEY`); `local` for
+    stdio (no HTTP request). An HTTP request without one (never past the gate) may see nothing."""
+    if getattr(ctx, "request", None) is None:
+        return LOCAL
+    principal = _request_state(ctx).get(PRINCIPAL_KEY)
+    return principal if isinstance(principal, Principal) else NOBODY
+
+
 def claim_ticket(ctx: object) -> Ticket | None:
     """The slot the HTTP gate reserved for this call (`TICKET_KEY`), now the handler's to
     release; None when there is none (stdio, or the call waits in the queue)."""
@@ -260,4 +308,6 @@ def claim_ticket(ctx: object) -> Ticket | None:
 
 
 TICKET_KEY = "rk_ticket"  # in the request scope's state: the run slot the HTTP gate reserved
-CLIENT_KEY = "rk_client"  # ... and whom the call counts against (token id, else IP)
+CLIENT_KEY = "rk_client"  # ... and whom the call counts against (token principal, else IP)
+PRINCIPAL_KEY = "rk_principal"  # ... and who makes it (reasonkit.principal.Principal)
+NOBODY = Principal("", admin=False, source="local")  # owns no run: `may_see` is False for every owner

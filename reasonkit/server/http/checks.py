@@ -7,10 +7,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 
+from reasonkit.principal import Principal
 from reasonkit.server.capacity import shared_limits
-from reasonkit.server.capacity.run_slots import CLIENT_KEY
+from reasonkit.server.capacity.run_slots import CLIENT_KEY, PRINCIPAL_KEY
 from reasonkit.server.http.connections import host_header_ok
 from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection, short
 from reasonkit.server.http.security import OBSERVABILITY_PATHS, REALM, SecurityPolicy, bearer_token
@@ -58,25 +61,32 @@ class OriginCheck(Rule):
 
 
 class TokenCheck(Rule):
-    """Who the client is: the bearer token's id when tokens are configured (401 without a valid
-    one), else the peer address; recorded in the scope state (`CLIENT_KEY`) for the rate limit and
-    the run slots' per-client caps. `/metrics` and `/health` are open on the side port, and on the
-    main port with `[security] public_metrics`. A failed authentication first counts against the
-    IP's rate limit (a brake on token guessing)."""
+    """Who the client is: the bearer token's principal when tokens are configured (401 without a
+    valid one), else `local` (reasonkit/principal.py), recorded in the scope state (`PRINCIPAL_KEY`)
+    for the MCP handlers, the run pages and the run slots; and whom the rate limit counts (the
+    token's principal, else the peer address: `CLIENT_KEY`). `/metrics` and `/health` are open on
+    the side port, and on the main port with `[security] public_metrics`. A failed authentication
+    first counts against the IP's rate limit (a brake on token guessing)."""
 
     async def check(self, scope: Scope) -> Answer | None:
         policy = self.config.policy()
         ip = client_ip(scope)
-        identity: str | None = None
+        state = scope.setdefault("state", {})
         open_path = scope.get("path", "") in OBSERVABILITY_PATHS and (
             self.config.side or policy.public_metrics
         )
         if policy.auth and not open_path:
             presented = bearer_token(Headers(scope=scope).get("authorization"))
-            identity = policy.token_id(presented)
-            if identity is None:
+            principal = policy.principal(presented)
+            if principal is None:
                 return await self._refusal(policy, ip, presented)
-        scope.setdefault("state", {})[CLIENT_KEY] = f"token:{identity}" if identity else f"ip:{ip}"
+            state[PRINCIPAL_KEY] = principal
+            state[CLIENT_KEY] = f"token:{principal.name}"
+            scope["user"] = session_user(principal)
+            return None
+        if not policy.auth:
+            state[PRINCIPAL_KEY] = policy.principal(None)
+        state[CLIENT_KEY] = f"ip:{ip}"
         return None
 
     async def _refusal(self, policy: SecurityPolicy, ip: str, presented: str | None) -> Answer:
@@ -106,6 +116,14 @@ class ClientRateLimit(Rule):
             return None
         wait = await shared_limits.hit(self.config.limiter, scope["state"][CLIENT_KEY], policy.rate_limit)
         return too_many(policy, wait) if wait > 0 else None
+
+
+def session_user(principal: Principal) -> AuthenticatedUser:
+    """The principal as the MCP SDK's authenticated user: its `StreamableHTTPSessionManager` ties a
+    stateful session to the user that opened it and answers anyone else 404, exactly as for an
+    unknown session (issue 23, hole 13). The token itself is not kept."""
+    token = AccessToken(token="", client_id=principal.name, scopes=[], subject=principal.name)
+    return AuthenticatedUser(token)
 
 
 def too_many(policy: SecurityPolicy, wait: float) -> Answer:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from reasonkit.server.capacity.run_slots import CLIENT_KEY, TICKET_KEY, RunSlots
+from reasonkit.errors import InputError
+from reasonkit.principal import Principal
+from reasonkit.protocol.inputs import background_flag
+from reasonkit.server.capacity.run_slots import CLIENT_KEY, PRINCIPAL_KEY, TICKET_KEY, RunSlots
 from reasonkit.server.http.rule import Answer, Rule, rejection
 
 if TYPE_CHECKING:
@@ -56,8 +59,13 @@ class RunSlotReservation(Rule):
             ticket = None
         else:
             args: dict[str, Any] = params["arguments"] if isinstance(params.get("arguments"), dict) else {}
-            background = str(args.get("background", "")).lower() in ("true", "1", "yes", "on")
-            ticket = slots.try_admit(scope["state"][CLIENT_KEY], background=background)
+            try:
+                background = background_flag(args.get("background"))
+            except InputError:
+                return None  # the tool handler refuses the call with the input's error
+            principal = scope["state"].get(PRINCIPAL_KEY)
+            capped = not (isinstance(principal, Principal) and principal.admin)
+            ticket = slots.try_admit(scope["state"][CLIENT_KEY], background=background, capped=capped)
         if ticket is not None:
             scope["state"][TICKET_KEY] = ticket
             return None

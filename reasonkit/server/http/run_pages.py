@@ -4,7 +4,9 @@ side port.
 
 Access: behind the same bearer tokens as `/mcp` when tokens are configured. The main port's
 gate already asks for them; the side port's asks for none, so these handlers check
-the token there themselves (same 401 answer). `[server] run_viewer` turns the pages on or off:
+the token there themselves (same 401 answer). Each page shows only the runs of the token's
+principal (reasonkit/principal.py; an admin sees all): another principal's run is "no such run",
+word for word as for an id that does not exist. `[server] run_viewer` turns the pages on or off:
 `auto` (the default) serves them only when the server listens on a loopback address or tokens are
 configured, so a non-loopback bind without authentication never shows runs to the network. The
 pages are static HTML: no scripts, a Content-Security-Policy that forbids every external load.
@@ -20,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from reasonkit.errors import InputError, ReasonKitError
+from reasonkit.principal import Principal
 from reasonkit.server.http.rule import rejection
 from reasonkit.server.http.security import REALM, SecurityPolicy, bearer_token, is_loopback
 
@@ -86,8 +89,9 @@ class RunPages:
             return mode == "on"
         return is_loopback(self.host()) or self.policy().auth
 
-    async def guard(self, request: Request) -> Response | None:
-        """An answer that refuses the request (viewer off, token missing on the side port), or None."""
+    async def guard(self, request: Request) -> Response | Principal:
+        """Who asks (the principal of the token, `local` without tokens), or an answer that refuses
+        the request (viewer off, token missing on the side port)."""
         try:
             policy = self.policy()
         except ReasonKitError as exc:
@@ -100,11 +104,8 @@ class RunPages:
                 "bearer tokens, or listen on a loopback address) to serve them.",
                 404,
             )
-        if (
-            self.side
-            and policy.auth
-            and policy.token_id(bearer_token(request.headers.get("authorization"))) is None
-        ):
+        viewer = policy.principal(bearer_token(request.headers.get("authorization")))
+        if viewer is None:  # the side port (the main port's gate refused it already)
             status, body, headers = rejection(
                 401,
                 "unauthorized",
@@ -112,12 +113,12 @@ class RunPages:
                 {"www-authenticate": f'Bearer realm="{REALM}"'},
             )
             return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
-        return None
+        return viewer
 
     async def index(self, request: Request) -> Response:
-        refused = await self.guard(request)
-        if refused is not None:
-            return refused
+        viewer = await self.guard(request)
+        if isinstance(viewer, Response):
+            return viewer
         params = request.query_params
         tool = params.get("tool", "").strip() or None
         status = params.get("status", "").strip() or None
@@ -134,7 +135,7 @@ class RunPages:
 
             try:
                 rows = await anyio.to_thread.run_sync(
-                    lambda: store.list(limit=limit, status=status, kind_or_name=tool)
+                    lambda: store.list(limit=limit, status=status, kind_or_name=tool, viewer=viewer)
                 )
             except InputError as exc:  # an unknown status
                 return _message("Bad request", str(exc), 400)
@@ -147,12 +148,12 @@ class RunPages:
         return _page(render_index(rows, tool=tool, status=status, limit=limit, names=names, link="runs/"))
 
     async def run(self, request: Request) -> Response:
-        refused = await self.guard(request)
-        if refused is not None:
-            return refused
+        viewer = await self.guard(request)
+        if isinstance(viewer, Response):
+            return viewer
         run_id = request.path_params["run_id"]
         try:
-            trace = await self.core.service.trace(run_id)
+            trace = await self.core.service.trace(run_id, viewer)
         except ReasonKitError as exc:
             return _message("Cannot read the run", str(exc), 503)
         if trace is None:

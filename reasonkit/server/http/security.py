@@ -11,10 +11,10 @@ hold a secret. The policy (`SecurityPolicy`) is immutable and swapped as a whole
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from reasonkit.errors import SecurityError
+from reasonkit.principal import LOCAL, Principal, token_name
 
 if TYPE_CHECKING:
     from reasonkit.config import Settings
@@ -35,6 +36,8 @@ PROBE_PATHS = frozenset({"/health/live", "/health/ready", "/live", "/ready"})
 OBSERVABILITY_PATHS = frozenset({"/metrics", "/health"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SHORT_TOKEN = 16
+#: `name:token`: a token's principal name (letters, digits, `_.@-`, at most 64 characters).
+NAMED_TOKEN = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.@-]{0,63}):(.+)")
 
 # JSON-RPC error codes of the rejections (implementation-defined server errors, -32000..-32099,
 # and Invalid Request for requests the server refuses to read).
@@ -115,9 +118,17 @@ LOCAL_ORIGINS = (
 
 
 # ----------------------------------------------------------------------------- tokens
+def split_token(entry: str) -> tuple[str | None, str]:
+    """A configured token entry -> (its principal name, or None for an unnamed token; the token).
+    `alice:<token>` names the token `alice`; a token that itself contains `:` must be named."""
+    named = NAMED_TOKEN.fullmatch(entry)
+    return (named.group(1), named.group(2)) if named else (None, entry)
+
+
 def load_tokens(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Tokens from `REASONKIT_AUTH_TOKENS` (comma-separated) and `[security] auth_tokens_file` (one per
-    line, `#` comments). Raises SecurityError when the file cannot be read."""
+    """Token entries from `REASONKIT_AUTH_TOKENS` (comma-separated) and `[security] auth_tokens_file`
+    (one per line, `#` comments); an entry is a token or `name:token` (`split_token`). Raises
+    SecurityError when the file cannot be read."""
     env = os.environ if environ is None else environ
     tokens = [t.strip() for t in env.get(TOKENS_ENV, "").split(",") if t.strip()]
     path = settings.security.auth_tokens_file
@@ -145,7 +156,7 @@ def load_tokens(settings: Settings, environ: Mapping[str, str] | None = None) ->
             f"bearer token #{bad[0] + 1} contains whitespace or control characters; "
             "tokens are single words (e.g. `openssl rand -hex 32`)"
         )
-    if any(len(t) < SHORT_TOKEN for t in tokens):
+    if any(len(split_token(t)[1]) < SHORT_TOKEN for t in tokens):
         logger.warning(
             "a bearer token is shorter than {} characters; "
             "use long random tokens (e.g. `openssl rand -hex 32`)",
@@ -157,7 +168,7 @@ def load_tokens(settings: Settings, environ: Mapping[str, str] | None = None) ->
 def secret_values(settings: Settings, tokens: list[str]) -> list[str | None]:
     """Every configured secret, for log redaction: tokens, API keys, the Redis and database URLs and
     their passwords."""
-    out: list[str | None] = list(tokens)
+    out: list[str | None] = [split_token(t)[1] for t in tokens]
     out += [p.api_key.get_secret_value() if p.api_key else None for p in settings.llm.providers.values()]
     database = getattr(settings.storage, "url", None)  # the PostgreSQL run store (reasonkit.store.factory)
     for secret in (settings.database.redis.url, database):
@@ -178,6 +189,8 @@ class SecurityPolicy:
     """What the middleware enforces; built from settings (+ env tokens) and swapped on SIGHUP."""
 
     tokens: tuple[bytes, ...] = ()
+    names: tuple[str, ...] = ()  # each token's principal name (same order)
+    admins: frozenset[str] = frozenset()  # [server] admin_principals
     loopback: bool = True
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
@@ -194,8 +207,11 @@ class SecurityPolicy:
         from reasonkit.observability.logging import add_secrets
 
         add_secrets(secret_values(settings, tokens))
+        pairs = [split_token(t) for t in tokens]
         return cls(
-            tokens=tuple(t.encode() for t in tokens),
+            tokens=tuple(t.encode() for _, t in pairs),
+            names=tuple(name or token_name(t.encode()) for name, t in pairs),
+            admins=frozenset(settings.server.admin_principals),
             loopback=is_loopback(host),
             allowed_hosts=tuple(s.allowed_hosts),
             allowed_origins=tuple(s.allowed_origins),
@@ -272,16 +288,24 @@ class SecurityPolicy:
         return any(_origin_matches(value, p) for p in self.allowed_origins)
 
     def token_id(self, presented: str | None) -> str | None:
-        """A stable id (hash prefix) of the matching token, or None. Compares against every token in
+        """The principal name of the matching token, or None. Compares against every token in
         constant time per token, whether or not an earlier one matched."""
         if presented is None:
             return None
         given = presented.encode()
-        hit: bytes | None = None
-        for t in self.tokens:
+        hit: str | None = None
+        for t, name in zip(self.tokens, self.names, strict=True):
             if hmac.compare_digest(given, t):
-                hit = t
-        return hashlib.sha256(hit).hexdigest()[:16] if hit is not None else None
+                hit = name
+        return hit
+
+    def principal(self, presented: str | None) -> Principal | None:
+        """Who presents `presented`: the matching token's principal, `local` when no tokens are
+        configured, None for a wrong or missing token."""
+        if not self.auth:
+            return LOCAL
+        name = self.token_id(presented)
+        return None if name is None else Principal(name, admin=name in self.admins)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -11,7 +11,9 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from reasonkit.errors import InputError, StoreError
+from reasonkit.principal import Principal
 from reasonkit.protocol.inputs import coerce_inputs
+from reasonkit.server.capacity.run_slots import principal_of
 from reasonkit.server.mcp import schemas
 from reasonkit.server.mcp.core import ServerCore
 
@@ -80,7 +82,7 @@ class ResourceHandlers:
         if uri.startswith(PROTOCOL_URI):
             return await self._read_protocol(uri, uri[len(PROTOCOL_URI) :])
         if uri.startswith(RUN_URI):
-            return await self._read_run(uri, uri[len(RUN_URI) :])
+            return await self._read_run(uri, uri[len(RUN_URI) :], principal_of(ctx))
         raise _not_found(uri, uri)
 
     async def _read_protocol(self, uri: str, protocol_id: str) -> types.ReadResourceResult:
@@ -95,9 +97,10 @@ class ResourceHandlers:
         contents = [types.TextResourceContents(uri=uri, mime_type="application/toml", text=text)]
         return types.ReadResourceResult(contents=contents)
 
-    async def _read_run(self, uri: str, run_id: str) -> types.ReadResourceResult:
+    async def _read_run(self, uri: str, run_id: str, viewer: Principal) -> types.ReadResourceResult:
+        """A run's trace for a viewer that may see it; another principal's run reads as unknown."""
         try:
-            trace = await self.core.service.trace(run_id)
+            trace = await self.core.service.trace(run_id, viewer)
         except StoreError as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=str(exc), data={"uri": uri}) from None
         if trace is None:

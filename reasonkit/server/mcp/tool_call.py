@@ -13,9 +13,9 @@ from mcp.server.context import ServerRequestContext
 
 from reasonkit.errors import Busy, InputError, NoProviderConfigured, ReasonKitError, StoreError
 from reasonkit.live_runs import LiveRun
-from reasonkit.protocol.inputs import parse_flag
+from reasonkit.protocol.inputs import background_flag
 from reasonkit.run_request import ProgressSink, RunHooks, RunRequest, Slot, Spawn
-from reasonkit.server.capacity.run_slots import claim_ticket, client_key
+from reasonkit.server.capacity.run_slots import claim_ticket, client_key, principal_of
 from reasonkit.server.mcp import schemas
 from reasonkit.server.mcp.idempotency import fingerprint, pop_key
 from reasonkit.server.mcp.runtime import Runtime
@@ -45,10 +45,7 @@ def control_args(args: dict[str, Any]) -> tuple[float | None, bool]:
             raise InputError(
                 f"input 'deadline_s' must be > 0 and <= {schemas.MAX_DEADLINE_S:g}, got {deadline:g}"
             )
-    background = False
-    if raw_background is not None and raw_background != "":
-        background = parse_flag(raw_background, "background")
-    return deadline, background
+    return deadline, background_flag(raw_background)
 
 
 class ToolCall(RunHooks):
@@ -61,6 +58,7 @@ class ToolCall(RunHooks):
         self.core = handlers.core
         self.ctx = ctx
         self.runtime: Runtime = ctx.lifespan_context
+        self.principal = principal_of(ctx)  # the run's owner
         self.key: str | None = None  # idempotency_key
         self.budget: Budget | None = None
         self.log = logger.bind(request_id=str(ctx.request_id), tool=tool, profile=tool)
@@ -97,7 +95,10 @@ class ToolCall(RunHooks):
                 0,
             )
         return claim_ticket(self.ctx) or await core.admission.admit(
-            client_key(self.ctx), background=request.background, deadline=budget.seconds or core.deadline
+            client_key(self.ctx),
+            background=request.background,
+            deadline=budget.seconds or core.deadline,
+            capped=not self.principal.admin,
         )
 
     def provider(self, request: RunRequest) -> Provider:
@@ -108,13 +109,14 @@ class ToolCall(RunHooks):
 
     async def prepared(self, run: PreparedRun, budget: Budget) -> None:
         self.budget = budget
+        run.result.owner = self.principal.name
         self.log = self.log.bind(run_id=run.result.run_id)
 
     async def repeat_of(self, request: RunRequest, inputs: dict[str, Any], run: PreparedRun) -> object:
         """A repeat of an `idempotency_key` gets the first run's result (waiting while it runs)."""
         if self.key is None:
             return None
-        handlers, client = self.handlers, client_key(self.ctx)
+        handlers, client = self.handlers, f"principal:{self.principal.name}"
         first = await handlers.idempotency.claim(
             client, self.key, fingerprint(request.method, request.name, inputs), run
         )
@@ -123,7 +125,7 @@ class ToolCall(RunHooks):
         self.log.info("repeat of run {} (idempotency_key)", first)
         wait = None if request.background else (self.budget and self.budget.seconds) or self.core.deadline
         return await handlers.idempotency.result_of(first, wait) or await handlers.run_result(
-            {"run_id": first}
+            {"run_id": first}, self.principal
         )
 
     def progress(self, live: LiveRun) -> ProgressSink:

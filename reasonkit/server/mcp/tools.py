@@ -13,7 +13,9 @@ from mcp.shared.exceptions import MCPError
 
 from reasonkit.errors import StoreError
 from reasonkit.observability.metrics import Stopwatch
+from reasonkit.principal import Principal
 from reasonkit.run_request import RunKind, RunRequest, count_request
+from reasonkit.server.capacity.run_slots import principal_of
 from reasonkit.server.mcp import rendering, schemas
 from reasonkit.server.mcp.core import ServerCore
 from reasonkit.server.mcp.idempotency import IdempotentCalls
@@ -93,7 +95,7 @@ class ToolHandlers:
             return await self.run_tool(ctx, name, kind, args)  # a run counts itself (run_request.py)
         if name == schemas.RUN_RESULT_TOOL and exposed:
             stopwatch = Stopwatch()
-            result = await self.run_result(args)
+            result = await self.run_result(args, principal_of(ctx))
             count_request(core.metrics, name, "", "error" if result.is_error else "ok", stopwatch.seconds)
             return result
         count_request(core.metrics, "tools/call", "", "error", 0.0)
@@ -126,7 +128,9 @@ class ToolHandlers:
         return rendering.tool_result(result, link=run_page_url(core, result.run_id))
 
     # ------------------------------------------------------------------ run_result
-    async def run_result(self, args: dict[str, Any]) -> types.CallToolResult:
+    async def run_result(self, args: dict[str, Any], viewer: Principal) -> types.CallToolResult:
+        """The result or progress of a run `viewer` may see; another principal's run is answered
+        as an unknown one."""
         unknown = sorted(set(args) - {"run_id"})
         if unknown:
             names = ", ".join(repr(u) for u in unknown)
@@ -136,11 +140,11 @@ class ToolHandlers:
             return rendering.error_result("input 'run_id' is required: the run_id a ThinkTool call returned")
         run_id = run_id.strip()
         service = self.core.service
-        live = service.live_run(run_id)
+        live = service.live_run(run_id, viewer)
         if live is not None:
             return rendering.running_result(live)
         try:
-            trace = await service.stored_trace(run_id)
+            trace = await service.stored_trace(run_id, viewer)
         except StoreError as exc:
             return rendering.error_result(str(exc))
         if trace is None:

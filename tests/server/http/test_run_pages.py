@@ -22,9 +22,12 @@ async def ids(tmp_path):
     return await make_all(tmp_path / "data")
 
 
-def server(make_server, fake_llm, tmp_path, host="127.0.0.1", tokens="", viewer="auto", **security):
+def server(
+    make_server, fake_llm, tmp_path, host="127.0.0.1", tokens="", viewer="auto", admins=(), **security
+):
     s = make_settings(fake_llm, tmp_path / "data")
     s.server.run_viewer = viewer
+    s.server.admin_principals = list(admins)
     s.server.host = host
     for key, value in security.items():
         setattr(s.security, key, value)
@@ -74,7 +77,8 @@ async def test_the_side_port_serves_them_too(make_server, fake_llm, tmp_path, id
 
 
 async def test_tokens_guard_the_pages_on_both_ports(make_server, fake_llm, tmp_path, ids):
-    core = server(make_server, fake_llm, tmp_path, tokens=TOKEN)
+    # the runs were made by `rk think` (no owner): an admin sees them (tests/server/http/test_principals.py)
+    core = server(make_server, fake_llm, tmp_path, tokens=f"ops:{TOKEN}", admins=("ops",))
     auth = {"authorization": f"Bearer {TOKEN}"}
     async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
         for path in ("/runs", f"/runs/{ids['complete']}"):

@@ -18,10 +18,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from reasonkit.errors import SecurityError
+from reasonkit.principal import LOCAL, Principal, token_name
 from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.http.apps import build_http_app, build_side_app
 from reasonkit.server.http.gate import Gate
-from reasonkit.server.http.security import SecurityPolicy, bearer_token, load_tokens
+from reasonkit.server.http.security import SecurityPolicy, bearer_token, load_tokens, secret_values
 from tests.fakes.fake_llm import Reply
 from tests.server.conftest import first_user_text, make_settings, routed
 from tests.server.helpers import MCP_HEADERS, answer, asgi_client, call, metric, rpc, run
@@ -142,6 +143,24 @@ def test_tokens_from_env_and_file(tmp_path, fake_llm):
     assert (
         bearer_token("Basic abc") is None and bearer_token("Bearer ") is None and bearer_token(None) is None
     )
+
+
+def test_named_tokens_give_their_principal(tmp_path, fake_llm):
+    s = make_settings(fake_llm, tmp_path / "data")
+    s.server.admin_principals = ["ops"]
+    f = tmp_path / "tokens"
+    f.write_text(f"alice:{TOKEN}\nops:{OTHER}\n")
+    f.chmod(0o600)
+    s.security.auth_tokens_file = str(f)
+    unnamed = "u" * 40
+    policy = SecurityPolicy.from_settings(s, "127.0.0.1", {"REASONKIT_AUTH_TOKENS": unnamed})
+    alice, ops, anon = (policy.principal(t) for t in (TOKEN, OTHER, unnamed))
+    assert alice == Principal("alice") and ops == Principal("ops", admin=True)
+    assert anon is not None and anon.name == token_name(unnamed.encode()) and not anon.admin
+    assert unnamed not in anon.name and policy.principal(f"alice:{TOKEN}") is None  # the token alone
+    assert policy.principal("wrong") is None and policy.principal(None) is None
+    assert SecurityPolicy().principal(None) == LOCAL and LOCAL.admin  # no tokens: one user, `local`
+    assert TOKEN in secret_values(s, load_tokens(s, {}))  # the token part is what logs must not show
 
 
 async def test_bearer_tokens_in_process(make_server, fake_llm, tmp_path):

@@ -140,3 +140,20 @@ async def test_key_without_a_run_store_is_refused(make_server, fake_llm, tmp_pat
         plain = await client.call_tool("tiny", {"query": "q"})
     assert result.is_error and "idempotency_key needs the run store" in text_of(result)
     assert not plain.is_error
+
+
+async def test_a_key_whose_run_was_pruned_starts_a_new_run(make_server, fake_llm):
+    """Issue 23, hole 12: retention deleted the first run; a repeat used to wait its whole deadline
+    for it and then fail. The key is stale with its run: the repeat runs again, at once."""
+    fake_llm.default = schema_filler
+    core = make_server()
+    args = {"query": "q1", "idempotency_key": "req-pruned"}
+    async with Client(core.server) as client:
+        first = await client.call_tool("tiny", args)
+        assert core.service.store.prune(max_count=0) == 1
+        with anyio.fail_after(5):
+            again = await client.call_tool("tiny", dict(args, deadline_s=20))
+        repeat = await client.call_tool("tiny", dict(args, deadline_s=20))
+    assert not again.is_error, text_of(again)
+    assert again.structured_content["run_id"] != first.structured_content["run_id"]
+    assert repeat.structured_content["run_id"] == again.structured_content["run_id"]  # the key holds again
