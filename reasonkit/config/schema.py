@@ -62,7 +62,7 @@ class ServerSettings(Section):
         None,
         gt=0,
         description="Default deadline of one MCP tool call; a partial result is returned when it passes. "
-        "Unset: each tool's time estimate on the configured provider plus a quarter, between 50 and 600 s "
+        "Unset: each tool's time estimate on the configured provider plus a tenth, between 50 and 600 s "
         "(docs/mcp-clients.md, 'Long calls').",
     )
     shutdown_grace_secs: float = Field(

@@ -11,7 +11,7 @@ reasonkit/provider_kinds.py, as a `Pace`): rounds x seconds per call for a hoste
 parallel calls overlap; calls x seconds per call for a serial one (the embedded model runs one call
 at a time on this machine, with the small-model caps of `[llm.local]` shrinking the calls).
 
-The default deadline of a call (`deadline_for`) is the tool's slow estimate plus a quarter, at least
+The default deadline of a call (`deadline_for`) is the tool's slow estimate plus a tenth, at least
 `MIN_DEADLINE_S` (what clients with a ~60 s timeout can wait for) and at most `MAX_AUTO_DEADLINE_S`,
 unless `[server] tool_deadline_secs` sets one for every tool: a deadline under the estimate cut every
 embedded-model call short, while one over it only waits for a run that is still working.
@@ -32,7 +32,7 @@ from reasonkit.protocol.models import Profile, Protocol, Step
 #: Items assumed for a `for_each` over a list with no `max_items`.
 DEFAULT_ITEMS = 8
 #: The default deadline: the slow estimate times this, within these bounds (seconds).
-DEADLINE_MARGIN = 1.25
+DEADLINE_MARGIN = 1.1
 MIN_DEADLINE_S = 50.0
 MAX_AUTO_DEADLINE_S = 600.0
 
