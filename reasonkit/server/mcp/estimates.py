@@ -102,7 +102,10 @@ def deadline_for(est: Estimate, pace: Pace, configured: float | None) -> float:
     with margin, within [MIN_DEADLINE_S, MAX_AUTO_DEADLINE_S] (the module docstring says why)."""
     if configured is not None:
         return configured
-    return min(MAX_AUTO_DEADLINE_S, max(MIN_DEADLINE_S, est.seconds(pace)[1] * DEADLINE_MARGIN))
+    with_margin = float(
+        round(est.seconds(pace)[1] * DEADLINE_MARGIN)
+    )  # whole seconds: 99, not 99.00000000000001
+    return min(MAX_AUTO_DEADLINE_S, max(MIN_DEADLINE_S, with_margin))
 
 
 def _duration(lo: int, hi: int) -> str:

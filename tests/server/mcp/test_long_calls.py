@@ -91,3 +91,29 @@ async def test_an_http_client_that_disconnects_cancels_its_run(server_env, fake_
 def test_control_inputs_are_described_in_the_schema():
     props = schemas._control_properties(50.0)
     assert props["background"]["description"] and props["deadline_s"]["description"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_cancelled_call_is_stored_with_the_clients_reason(make_server, fake_llm, mode):
+    """Through the SDK's in-memory client: the caller cancels mid-call (its scope ends, as a client
+    timeout does); the stored run says the client cancelled or went away."""
+    fake_llm.default = routed({"FIRST": (None, 0.05), "JOIN": (None, 5.0)})
+    core = make_server()
+    run_ids: list[str] = []
+    async with Client(core.server, mode=mode) as client:
+        with anyio.move_on_after(1.0):
+            await client.call_tool("tiny", {"query": "q"}, progress_callback=lambda *a: _note(run_ids, core))
+    await poll(lambda: run_ids and _done(core, run_ids[0]), within=5)
+    stored = core.store.get(run_ids[0])
+    assert stored["status"] == "cancelled", stored
+    assert stored["stop_reason"] == "the client cancelled the call or disconnected", stored
+    assert "(the client cancelled the call or disconnected)" in stored["answer"]
+
+
+async def _note(run_ids: list[str], core) -> None:
+    run_ids.extend(rid for rid in core.live if rid not in run_ids)
+
+
+def _done(core, run_id: str) -> bool:
+    stored = core.store.get(run_id)
+    return bool(stored) and stored["status"] != "running"
