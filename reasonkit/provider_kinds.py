@@ -65,6 +65,12 @@ class ProviderKind:
     description: str = ""
     # Said once when a run uses this kind without the user choosing it ({model}, {setup} filled in).
     notice: str | None = None
+    # Its pace, for the time estimates in the tool descriptions and the server's default deadline
+    # (reasonkit/server/mcp/estimates.py): seconds one model call takes (fast, slow), and whether
+    # calls run one at a time (`serial`: an in-process model on one context; a run's time is then
+    # the sum of its calls, not of its rounds of parallel calls).
+    call_secs: tuple[float, float] = (5.0, 15.0)
+    serial: bool = False
 
     @property
     def keyless(self) -> bool:
@@ -143,6 +149,12 @@ KINDS: dict[str, ProviderKind] = _rows(
             "A model this small is for trying ReasonKit out: expect shallow answers and low confidence. "
             "For real work set {setup} (see docs/local-models.md and docs/configuration.md)."
         ),
+        # SmolLM2-135M on 2 CPU cores (docs/local-models.md, "Speed"): about 6 s a call on an idle
+        # machine, 11-16 s while other work shares the cores, and 20-80 s a call with the cores 5x
+        # oversubscribed (load 10: bedrock's first call took 79 s, its second 20 s and on); the slow
+        # end is 60 s, since a deadline only caps the wait and a cut run is worth little.
+        call_secs=(6.0, 60.0),
+        serial=True,
     ),
 )
 

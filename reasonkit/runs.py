@@ -61,6 +61,9 @@ class PreparedRun:
     live: LiveRun
     method: str  # the tool name (server) or "rk think" (CLI): the `method` metrics label
     crashed: bool = False  # the engine raised: the result is marked failed with an internal error
+    # What a cancellation from outside means for this caller, stored as the stop reason (the MCP
+    # server: the client cancelled or went away); None: the engine's "cancelled by the caller".
+    cancel_reason: str | None = None
 
     @property
     def result(self) -> RunResult:
@@ -70,6 +73,16 @@ class PreparedRun:
     def label(self) -> str:
         """The `profile` metrics label: the profile or protocol that runs."""
         return self.live.result.name
+
+
+def _cancelled_because(run: PreparedRun) -> None:
+    """A cancelled run's stop reason (and the answer's first line, which repeats it) in the
+    caller's words, when it has them."""
+    result = run.result
+    if run.cancel_reason and result.status == "cancelled":
+        if result.answer and result.stop_reason:
+            result.answer = result.answer.replace(f"({result.stop_reason})", f"({run.cancel_reason})", 1)
+        result.stop_reason = run.cancel_reason
 
 
 class RunService(RunEntry):
@@ -299,6 +312,7 @@ class RunService(RunEntry):
             if result.status == "running":  # cancelled before the engine's own handler was reached
                 result.status, result.complete = "cancelled", False
                 result.stop_reason = result.stop_reason or "cancelled by the caller"
+            _cancelled_because(run)
             with anyio.CancelScope(shield=True):
                 await self._finish(run, recorder, stopwatch, log)
             raise

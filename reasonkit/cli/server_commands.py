@@ -55,7 +55,8 @@ CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode")
 @click.option(
     "--deadline",
     type=click.FloatRange(min=1, max=3600),
-    help="Default tool-call deadline in seconds ([server] tool_deadline_secs, 50).",
+    help="Tool-call deadline in seconds for every tool ([server] tool_deadline_secs; "
+    "unset: each tool's time estimate on the provider with margin, 50-600).",
 )
 @click.option("--log-level", help="trace, debug, info, warning, error (env LOG_LEVEL / RUST_LOG).")
 @click.option(

@@ -119,6 +119,7 @@ def _env_text(setting: Setting, quote: str) -> str:
 # Example values for settings without a default, so every commented key in `rk config init`'s file
 # is valid TOML and a valid setting once uncommented (a test uncomments them all and loads the file).
 EXAMPLES: dict[str, str] = {  # TOML values
+    "tool_deadline_secs": "50",
     "metrics_port": "9101",
     "file": '"/var/log/reasonkit/reasonkit.log"',
     "logging.level": '"warning"',

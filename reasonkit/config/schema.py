@@ -47,10 +47,12 @@ class ServerSettings(Section):
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Side HTTP port for /metrics and /health."
     )
-    tool_deadline_secs: float = Field(
-        50.0,
+    tool_deadline_secs: float | None = Field(
+        None,
         gt=0,
-        description="Default deadline of one MCP tool call; a partial result is returned when it passes.",
+        description="Default deadline of one MCP tool call; a partial result is returned when it passes. "
+        "Unset: each tool's time estimate on the configured provider plus a tenth, between 50 and 600 s "
+        "(docs/mcp-clients.md, 'Long calls').",
     )
     shutdown_grace_secs: float = Field(
         20.0, ge=0, description="How long in-flight calls may finish after SIGTERM."

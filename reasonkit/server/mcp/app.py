@@ -35,6 +35,7 @@ from reasonkit.protocol.loader import Registry, load_registry
 from reasonkit.runs import RunService
 from reasonkit.server.capacity.run_slots import RunSlots
 from reasonkit.server.mcp import schemas
+from reasonkit.server.mcp.estimates import MIN_DEADLINE_S
 from reasonkit.server.mcp.reload import Reloader
 from reasonkit.server.mcp.resources import ResourceHandlers
 from reasonkit.server.mcp.runtime import ProviderFactory, Runtime, ServerStatus
@@ -93,7 +94,8 @@ class ReasonKitServer:
         self.status = status or ServerStatus()
         # run slots: read by the tool handlers and the HTTP gate (server/capacity/run_slots.py)
         self.admission = self.status.admission = RunSlots(lambda: self.settings, self.metrics)
-        self.deadline = settings.server.tool_deadline_secs
+        self.deadline = settings.server.tool_deadline_secs or MIN_DEADLINE_S
+        self.deadlines: dict[str, float] = {}  # tool or profile -> its default deadline (build_tools)
         # Lifecycle: HTTP inbound security (set by `rk serve-mcp` in HTTP mode), the settings source
         # for SIGHUP reloads, change notifications for connected clients.
         self.security: Any = None  # reasonkit.server.http.security.SecurityPolicy in HTTP mode
@@ -136,7 +138,7 @@ class ReasonKitServer:
     def apply(self, settings: Settings, registry: Registry) -> None:
         """Switch to new settings and protocols (after a reload)."""
         self.settings = settings
-        self.deadline = settings.server.tool_deadline_secs
+        self.deadline = settings.server.tool_deadline_secs or MIN_DEADLINE_S
         self.service.reconfigure(settings, registry)
         self._install_registry(registry)
 

@@ -27,6 +27,7 @@ class ServerCore(Protocol):
     status: ServerStatus
     admission: RunSlots
     deadline: float
+    deadlines: dict[str, float]  # tool or profile -> its default deadline (server/mcp/estimates.py)
     protocols: dict[str, ThinkToolProtocol]
     tools: list[types.Tool]
     runtime: Runtime | None

@@ -73,7 +73,7 @@ class Reloader:
                 "(authentication is switched off only by a restart)",
                 len(previous.tokens),
             )
-            policy = dataclasses.replace(policy, tokens=previous.tokens)
+            policy = dataclasses.replace(policy, tokens=previous.tokens, names=previous.names)
         policy.check_bind(self.core.bind_host, settings.server.port, settings)
         return policy
 

@@ -7,8 +7,9 @@ before the engine sees their arguments.
 
 The tool list is kept lean (every client sends it to its model with every request): the output
 schema, the same for every tool, names the fields a client acts on and says nothing twice; the
-deadline and background semantics are told once, in the `deadline_s` / `background` inputs; each
-description ends with what the tool costs (model calls, rounds, time: reasonkit.server.mcp.estimates).
+deadline and background semantics are told in short in the `deadline_s` / `background` inputs; each
+description ends with what the tool costs on the configured provider (model calls, time:
+reasonkit.server.mcp.estimates), its default deadline, and how to run longer than the client waits.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import mcp_types as types
 from reasonkit.errors import ConfigError
 from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import PROFILE_INPUTS, InputSpec, Profile, Protocol
-from reasonkit.server.mcp.estimates import profile_estimate, protocol_estimate
+from reasonkit.server.mcp.estimates import HOSTED, Pace, profile_estimate, protocol_estimate
 
 THINK_TOOL = "think"
 RUN_RESULT_TOOL = "run_result"
@@ -60,24 +61,36 @@ def input_property(spec: InputSpec) -> dict[str, Any]:
     return prop
 
 
-def _control_properties(default_deadline: float) -> dict[str, Any]:
-    """The inputs every ThinkTool takes; what they do is told once, in `CONTROL_NOTE`."""
+def _control_properties(default_deadline: float | None) -> dict[str, Any]:
+    """The inputs every ThinkTool takes, each described in one line (a model deciding how to call
+    a long tool reads these); `CONTROL_NOTE` says the rest once."""
+    default = f"default {default_deadline:g}" if default_deadline else "default: the profile's, above"
     return {
-        "deadline_s": {"type": "number", "maximum": MAX_DEADLINE_S},
-        "background": {"type": "boolean", "default": False},
+        "deadline_s": {
+            "type": "number",
+            "maximum": MAX_DEADLINE_S,
+            "description": f"Seconds, then the partial result returns; {default}. Progress names the run_id.",
+        },
+        "background": {
+            "type": "boolean",
+            "default": False,
+            "description": "true: get a run_id at once; fetch the result with run_result.",
+        },
         "idempotency_key": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
     }
 
 
 #: The control inputs, described once for all tools (in the `run_result` description).
 CONTROL_NOTE = (
-    "Every ThinkTool also takes deadline_s (seconds, default {deadline:g}; then the best partial result "
-    "returns, complete: false), background (true: a run_id at once, the result from here) and "
-    "idempotency_key (a UUID: a retry with the same key and arguments returns the first run's result)."
+    "Every ThinkTool also takes deadline_s (seconds, default in each tool's description; then the best "
+    "partial result returns, complete: false), background (true: a run_id at once, the result from here) "
+    "and idempotency_key (a UUID: a retry with the same key and arguments returns the first run's result)."
 )
+#: How to run longer than a client waits, at the end of every ThinkTool description.
+LONG_NOTE = "Longer than your client waits? background: true, then run_result."
 
 
-def protocol_input_schema(proto: Protocol, default_deadline: float) -> dict[str, Any]:
+def protocol_input_schema(proto: Protocol, default_deadline: float | None) -> dict[str, Any]:
     props = {name: input_property(spec) for name, spec in proto.inputs.items() if name not in RESERVED_ARGS}
     props.update(_control_properties(default_deadline))
     required = [name for name, spec in proto.inputs.items() if spec.required and name not in RESERVED_ARGS]
@@ -88,7 +101,7 @@ def protocol_input_schema(proto: Protocol, default_deadline: float) -> dict[str,
 
 
 def think_input_schema(
-    profiles: dict[str, Profile], default_profile: str | None, default_deadline: float
+    profiles: dict[str, Profile], default_profile: str | None, default_deadline: float | None
 ) -> dict[str, Any]:
     ids = sorted(profiles)
     profile_prop: dict[str, Any] = {"type": "string", "enum": ids}
@@ -138,46 +151,51 @@ RUN_RESULT_ANNOTATIONS = types.ToolAnnotations(
 )
 
 
-def protocol_description(proto: Protocol, default_deadline: float) -> str:
+def protocol_description(proto: Protocol, deadline: float, pace: Pace = HOSTED) -> str:
     parts = [proto.description.strip()]
     if proto.use_when:
         parts.append(f"Use when: {proto.use_when.strip()}")
     if proto.avoid_when:
         parts.append(f"Do not use when: {proto.avoid_when.strip()}")
-    est = protocol_estimate(proto)
-    over = _over(est.seconds()[1], default_deadline)
-    parts.append(f"Confidence threshold {proto.min_confidence:.2f}; {est.text()}{over}.")
+    est = protocol_estimate(proto, pace)
+    parts.append(
+        f"Confidence threshold {proto.min_confidence:.2f}; {est.text(pace)}; "
+        f"{_deadline(est.seconds(pace)[1], deadline)}. {LONG_NOTE}"
+    )
     return "\n\n".join(parts)
 
 
-def _over(seconds: float, deadline: float) -> str:
-    return f" (over the {deadline:g} s deadline: pass background or deadline_s)" if seconds > deadline else ""
+def _deadline(seconds: float, deadline: float) -> str:
+    over = " (under the estimate: pass background or deadline_s)" if seconds > deadline else ""
+    return f"deadline {deadline:g} s{over}"
 
 
-def think_description(profiles: dict[str, Profile], registry: Registry, default_deadline: float) -> str:
+def think_description(
+    profiles: dict[str, Profile], registry: Registry, deadlines: dict[str, float], pace: Pace = HOSTED
+) -> str:
     lines = []
     for p in sorted(profiles.values(), key=lambda p: p.id):
-        est = profile_estimate(p, registry)
+        est = profile_estimate(p, registry, pace)
         chain = " > ".join(e.entry_id for e in p.chain)
-        lines.append(f"{p.id} = {chain}: {est.text()}")
+        lines.append(
+            f"{p.id} = {chain}: {est.text(pace)}; {_deadline(est.seconds(pace)[1], deadlines[p.id])}"
+        )
     return "\n\n".join(
         [
             "Run a profile (a chain of ReasonKit ThinkTools) on a question: one answer with a confidence "
             "score, whether it meets the profile's threshold, and why.",
-            f"Profiles (over the {default_deadline:g} s deadline: pass background or deadline_s):\n"
-            + "\n".join(lines),
+            "Profiles:\n" + "\n".join(lines),
             "Use when a decision, plan, claim or analysis justifies many model calls and checks from "
             "several angles. Not for simple, factual or coding questions or quick replies (answer "
-            "directly), nor when one kind of check is enough (use that ThinkTool).",
+            f"directly), nor when one kind of check is enough (use that ThinkTool). {LONG_NOTE}",
         ]
     )
 
 
-def run_result_description(default_deadline: float) -> str:
+def run_result_description() -> str:
     return (
         "Fetch a ReasonKit run by its run_id (a background run, or any earlier call). While it runs: "
-        "status `running` and progress; call again later. Does not call a model.\n\n"
-        + CONTROL_NOTE.format(deadline=default_deadline)
+        "status `running` and progress; call again later. Does not call a model.\n\n" + CONTROL_NOTE
     )
 
 

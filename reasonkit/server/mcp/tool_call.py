@@ -71,7 +71,7 @@ class ToolCall(RunHooks):
         self.key = key
         self.log = self.log.bind(profile=target)
         if not background:  # a foreground run ends by the tool deadline; a background one has its own
-            deadline = deadline or self.core.deadline
+            deadline = deadline or self.core.deadlines.get(target, self.core.deadline)
         return replace(request, name=target, inputs=args, deadline=deadline, background=background)
 
     def _target(self, request: RunRequest, args: dict[str, Any]) -> str:
@@ -110,6 +110,8 @@ class ToolCall(RunHooks):
     async def prepared(self, run: PreparedRun, budget: Budget) -> None:
         self.budget = budget
         run.result.owner = self.principal.name
+        if not run.live.background:  # only the client ends a plain call early (a deadline is no cancel)
+            run.cancel_reason = "the client cancelled the call or disconnected"
         self.log = self.log.bind(run_id=run.result.run_id)
 
     async def repeat_of(self, request: RunRequest, inputs: dict[str, Any], run: PreparedRun) -> object:
@@ -130,9 +132,12 @@ class ToolCall(RunHooks):
 
     def progress(self, live: LiveRun) -> ProgressSink:
         """notifications/progress for the caller: one per finished step (values must increase: an
-        item of a for_each step moves halfway towards the next step). A client that went away does
-        not break the run."""
+        item of a for_each step moves halfway towards the next step). Every message names the run,
+        the first one too ("started laserlogic as run <id>"), so a client whose own timeout ends the
+        call can still fetch the run with `run_result`. A client that went away does not break the
+        run."""
         session = self.ctx.session
+        run_id, name = live.result.run_id, live.result.name
         sent = -1.0
 
         async def progress(event: Event) -> None:
@@ -141,6 +146,11 @@ class ToolCall(RunHooks):
             if described is None:
                 return
             value, message = described
+            message = (
+                f"started {name} as run {run_id}"
+                if event.type == "run_started"
+                else f"{message} [run {run_id}]"
+            )
             if event.type == "step_finished" and event.item is not None:
                 value = sent + (int(sent) + 1 - sent) / 2 if sent >= 0 else 0.5
             if value <= sent:

@@ -18,22 +18,35 @@ from reasonkit.run_request import RunKind, RunRequest, count_request
 from reasonkit.server.capacity.run_slots import principal_of
 from reasonkit.server.mcp import rendering, schemas
 from reasonkit.server.mcp.core import ServerCore
+from reasonkit.server.mcp.estimates import Pace, deadline_for, pace_for, profile_estimate, protocol_estimate
 from reasonkit.server.mcp.idempotency import IdempotentCalls
 from reasonkit.server.mcp.runtime import Runtime
 from reasonkit.server.mcp.tool_call import ToolCall
 
 
+def default_deadlines(core: ServerCore, pace: Pace) -> dict[str, float]:
+    """Each protocol's and profile's default deadline on the configured provider (estimates.py)."""
+    registry, configured = core.registry, core.settings.server.tool_deadline_secs
+    found = {
+        p.id: deadline_for(protocol_estimate(p, pace), pace, configured) for p in core.protocols.values()
+    }
+    for profile in registry.profiles.values():
+        found[profile.id] = deadline_for(profile_estimate(profile, registry, pace), pace, configured)
+    return found
+
+
 def build_tools(core: ServerCore) -> list[types.Tool]:
     """The tools for `tools/list`: those `[server] tools` selects (all by default); ConfigError for a
-    name that is not a tool."""
-    deadline, registry = core.deadline, core.registry
+    name that is not a tool. Sets `core.deadlines`, which the descriptions state."""
+    registry, pace = core.registry, pace_for(core.settings)
+    deadlines = core.deadlines = default_deadlines(core, pace)
     exposed = schemas.exposed_tools(core.settings.server.tools, registry)
     tools = [
         types.Tool(
             name=p.id,
             title=p.name,
-            description=schemas.protocol_description(p, deadline),
-            input_schema=schemas.protocol_input_schema(p, deadline),
+            description=schemas.protocol_description(p, deadlines[p.id], pace),
+            input_schema=schemas.protocol_input_schema(p, deadlines[p.id]),
             output_schema=schemas.OUTPUT_SCHEMA,
             annotations=schemas.THINKTOOL_ANNOTATIONS,
         )
@@ -47,8 +60,8 @@ def build_tools(core: ServerCore) -> list[types.Tool]:
             types.Tool(
                 name=schemas.THINK_TOOL,
                 title="ReasonKit think",
-                description=schemas.think_description(profiles, registry, deadline),
-                input_schema=schemas.think_input_schema(profiles, default_profile, deadline),
+                description=schemas.think_description(profiles, registry, deadlines, pace),
+                input_schema=schemas.think_input_schema(profiles, default_profile, None),
                 output_schema=schemas.OUTPUT_SCHEMA,
                 annotations=schemas.THINKTOOL_ANNOTATIONS,
             )
@@ -58,7 +71,7 @@ def build_tools(core: ServerCore) -> list[types.Tool]:
             types.Tool(
                 name=schemas.RUN_RESULT_TOOL,
                 title="ReasonKit run result",
-                description=schemas.run_result_description(deadline),
+                description=schemas.run_result_description(),
                 input_schema=schemas.RUN_RESULT_INPUT_SCHEMA,
                 output_schema=schemas.OUTPUT_SCHEMA,
                 annotations=schemas.RUN_RESULT_ANNOTATIONS,

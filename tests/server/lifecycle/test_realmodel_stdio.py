@@ -49,3 +49,42 @@ async def test_stdio_server_runs_laserlogic_on_the_local_model(tmp_path):
     assert 0.0 <= content["confidence"] <= 1.0
     assert content["run_id"]
     assert content["provider"] == "local", content  # chosen with nothing configured
+
+
+async def test_the_quickest_tool_with_default_arguments_completes_on_the_local_model(tmp_path):
+    """Issue 24: the default deadline fits the embedded model (its estimate with margin), so a call
+    with default arguments comes back complete instead of cut at a hosted model's 50 s."""
+    from reasonkit.protocol.loader import load_registry
+    from reasonkit.server.mcp.estimates import protocol_estimate
+
+    builtin = load_registry([], include_builtin=True).protocols
+    quickest = min(builtin.values(), key=lambda p: (protocol_estimate(p).calls_max, p.id))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "REASONKIT_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONUNBUFFERED": "1",
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
+    }
+    params = StdioServerParameters(command=rk_command()[0], args=[*rk_command()[1:], "serve-mcp"], env=env)
+    errlog_path = tmp_path / "stderr.log"
+    with errlog_path.open("w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            tool = next(t for t in (await client.list_tools()).tools if t.name == quickest.id)
+            assert "on the embedded model, one call at a time" in (tool.description or "")
+            required = [name for name, spec in quickest.inputs.items() if spec.required]
+            args = {
+                name: "All cats are mammals. Tom is a mammal. Therefore Tom is a cat." for name in required
+            }
+            result = await client.call_tool(quickest.id, args)
+    stderr = errlog_path.read_text()
+    content = result.structured_content
+    assert content is not None and not result.is_error, (result.content, stderr[-3000:])
+    assert content["provider"] == "local", content
+    steps = [(s["step_id"], s["status"], s["duration_ms"]) for s in content.get("steps", [])]
+    assert content["status"] == "complete" and content["complete"] is True, (
+        content.get("stop_reason"),
+        steps,
+    )

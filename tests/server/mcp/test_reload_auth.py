@@ -37,7 +37,8 @@ async def test_emptied_token_file_on_reload_keeps_the_tokens(server_env, fake_ll
             r = await http.post(f"{srv.url}/mcp", headers=MCP_HEADERS, json=rpc("ping"))
             assert r.status_code == 401, r.text[:200]
             assert (await http.get(f"{srv.url}/runs")).status_code == 401
-            assert (await http.post(f"{srv.url}/mcp", headers=authed, json=rpc("ping"))).status_code == 200
+            ok = await http.post(f"{srv.url}/mcp", headers=authed, json=rpc("ping"))
+            assert ok.status_code == 200, srv.log()[-3000:]
             assert "no bearer token" in srv.log()
     finally:
         assert srv.stop() == 0

@@ -1,4 +1,4 @@
-"""A lean tool list: the 7 built-in tools fit in 12 KiB on the wire, no schema uses a type array
+"""A lean tool list: the 7 built-in tools fit in 14 KiB on the wire, no schema uses a type array
 (`["number", "null"]`, which the MCP Inspector warns about), `[server] tools` exposes a subset (an
 unknown name is a clear error listing the valid ones), and `think` states each profile's model calls
 and time, computed from its protocols."""
@@ -27,7 +27,9 @@ from tests.server.procs import rk_command
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = ROOT / "tools" / "node" / "node_modules" / ".bin"
-LIMIT = 12 * 1024
+# 12 KiB held until issue 24: each tool now also states its default deadline, its estimate's pace
+# and how to run long (background + run_result), which took the list from 12,135 to 13,754 bytes.
+LIMIT = 14 * 1024
 
 
 def _stdio_env(home: Path) -> dict[str, str]:
@@ -93,7 +95,7 @@ def _type_arrays(node: Any, path: str = "") -> list[str]:
     return found
 
 
-def test_builtin_tool_list_fits_in_12_kib_without_type_arrays(tmp_path: Path) -> None:
+def test_builtin_tool_list_fits_in_14_kib_without_type_arrays(tmp_path: Path) -> None:
     line = _tools_list_line(_stdio_env(tmp_path), tmp_path)
     tools = json.loads(line)["result"]["tools"]
     names = {t["name"] for t in tools}
