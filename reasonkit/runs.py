@@ -208,20 +208,15 @@ class RunService(RunEntry):
         """The same notice, known before any provider is built (the server says it at start-up)."""
         from reasonkit.providers import choose_provider_name
 
-        local = self.settings.llm.local
         if self.settings.llm.default_provider == LOCAL_PROVIDER:
-            return None
+            return None  # chosen, so no surprise to announce
         try:
-            if choose_provider_name(self.settings) != LOCAL_PROVIDER:
-                return None
+            chosen = choose_provider_name(self.settings)
         except NoProviderConfigured:
             return None
-        model = (
-            Path(local.model_path).stem
-            if local.model_path
-            else provider_kinds.KINDS[LOCAL_PROVIDER].default_model
-        )
-        return provider_kinds.notice(LOCAL_PROVIDER, model or "")
+        path, default = self.settings.llm.local.model_path, provider_kinds.KINDS[LOCAL_PROVIDER].default_model
+        model = Path(path).stem if path else default
+        return None if chosen != LOCAL_PROVIDER else provider_kinds.notice(LOCAL_PROVIDER, model or "")
 
     # ------------------------------------------------------------------ runs
     def target_inputs(self, kind: RunKind, name: str) -> dict[str, Any]:

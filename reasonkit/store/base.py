@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-from reasonkit.errors import InputError
+from reasonkit.errors import InputError, StoreError
 from reasonkit.observability.redaction import redact_value
 from reasonkit.store import idempotency, schema
 from reasonkit.store.liveness import current_owner
@@ -37,7 +37,7 @@ from reasonkit.store.table import Dialect
 if TYPE_CHECKING:
     from reasonkit.engine.result import RunResult
     from reasonkit.principal import Principal
-    from reasonkit.store.hygiene import Maintenance, Policy, StoreHealth
+    from reasonkit.store.hygiene import FinalSaves, Maintenance, Policy, StoreHealth
     from reasonkit.store.idempotency import IdempotencyKeys
 
 _T = TypeVar("_T")
@@ -57,6 +57,8 @@ class StoreBackend(ABC):
     #: This process's maintenance thread (retention, retried final saves, checkpoints). None: the run
     #: service applies the retention settings after each run instead.
     maintenance: Maintenance | None = None
+    #: Final saves that failed, kept in memory for a retry (store/hygiene.py). None: none are kept.
+    _finals: FinalSaves | None = None
 
     def __init__(self, path: Path | str):
         self.path = path
@@ -83,10 +85,6 @@ class StoreBackend(ABC):
     @abstractmethod
     def _begin(self, conn: Any) -> AbstractContextManager[Any]:
         """A write transaction on `conn`: committed when the block ends, rolled back on an error."""
-
-    def _write(self, name: str, write: Callable[[], _T]) -> _T:
-        """`write()`: a back end that keeps `health` counts its failures here (`name` names it)."""
-        return write()
 
     def _transaction(self, name: str, operation: Callable[[Any], _T]) -> _T:
         """`operation(connection)` in one write transaction."""
@@ -127,8 +125,12 @@ class StoreBackend(ABC):
         self._upsert(self._row(trace), list(schema.SAVE_FIELDS), "save")
 
     def save_final(self, trace: dict[str, Any]) -> None:
-        """The last save of a run. A back end that can keep a failed one for a retry does so."""
-        self.save_trace(trace)
+        """The last save of a run. With `_finals`, a failed one (StoreError raised) is kept in memory:
+        `get()` and `summary()` answer from it and the maintenance thread retries it."""
+        if self._finals is None:
+            self.save_trace(trace)
+        else:
+            self._finals.save(trace)
 
     def owner_columns(self) -> dict[str, Any]:
         """The owner of the runs this process writes (see reasonkit.store.liveness)."""
@@ -199,9 +201,33 @@ class StoreBackend(ABC):
     def _all(self, sql: str, args: builtins.list[Any] | tuple[Any, ...]) -> builtins.list[Any]:
         return self._run(lambda conn: conn.execute(self.dialect.sql(sql), args).fetchall())
 
+    def _write(self, name: str, write: Callable[[], _T]) -> _T:
+        """`write()`, counting a failure in `health` (metrics, /health, a rate-limited warning), and
+        restarting the maintenance thread first in a forked process."""
+        if self.maintenance is not None and not self.maintenance.alive():
+            self.start_maintenance(self.maintenance.policy)
+        try:
+            out = write()
+        except StoreError as exc:
+            if self.health is not None:
+                self.health.failed(name, exc.__cause__ or exc)
+            raise
+        if self.health is not None:
+            self.health.ok()
+        return out
+
+    def _pending_final(self, run_id: str) -> dict[str, Any] | None:
+        """A run's final save kept in memory after a failed write (store/hygiene.py `FinalSaves`),
+        which reads answer from first; None: nothing is pending."""
+        return None if self._finals is None else self._finals.get(run_id)
+
     def get(self, run_id: str) -> dict[str, Any] | None:
-        """The full trace of a run, its `owner` as the owner column says (None: stored before
-        owners were recorded), or None."""
+        """The full trace of a run (a pending final save's first), its `owner` as the owner column
+        says (None: stored before owners were recorded), or None."""
+        pending = self._pending_final(run_id)
+        if pending is not None:
+            copy: dict[str, Any] = json.loads(json.dumps(pending))
+            return copy
         self._before_read()
         row = self._one("SELECT trace, owner FROM runs WHERE run_id = ?", (run_id,))
         if row is None or row["trace"] is None:
@@ -211,7 +237,12 @@ class StoreBackend(ABC):
         return trace
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
-        """The columns of a run (no trace), or None."""
+        """The columns of a run (a pending final save's first; no trace), or None."""
+        pending = self._pending_final(run_id)
+        if pending is not None:
+            row = schema.row_from_trace(pending, time.time())
+            row.update(self.owner_columns())
+            return schema.summary_from_row(row)
         self._before_read()
         row = self._one(f"SELECT {', '.join(schema.ROW_FIELDS)} FROM runs WHERE run_id = ?", (run_id,))
         return None if row is None else schema.summary_from_row(row)
@@ -251,12 +282,30 @@ class StoreBackend(ABC):
     # ----------------------------------------------------------------- maintenance hooks
     def pending_finals(self) -> int:
         """Final saves that failed and wait for a retry (see `save_final`)."""
-        return 0
+        return 0 if self._finals is None else len(self._finals)
 
-    def start_maintenance(self, policy: Policy) -> None:  # noqa: B027 - a hook: none is the default
-        """Start this process's maintenance thread, which reads the `[storage]` settings from
-        `policy()` at each pass. A back end without one does nothing (the run service then prunes
-        after each run); both shipped back ends have one."""
+    def start_maintenance(self, policy: Policy) -> None:
+        """Start (or restart after a fork) this process's maintenance thread, which reads the
+        `[storage]` settings from `policy()` at each pass. A back end that keeps no failed final saves
+        has none (the run service then prunes after each run); both shipped back ends have one."""
+        from reasonkit.store.hygiene import Maintenance
+
+        if self._finals is None:
+            return
+        if self.maintenance is not None:
+            self.maintenance.stop(0)
+        self.maintenance = Maintenance(self.maintain, self.pending_finals, policy)
+
+    def maintain(self, retention_days: float | None, max_runs: int | None, full: bool = True) -> None:
+        """One maintenance pass: retry pending final saves; when `full`, also apply the retention
+        settings (0 or None: off). A write failure is counted and logged by the back end."""
+        if self._finals is not None:
+            self._finals.retry()
+        if full:
+            try:
+                self.prune(retention_days or None, max_runs or None)
+            except StoreError:
+                pass
 
     def checkpoint(self) -> bool:
         """Fold the write-ahead log into the database; False when it could not complete. True where

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from psycopg_pool import ConnectionPool
 from reasonkit.errors import StoreError
 from reasonkit.store import postgres_schema, schema
 from reasonkit.store.base import StoreBackend, redact_url
-from reasonkit.store.hygiene import ErrorMetrics, FinalSaves, Maintenance, Policy, StoreHealth
+from reasonkit.store.hygiene import ErrorMetrics, FinalSaves, StoreHealth
 from reasonkit.store.idempotency import IdempotencyKeys
 from reasonkit.store.liveness import Heartbeat, replica_id
 from reasonkit.store.table import POSTGRES
@@ -166,18 +165,6 @@ class PostgresRunStore(StoreBackend):
     def _begin(self, conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
         return conn.transaction()
 
-    def _write(self, name: str, write: Callable[[], _T]) -> _T:
-        """`write()`, counting a failure in `health` (metrics, /health, a rate-limited warning)."""
-        if self.maintenance is not None and not self.maintenance.alive():  # forked: restart it here
-            self.start_maintenance(self.maintenance.policy)
-        try:
-            out = write()
-        except StoreError as exc:
-            self.health.failed(name, exc.__cause__ or exc)
-            raise
-        self.health.ok()
-        return out
-
     def idempotency_keys(self) -> IdempotencyKeys:
         """The keys in this database, through the store's pool (closed with the store)."""
         return IdempotencyKeys(self.path, self._run, self._begin, POSTGRES)
@@ -202,49 +189,6 @@ class PostgresRunStore(StoreBackend):
         self._transaction(name, operation)
         if running:
             self._ensure_heartbeat()
-
-    # ----------------------------------------------------------------- upkeep (reasonkit.store.hygiene)
-    def save_final(self, trace: dict[str, Any]) -> None:
-        """The last save of a run. When it fails (StoreError raised) the trace is kept in memory:
-        `get()` and `summary()` answer from it, and the maintenance thread retries it (FinalSaves)."""
-        self._finals.save(trace)
-
-    def pending_finals(self) -> int:
-        return len(self._finals)
-
-    def start_maintenance(self, policy: Policy) -> None:
-        """Start (or restart after a fork) this process's maintenance thread; `policy()` gives the
-        `[storage]` settings at each pass (a reload may change them)."""
-        if self.maintenance is not None:
-            self.maintenance.stop(0)
-        self.maintenance = Maintenance(self.maintain, self.pending_finals, policy)
-
-    def maintain(self, retention_days: float | None, max_runs: int | None, full: bool = True) -> None:
-        """One maintenance pass: retry pending final saves; when `full`, also apply the retention
-        settings (0 or None: off). PostgreSQL needs no checkpoint from us."""
-        self._finals.retry()
-        if full:
-            try:
-                self.prune(retention_days or None, max_runs or None)
-            except StoreError:
-                pass  # counted and logged by _write
-
-    def get(self, run_id: str) -> dict[str, Any] | None:
-        """The full trace of a run (a pending final save's first), or None."""
-        pending = self._finals.get(run_id)
-        if pending is not None:
-            copy: dict[str, Any] = json.loads(json.dumps(pending))
-            return copy
-        return super().get(run_id)
-
-    def summary(self, run_id: str) -> dict[str, Any] | None:
-        """The columns of a run (a pending final save's first, no trace), or None."""
-        pending = self._finals.get(run_id)
-        if pending is not None:
-            row = schema.row_from_trace(pending, time.time())
-            row.update(self.owner_columns())
-            return schema.summary_from_row(row)
-        return super().summary(run_id)
 
     # ----------------------------------------------------------------- leases
     def _ensure_heartbeat(self) -> None:

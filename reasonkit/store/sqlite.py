@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -37,8 +36,6 @@ from reasonkit.store.connections import (
 from reasonkit.store.hygiene import (
     ErrorMetrics,
     FinalSaves,
-    Maintenance,
-    Policy,
     StoreHealth,
     private_dir,
     private_file,
@@ -163,18 +160,6 @@ class SqliteRunStore(StoreBackend):
         sql = schema.upsert_sql(self.dialect, list(row), update)
         self._write(name, lambda: self._group.write(sql, list(row.values())))
 
-    def _write(self, name: str, write: Callable[[], _T]) -> _T:
-        """`write()`, counting a failure in `health` (metrics, /health, a rate-limited warning)."""
-        if self.maintenance is not None and not self.maintenance.alive():  # forked: restart it here
-            self.start_maintenance(self.maintenance.policy)
-        try:
-            out = write()
-        except StoreError as exc:
-            self.health.failed(name, exc.__cause__ or exc)
-            raise
-        self.health.ok()
-        return out
-
     def idempotency_keys(self) -> IdempotencyKeys:
         """The keys in this file, through connections of their own (reasonkit.store.idempotency)."""
         return IdempotencyKeys.in_file(self.path)
@@ -240,32 +225,12 @@ class SqliteRunStore(StoreBackend):
         return deleted
 
     # ----------------------------------------------------------------- upkeep (reasonkit.store.hygiene)
-    def save_final(self, trace: dict[str, Any]) -> None:
-        """The last save of a run. When it fails (StoreError raised) the trace is kept in memory:
-        `get()` and `summary()` answer from it, and the maintenance thread retries it (FinalSaves)."""
-        self._finals.save(trace)
-
-    def pending_finals(self) -> int:
-        return len(self._finals)
-
-    def start_maintenance(self, policy: Policy) -> None:
-        """Start (or restart after a fork) this process's maintenance thread; `policy()` gives the
-        `[storage]` settings at each pass (a reload may change them)."""
-        if self.maintenance is not None:
-            self.maintenance.stop(0)
-        self.maintenance = Maintenance(self.maintain, self.pending_finals, policy)
-
     def maintain(self, retention_days: float | None, max_runs: int | None, full: bool = True) -> None:
-        """One maintenance pass: retry pending final saves; when `full`, also apply the retention
-        settings (0 or None: off) and checkpoint the write-ahead log with TRUNCATE."""
-        self._finals.retry()
-        if not full:
-            return
-        try:
-            self.prune(retention_days or None, max_runs or None)
-        except StoreError:
-            pass  # counted and logged by _write
-        self.checkpoint()
+        """The base class's pass (retried final saves, retention), then, when `full`, a checkpoint
+        of the write-ahead log with TRUNCATE."""
+        super().maintain(retention_days, max_runs, full)
+        if full:
+            self.checkpoint()
 
     def checkpoint(self) -> bool:
         """`PRAGMA wal_checkpoint(TRUNCATE)`: copy the WAL into the database and truncate it to zero
@@ -278,22 +243,6 @@ class SqliteRunStore(StoreBackend):
         return bool(row is not None and row[0] == 0)
 
     # ----------------------------------------------------------------- reads
-    def get(self, run_id: str) -> dict[str, Any] | None:
-        """The full trace of a run (a pending final save's first), or None."""
-        pending = self._finals.get(run_id)
-        if pending is not None:
-            copy: dict[str, Any] = json.loads(json.dumps(pending))
-            return copy
-        return super().get(run_id)
-
-    def summary(self, run_id: str) -> dict[str, Any] | None:
-        """The columns of a run (a pending final save's first, no trace), or None."""
-        pending = self._finals.get(run_id)
-        if pending is not None:
-            row = schema.row_from_trace(pending, time.time())
-            row.update(self.owner_columns())
-            return schema.summary_from_row(row)
-        return super().summary(run_id)
 
     def integrity_check(self) -> str:
         """'ok', or SQLite's description of what is wrong."""
