@@ -72,6 +72,18 @@ class State:
     def completion(self) -> bytes:
         return self._head + f'{self.requests}","created":{int(time.time())},'.encode() + self._tail
 
+    def stream(self) -> bytes:
+        """The same reply as server-sent events (`stream: true`, which the openai provider sends to a
+        server on this machine): one content chunk, a last chunk with the finish reason and usage."""
+        base = {"id": f"chatcmpl-bench{self.requests}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": self.model}  # fmt: skip
+        first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.content},
+                                      "finish_reason": None}]}  # fmt: skip
+        last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1800, "completion_tokens": 600, "total_tokens": 2400}}  # fmt: skip
+        events = [json.dumps(first), json.dumps(last), "[DONE]"]
+        return "".join(f"data: {e}\n\n" for e in events).encode()
+
 
 ERROR_BODY = json.dumps(
     {"error": {"message": "bench: injected fault", "type": "server_error", "param": None, "code": None}}
@@ -132,7 +144,12 @@ class Conn(asyncio.Protocol):
             fail = st.fail_every > 0 and st.requests % st.fail_every == 0
             if fail:
                 st.failed += 1
-            payload = _response(500, ERROR_BODY) if fail else _response(200, st.completion())
+            if fail:
+                payload = _response(500, ERROR_BODY)
+            elif b'"stream":true' in body.replace(b" ", b""):
+                payload = _response(200, st.stream(), b"text/event-stream")
+            else:
+                payload = _response(200, st.completion())
 
             def answer() -> None:
                 st.in_flight -= 1

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reasonkit.engine import Event, RunResult
+    from reasonkit.engine import Engine, Event, RunResult
 
-__all__ = ["LiveRun"]
+__all__ = ["LiveRun", "PreparedRun"]
 
 
 def _where(event: Event) -> str:
@@ -54,3 +54,25 @@ class LiveRun:
     def progress(self) -> dict[str, Any]:
         elapsed = round(time.monotonic() - self.started, 1)
         return {"done": self.done, "total": self.total, "last": self.last, "elapsed_s": elapsed}
+
+
+@dataclass
+class PreparedRun:
+    """A checked request, ready to execute: the engine, the result it fills in, and labels."""
+
+    engine: Engine
+    live: LiveRun
+    method: str  # the tool name (server) or "rk think" (CLI): the `method` metrics label
+    crashed: bool = False  # the engine raised: the result is marked failed with an internal error
+    # What a cancellation from outside means for this caller, stored as the stop reason (the MCP
+    # server: the client cancelled or went away); None: the engine's "cancelled by the caller".
+    cancel_reason: str | None = None
+
+    @property
+    def result(self) -> RunResult:
+        return self.live.result
+
+    @property
+    def label(self) -> str:
+        """The `profile` metrics label: the profile or protocol that runs."""
+        return self.live.result.name

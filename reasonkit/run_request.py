@@ -34,8 +34,8 @@ from reasonkit.observability.metrics import Metrics, Stopwatch
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
     from reasonkit.config import Settings
     from reasonkit.engine import Budget, Event, RunResult
+    from reasonkit.live_runs import PreparedRun
     from reasonkit.providers.base import Provider
-    from reasonkit.runs import PreparedRun
 
 __all__ = [
     "BACKGROUND_DEFAULT_SECS",

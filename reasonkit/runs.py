@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ from loguru import logger
 from reasonkit import provider_kinds
 from reasonkit.config import Settings
 from reasonkit.errors import InputError, NoProviderConfigured, StoreError, UnknownProtocolError
-from reasonkit.live_runs import LiveRun
+from reasonkit.live_runs import LiveRun, PreparedRun
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.observability.tracing import end_run_spans, start_run_spans
 from reasonkit.protocol.inputs import coerce_inputs
@@ -45,34 +44,12 @@ from reasonkit.run_request import CLI_METHOD, ProgressSink, RunEntry, RunKind, c
 from reasonkit.store import RunRecorder, StoreBackend, open_store
 
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
-    from reasonkit.engine import Budget, Engine, Event, RunResult, StepCaps
+    from reasonkit.engine import Budget, Event, RunResult, StepCaps
     from reasonkit.principal import Principal
 
 __all__ = ["LOCAL_PROVIDER", "PreparedRun", "RunService"]
 
 LOCAL_PROVIDER = "local"
-
-
-@dataclass
-class PreparedRun:
-    """A checked request, ready to execute: the engine, the result it fills in, and labels."""
-
-    engine: Engine
-    live: LiveRun
-    method: str  # the tool name (server) or "rk think" (CLI): the `method` metrics label
-    crashed: bool = False  # the engine raised: the result is marked failed with an internal error
-    # What a cancellation from outside means for this caller, stored as the stop reason (the MCP
-    # server: the client cancelled or went away); None: the engine's "cancelled by the caller".
-    cancel_reason: str | None = None
-
-    @property
-    def result(self) -> RunResult:
-        return self.live.result
-
-    @property
-    def label(self) -> str:
-        """The `profile` metrics label: the profile or protocol that runs."""
-        return self.live.result.name
 
 
 def _cancelled_because(run: PreparedRun) -> None:

@@ -15,13 +15,13 @@ import pytest
 from reasonkit.config import load_settings
 from reasonkit.engine import Budget, Event
 from reasonkit.errors import InputError, NoProviderConfigured, ReasonKitError
-from reasonkit.live_runs import LiveRun
+from reasonkit.live_runs import LiveRun, PreparedRun
 from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.base import Provider
 from reasonkit.providers.fake import FakeProvider
 from reasonkit.run_request import BACKGROUND_DEFAULT_SECS, ProgressSink, RunHooks, RunRequest, Slot, Spawn
-from reasonkit.runs import PreparedRun, RunService
+from reasonkit.runs import RunService
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,9 @@ from reasonkit.run_request import ProgressSink, RunHooks, RunRequest
 if TYPE_CHECKING:
     from reasonkit.cli.progress import ProgressDisplay
     from reasonkit.engine import Budget
-    from reasonkit.live_runs import LiveRun
+    from reasonkit.live_runs import LiveRun, PreparedRun
     from reasonkit.providers.base import Provider
-    from reasonkit.runs import PreparedRun, RunService
+from reasonkit.runs import RunService
 
 
 class ThinkHooks(RunHooks):

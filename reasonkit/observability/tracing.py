@@ -198,7 +198,7 @@ class RunSpans:
         self.run_token: contextvars.Token[str | None] | None = None
 
     def observe(self, event: Any) -> None:
-        """Open or close an entry or step span for an engine event (`reasonkit.engine.Event`). Called
+        """Open or close an entry or step span for an engine event (the engine's `Event`). Called
         in the task that runs the entry or step, so a span made current here is inherited by the tasks
         it starts."""
         if self.tracer is None:

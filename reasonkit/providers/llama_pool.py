@@ -14,14 +14,24 @@ import atexit
 import queue
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reasonkit.errors import GenerationStopped, ProviderError
 
-if TYPE_CHECKING:
-    from reasonkit.providers.local import LocalOptions
-
 INSTALL_HINT = "pip install 'reasonkit[local]'"
+
+
+class PoolOptions(Protocol):
+    """What the pool reads of the local provider's options (`local.LocalOptions`)."""
+
+    @property
+    def n_ctx(self) -> int: ...
+    @property
+    def n_threads(self) -> int | None: ...
+    @property
+    def n_gpu_layers(self) -> int: ...
+    @property
+    def contexts(self) -> int: ...
 
 
 class _NoSuppress:
@@ -83,7 +93,7 @@ class _ContextPool:
     """`size` llama.cpp contexts on one model file, each used by one thread at a time; loaded on
     first use. Shared by every LocalProvider of the process with the same model and options."""
 
-    def __init__(self, path: Path, options: LocalOptions):
+    def __init__(self, path: Path, options: PoolOptions):
         self.path = path
         self.options = options
         self.size = max(1, options.contexts)
@@ -154,7 +164,7 @@ _POOLS: dict[tuple[Any, ...], _ContextPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def _pool_for(path: Path, options: LocalOptions) -> _ContextPool:
+def _pool_for(path: Path, options: PoolOptions) -> _ContextPool:
     key = (str(path.resolve()), options.n_ctx, options.n_threads, options.n_gpu_layers, options.contexts)
     with _POOLS_LOCK:
         pool = _POOLS.get(key)

@@ -19,7 +19,8 @@ import anyio
 import mcp_types as types
 
 from reasonkit.errors import InputError, StoreError
-from reasonkit.runs import PreparedRun, RunService
+from reasonkit.live_runs import PreparedRun
+from reasonkit.runs import RunService
 from reasonkit.server.mcp import rendering
 from reasonkit.server.mcp.schemas import MAX_IDEMPOTENCY_KEY
 from reasonkit.store.idempotency import IdempotencyKeys

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 from mcp.server.context import ServerRequestContext
@@ -21,10 +21,24 @@ from reasonkit.server.mcp.idempotency import fingerprint, pop_key
 from reasonkit.server.mcp.runtime import Runtime
 
 if TYPE_CHECKING:  # the engine loads at the first tools/call, not at start-up
+    import mcp_types as types
+
     from reasonkit.engine import Budget, Event
+    from reasonkit.live_runs import PreparedRun
+    from reasonkit.principal import Principal
     from reasonkit.providers.base import Provider
-    from reasonkit.runs import PreparedRun
-    from reasonkit.server.mcp.tools import ToolHandlers
+    from reasonkit.server.mcp.core import ServerCore
+    from reasonkit.server.mcp.idempotency import IdempotentCalls
+
+
+class Handlers(Protocol):
+    """What a call uses of the tool handlers (server/mcp/tools.py `ToolHandlers`): the server's core,
+    the idempotency keys and `run_result` for a repeat (a protocol, so the two modules import one way)."""
+
+    core: ServerCore
+    idempotency: IdempotentCalls
+
+    async def run_result(self, args: dict[str, Any], viewer: Principal) -> types.CallToolResult: ...
 
 
 def control_args(args: dict[str, Any]) -> tuple[float | None, bool]:
@@ -53,7 +67,7 @@ class ToolCall(RunHooks):
     inputs, admission, the provider (client sampling or the configured one), idempotency keys, the
     background task group, progress notifications and the drain count."""
 
-    def __init__(self, handlers: ToolHandlers, ctx: ServerRequestContext[Runtime], tool: str):
+    def __init__(self, handlers: Handlers, ctx: ServerRequestContext[Runtime], tool: str):
         self.handlers = handlers
         self.core = handlers.core
         self.ctx = ctx
