@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # the engine is imported by the first run, not at server star
     from reasonkit.engine import Budget, Event, RunResult, StepCaps
     from reasonkit.principal import Principal
 
-__all__ = ["LOCAL_PROVIDER", "PreparedRun", "RunService"]
+__all__ = ["LOCAL_PROVIDER", "RunService"]
 
 LOCAL_PROVIDER = "local"
 
