@@ -20,7 +20,7 @@ from tests.programs import skip_or_fail
 from tests.server.conftest import routed
 from tests.server.procs import HttpServer, rk_command
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # tests/server/<room>/this file
 NODE_BIN = ROOT / "tools" / "node" / "node_modules" / ".bin"
 INSTALL = (
     "mkdir -p tools/node && cd tools/node && echo '{\"private\": true}' > package.json && "
