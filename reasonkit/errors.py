@@ -20,6 +20,7 @@ The tree (built-in bases kept in parentheses; tests/test_errors.py compares it w
       ModelChoiceError
       StoreError (RuntimeError)
       SecurityError (ValueError)
+      IssuerUnavailable
       ServeError (RuntimeError)
       TomlFileError (ValueError)
       CalibrationError
@@ -47,6 +48,7 @@ __all__ = [
     "HALTING",
     "IdempotencyConflict",
     "InputError",
+    "IssuerUnavailable",
     "JsonDepthError",
     "ModelChoiceError",
     "NoProviderConfigured",
@@ -169,6 +171,11 @@ class StoreError(ReasonKitError, RuntimeError):
 
 class SecurityError(ReasonKitError, ValueError):
     """The HTTP server must not start with these settings; the message says how to fix it (exit 2)."""
+
+
+class IssuerUnavailable(ReasonKitError):
+    """The OAuth issuer's metadata or signing keys cannot be fetched now (it is down, slow or answers
+    nonsense): access tokens cannot be verified, so requests get 503 until it answers again."""
 
 
 class ServeError(ReasonKitError, RuntimeError):

@@ -16,6 +16,7 @@ from reasonkit.config.base import CommaList, Section
 from reasonkit.config.llm import (
     LLMSettings,
 )
+from reasonkit.config.oauth import OAuthSettings
 
 __all__ = [
     "DatabaseSettings",
@@ -23,6 +24,7 @@ __all__ = [
     "FeatureSettings",
     "LoggingSettings",
     "NOT_SETTINGS",
+    "OAuthSettings",
     "PrivacySettings",
     "ProtocolSettings",
     "RedisSettings",
@@ -106,6 +108,7 @@ class ServerSettings(Section):
         description="Principals (token names, e.g. `ops` for a `ops:<token>` line) that see every run: "
         "`run_result`, the run resource and the run pages answer them for runs of any principal.",
     )
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
     max_concurrent_runs_cluster: int | None = Field(
         None,
         ge=1,

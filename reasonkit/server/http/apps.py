@@ -19,6 +19,7 @@ from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.capacity.shared_limits import shared_limiter
 from reasonkit.server.http.gate import Gate
 from reasonkit.server.http.health import HealthChecker
+from reasonkit.server.http.oauth import metadata_routes
 from reasonkit.server.http.run_pages import run_page_routes
 from reasonkit.server.http.security import SecurityPolicy, is_loopback
 
@@ -147,6 +148,7 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
 
     routes = [Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)), *health_routes(core)]
     routes += run_page_routes(core)  # /runs, /runs/{id} (reasonkit/server/http/run_pages.py)
+    routes += metadata_routes(lambda: core.security)  # OAuth resource metadata (oauth.py)
     guard = Middleware(
         Gate,
         policy=lambda: core.security,

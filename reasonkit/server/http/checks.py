@@ -16,10 +16,12 @@ from reasonkit.server.capacity import shared_limits
 from reasonkit.server.capacity.run_slots import CLIENT_KEY, PRINCIPAL_KEY
 from reasonkit.server.http.connections import host_header_ok
 from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection, short
-from reasonkit.server.http.security import OBSERVABILITY_PATHS, REALM, SecurityPolicy, bearer_token
+from reasonkit.server.http.security import REALM, SecurityPolicy, bearer_token, open_path
 
 if TYPE_CHECKING:
     from starlette.types import Scope
+
+    from reasonkit.server.http.rule import GateConfig
 
 
 class HostCheck(Rule):
@@ -72,10 +74,10 @@ class TokenCheck(Rule):
         policy = self.config.policy()
         ip = client_ip(scope)
         state = scope.setdefault("state", {})
-        open_path = scope.get("path", "") in OBSERVABILITY_PATHS and (
-            self.config.side or policy.public_metrics
-        )
-        if policy.auth and not open_path:
+        verified = state.get(PRINCIPAL_KEY)
+        if isinstance(verified, Principal) and verified.source == "oauth":
+            return None  # an access token the OAuth rule (oauth.py) verified
+        if policy.auth and not open_path(scope.get("path", ""), self.config.side, policy):
             presented = bearer_token(Headers(scope=scope).get("authorization"))
             principal = policy.principal(presented)
             if principal is None:
@@ -90,10 +92,9 @@ class TokenCheck(Rule):
         return None
 
     async def _refusal(self, policy: SecurityPolicy, ip: str, presented: str | None) -> Answer:
-        if policy.rate_limit and not self.config.side:
-            wait = await shared_limits.hit(self.config.limiter, f"ip:{ip}", policy.rate_limit)
-            if wait > 0:
-                return too_many(policy, wait)
+        braked = await auth_brake(self.config, policy, ip)
+        if braked is not None:
+            return braked
         if presented is None:
             msg = (
                 "authentication required: send the header 'Authorization: Bearer <token>' "
@@ -116,6 +117,16 @@ class ClientRateLimit(Rule):
             return None
         wait = await shared_limits.hit(self.config.limiter, scope["state"][CLIENT_KEY], policy.rate_limit)
         return too_many(policy, wait) if wait > 0 else None
+
+
+async def auth_brake(config: GateConfig, policy: SecurityPolicy, ip: str) -> Answer | None:
+    """A failed authentication counts against the IP's rate limit (a brake on guessing tokens):
+    429 once it is spent, else None."""
+    if policy.rate_limit and not config.side:
+        wait = await shared_limits.hit(config.limiter, f"ip:{ip}", policy.rate_limit)
+        if wait > 0:
+            return too_many(policy, wait)
+    return None
 
 
 def session_user(principal: Principal) -> AuthenticatedUser:

@@ -5,19 +5,21 @@ the first that refuses answers (a JSON-RPC error body, counted and logged: rule.
    IP and send no token), as does anything that is not an HTTP request (the lifespan).
 1. `HostCheck`: one well-formed Host header (400) naming this server (421), against DNS rebinding;
 2. `OriginCheck`: a browser's Origin must be allowed (403);
-3. `TokenCheck`: the bearer token (401 with `WWW-Authenticate`) when tokens are configured; it
+3. `OAuthCheck`: with `[server.oauth]`, an OAuth access token (401 / 403 with the MCP authorization
+   spec's `WWW-Authenticate`, 503 while the issuer's keys cannot be fetched); static tokens pass on;
+4. `TokenCheck`: the bearer token (401 with `WWW-Authenticate`) when tokens are configured; it
    records who the client is (token id, else IP) for the rules after it;
-4. `ClientRateLimit`: `[security] rate_limit_per_minute` per client (429 with `Retry-After`);
-5. `BodySizeLimit`: `[security] max_request_size_mb`, declared and received (413);
-6. `BodyDeadline`: the whole body within `[server] body_timeout_secs` (408);
-7. `JsonDepthLimit`: a body nested deeper than `jsonguard.MAX_DEPTH` is a parse error (400);
-8. `RunSlotReservation`: a ThinkTool call's run slot, or 503 with `Retry-After` when the server is
+5. `ClientRateLimit`: `[security] rate_limit_per_minute` per client (429 with `Retry-After`);
+6. `BodySizeLimit`: `[security] max_request_size_mb`, declared and received (413);
+7. `BodyDeadline`: the whole body within `[server] body_timeout_secs` (408);
+8. `JsonDepthLimit`: a body nested deeper than `jsonguard.MAX_DEPTH` is a parse error (400);
+9. `RunSlotReservation`: a ThinkTool call's run slot, or 503 with `Retry-After` when the server is
    full or draining, before the MCP SDK parses anything.
 
-The checks 1-4 are in checks.py, 5-7 in body.py, 8 in reservation.py; the policy they enforce
-(`SecurityPolicy`, swapped as a whole on SIGHUP) in security.py. Each rule is a pure ASGI middleware
-around the next, in the style of Starlette's middleware: a new concern is one class and one entry
-in `RULES`.
+The checks 1, 2, 4 and 5 are in checks.py, 3 in oauth.py, 6-8 in body.py, 9 in reservation.py; the
+policy they enforce (`SecurityPolicy`, swapped as a whole on SIGHUP) in security.py. Each rule is a
+pure ASGI middleware around the next, in the style of Starlette's middleware: a new concern is one
+class and one entry in `RULES`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.http.body import BodyDeadline, BodySizeLimit, JsonDepthLimit
 from reasonkit.server.http.checks import ClientRateLimit, HostCheck, OriginCheck, TokenCheck
+from reasonkit.server.http.oauth import OAuthCheck
 from reasonkit.server.http.reservation import RunSlotReservation
 from reasonkit.server.http.rule import GateConfig, Rule
 from reasonkit.server.http.security import PROBE_PATHS, SecurityPolicy
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 RULES: tuple[type[Rule], ...] = (
     HostCheck,
     OriginCheck,
+    OAuthCheck,
     TokenCheck,
     ClientRateLimit,
     BodySizeLimit,

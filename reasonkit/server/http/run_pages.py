@@ -2,14 +2,15 @@
 `/runs/{run_id}` (the HTML report of one run, reasonkit/viewer), on the main HTTP port and on the
 side port.
 
-Access: behind the same bearer tokens as `/mcp` when tokens are configured. The main port's
-gate already asks for them; the side port's asks for none, so these handlers check
-the token there themselves (same 401 answer). Each page shows only the runs of the token's
-principal (reasonkit/principal.py; an admin sees all): another principal's run is "no such run",
-word for word as for an id that does not exist. `[server] run_viewer` turns the pages on or off:
-`auto` (the default) serves them only when the server listens on a loopback address or tokens are
-configured, so a non-loopback bind without authentication never shows runs to the network. The
-pages are static HTML: no scripts, a Content-Security-Policy that forbids every external load.
+Access: behind the same bearer tokens (static, or OAuth access tokens) as `/mcp` when they are
+configured. The main port's gate already asks for them; the side port's asks for none, so these
+handlers check the token there themselves (the same answers: oauth.authenticate). Each page shows
+only the runs of the token's principal (reasonkit/principal.py; an admin sees all): another
+principal's run is "no such run", word for word as for an id that does not exist. `[server]
+run_viewer` turns the pages on or off: `auto` (the default) serves them only when the server listens
+on a loopback address or tokens are configured, so a non-loopback bind without authentication never
+shows runs to the network. The pages are static HTML: no scripts, a Content-Security-Policy that
+forbids every external load.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from starlette.routing import Route
 
 from reasonkit.errors import InputError, ReasonKitError
 from reasonkit.principal import Principal
-from reasonkit.server.http.rule import rejection
-from reasonkit.server.http.security import REALM, SecurityPolicy, bearer_token, is_loopback
+from reasonkit.server.http.oauth import authenticate
+from reasonkit.server.http.security import SecurityPolicy, is_loopback
 
 if TYPE_CHECKING:
     from reasonkit.server.mcp.core import ServerCore
@@ -104,14 +105,9 @@ class RunPages:
                 "bearer tokens, or listen on a loopback address) to serve them.",
                 404,
             )
-        viewer = policy.principal(bearer_token(request.headers.get("authorization")))
-        if viewer is None:  # the side port (the main port's gate refused it already)
-            status, body, headers = rejection(
-                401,
-                "unauthorized",
-                "authentication required: send the header 'Authorization: Bearer <token>'",
-                {"www-authenticate": f'Bearer realm="{REALM}"'},
-            )
+        viewer = await authenticate(policy, request.headers.get("authorization"))
+        if not isinstance(viewer, Principal):  # the side port (the main port's gate refused it already)
+            status, body, headers = viewer
             return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
         return viewer
 

@@ -17,7 +17,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from loguru import logger
 
 from reasonkit.errors import SecurityError
 from reasonkit.principal import LOCAL, Principal, token_name
+from reasonkit.server.http.oauth_tokens import TokenVerifier
 
 if TYPE_CHECKING:
     from reasonkit.config import Settings
@@ -34,6 +35,8 @@ TOKENS_ENV = "REASONKIT_AUTH_TOKENS"
 REALM = "reasonkit"
 PROBE_PATHS = frozenset({"/health/live", "/health/ready", "/live", "/ready"})
 OBSERVABILITY_PATHS = frozenset({"/metrics", "/health"})
+#: Protected Resource Metadata (RFC 9728; reasonkit/server/http/oauth.py): public, like a probe.
+METADATA_PATH = "/.well-known/oauth-protected-resource"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SHORT_TOKEN = 16
 #: `name:token`: a token's principal name (letters, digits, `_.@-`, at most 64 characters).
@@ -44,6 +47,8 @@ NAMED_TOKEN = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.@-]{0,63}):(.+)")
 ERROR_CODES = {
     "unauthorized": -32001,
     "invalid_token": -32001,
+    "insufficient_scope": -32001,
+    "issuer_unavailable": -32000,
     "rate_limited": -32029,
     "invalid_host": -32600,
     "invalid_origin": -32600,
@@ -197,6 +202,9 @@ class SecurityPolicy:
     public_metrics: bool = False
     max_body: int = 4 * 1024 * 1024
     rate_limit: int | None = None
+    # OAuth access tokens of `[server.oauth] issuer` (oauth_tokens.py); it keeps the issuer's keys,
+    # so a reload with the same settings hands it on (reasonkit/server/mcp/reload.py).
+    oauth: TokenVerifier | None = field(default=None, compare=False)
 
     @classmethod
     def from_settings(
@@ -218,11 +226,13 @@ class SecurityPolicy:
             public_metrics=s.public_metrics,
             max_body=max(1, int(s.max_request_size_mb * 1024 * 1024)),
             rate_limit=s.rate_limit_per_minute,
+            oauth=TokenVerifier(settings.server.oauth) if settings.server.oauth.enabled else None,
         )
 
     @property
     def auth(self) -> bool:
-        return bool(self.tokens)
+        """Whether requests must authenticate: static tokens or OAuth access tokens."""
+        return bool(self.tokens) or self.oauth is not None
 
     def check_bind(self, host: str, port: int, settings: Settings) -> None:
         """Refuse a non-loopback bind without tokens unless explicitly allowed."""
@@ -241,6 +251,8 @@ class SecurityPolicy:
             "without authentication. "
             f"Either set bearer tokens ({TOKENS_ENV}=token1,token2 "
             'or [security] auth_tokens_file = "/path/to/tokens"), '
+            "or OAuth ([server.oauth] issuer and audience, "
+            "REASONKIT_OAUTH_ISSUER and REASONKIT_OAUTH_AUDIENCE), "
             "or allow unauthenticated remote access explicitly "
             "([security] allow_unauthenticated_remote = true or "
             "REASONKIT_ALLOW_UNAUTHENTICATED=true), e.g. behind a proxy that authenticates; "
@@ -260,6 +272,13 @@ class SecurityPolicy:
                 "bearer-token authentication on ({} token(s)); /metrics and /health on this port: {}",
                 len(self.tokens),
                 "open" if self.public_metrics else "token required",
+            )
+        if self.oauth is not None:
+            logger.info(
+                "OAuth access tokens of {} accepted for the resource {} (metadata at {})",
+                self.oauth.issuer,
+                self.oauth.audience,
+                METADATA_PATH,
             )
 
     # -- checks
@@ -306,6 +325,14 @@ class SecurityPolicy:
             return LOCAL
         name = self.token_id(presented)
         return None if name is None else Principal(name, admin=name in self.admins)
+
+
+def open_path(path: str, side: bool, policy: SecurityPolicy) -> bool:
+    """Whether `path` is served without a token: the resource metadata, and `/metrics` and `/health`
+    on the side port or with `[security] public_metrics`."""
+    if path == METADATA_PATH or path.startswith(METADATA_PATH + "/"):
+        return True
+    return path in OBSERVABILITY_PATHS and (side or policy.public_metrics)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -74,7 +74,25 @@ class Reloader:
                 len(previous.tokens),
             )
             policy = dataclasses.replace(policy, tokens=previous.tokens, names=previous.names)
+        if previous is not None and previous.oauth is not None:
+            policy = self._kept_oauth(previous, policy)
         policy.check_bind(self.core.bind_host, settings.server.port, settings)
+        return policy
+
+    @staticmethod
+    def _kept_oauth(previous: Policy, policy: Policy) -> Policy:
+        """OAuth stays on across a reload: unchanged `[server.oauth]` keeps the verifier (and the
+        issuer's keys it fetched); settings without it keep the previous one, as for tokens."""
+        assert previous.oauth is not None
+        if policy.oauth is None:
+            logger.error(
+                "the reloaded settings have no [server.oauth]; OAuth access tokens of {} stay accepted "
+                "(authentication is switched off only by a restart)",
+                previous.oauth.issuer,
+            )
+            return dataclasses.replace(policy, oauth=previous.oauth)
+        if policy.oauth.settings == previous.oauth.settings:
+            return dataclasses.replace(policy, oauth=previous.oauth)
         return policy
 
     async def reload(self) -> bool:
