@@ -137,6 +137,8 @@ EXAMPLES: dict[str, str] = {  # TOML values
     "url": '"redis://127.0.0.1:6379/0"',
     "storage.url": '"postgresql://reasonkit:password@db.internal:5432/reasonkit"',  # by table.key
     "auth_tokens_file": '"/etc/reasonkit/tokens"',
+    "server.oauth.issuer": '"https://idp.example.com/realms/reasonkit"',
+    "server.oauth.audience": '"https://rk.example.com/mcp"',
     "rate_limit_per_minute": "120",
     "data_dir": '"/var/lib/reasonkit"',
     "retention_days": "30",

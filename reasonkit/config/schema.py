@@ -24,7 +24,6 @@ __all__ = [
     "FeatureSettings",
     "LoggingSettings",
     "NOT_SETTINGS",
-    "OAuthSettings",
     "PrivacySettings",
     "ProtocolSettings",
     "RedisSettings",

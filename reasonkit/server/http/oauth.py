@@ -30,7 +30,6 @@ from starlette.routing import Route
 from reasonkit.principal import Principal
 from reasonkit.server.capacity.run_slots import CLIENT_KEY, PRINCIPAL_KEY
 from reasonkit.server.http.checks import auth_brake, session_user
-from reasonkit.server.http.oauth_tokens import Refusal, TokenVerifier
 from reasonkit.server.http.rule import Answer, Rule, client_ip, rejection
 from reasonkit.server.http.security import (
     METADATA_PATH,
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from starlette.types import Scope
+
+    from reasonkit.server.http.oauth_tokens import Refusal, TokenVerifier
 
 
 def metadata_url(audience: str) -> str:

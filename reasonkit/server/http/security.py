@@ -26,10 +26,10 @@ from loguru import logger
 
 from reasonkit.errors import SecurityError
 from reasonkit.principal import LOCAL, Principal, token_name
-from reasonkit.server.http.oauth_tokens import TokenVerifier
 
 if TYPE_CHECKING:
     from reasonkit.config import Settings
+    from reasonkit.server.http.oauth_tokens import TokenVerifier
 
 TOKENS_ENV = "REASONKIT_AUTH_TOKENS"
 REALM = "reasonkit"
@@ -216,6 +216,11 @@ class SecurityPolicy:
 
         add_secrets(secret_values(settings, tokens))
         pairs = [split_token(t) for t in tokens]
+        oauth = None
+        if settings.server.oauth.enabled:  # PyJWT and cryptography load only for OAuth
+            from reasonkit.server.http.oauth_tokens import TokenVerifier
+
+            oauth = TokenVerifier(settings.server.oauth)
         return cls(
             tokens=tuple(t.encode() for _, t in pairs),
             names=tuple(name or token_name(t.encode()) for name, t in pairs),
@@ -226,7 +231,7 @@ class SecurityPolicy:
             public_metrics=s.public_metrics,
             max_body=max(1, int(s.max_request_size_mb * 1024 * 1024)),
             rate_limit=s.rate_limit_per_minute,
-            oauth=TokenVerifier(settings.server.oauth) if settings.server.oauth.enabled else None,
+            oauth=oauth,
         )
 
     @property

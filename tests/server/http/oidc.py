@@ -123,8 +123,8 @@ class Provider:
         """A token signed with `key` (default: the provider's own), with the claims a minted one has,
         changed by `claims` (a value None drops the claim)."""
         now = int(time.time())
-        body = {"iss": self.issuer, "aud": AUDIENCE, "sub": "alice", "scope": SCOPE, "iat": now, "exp": now + 300}
-        body.update(claims)
+        body = {"iss": self.issuer, "aud": AUDIENCE, "sub": "alice", "scope": SCOPE, "iat": now}
+        body.update({"exp": now + 300, **claims})
         body = {k: v for k, v in body.items() if v is not None}
         pem = (key or self.key).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

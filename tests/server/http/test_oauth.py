@@ -61,7 +61,8 @@ async def test_an_access_token_runs_a_tool_as_its_subject(make_server, fake_llm,
     assert core.service.store is not None
     trace = core.service.store.get(run_id)
     assert trace is not None and trace["owner"] == oauth_name(idp.issuer, "alice") == f"{idp.issuer}#alice"
-    owners = {t["owner"] for t in (core.service.store.get(r["run_id"]) for r in core.service.store.list()) if t}
+    traces = (core.service.store.get(r["run_id"]) for r in core.service.store.list())
+    owners = {t["owner"] for t in traces if t}
     assert owners == {f"{idp.issuer}#alice", "ops"}
 
 

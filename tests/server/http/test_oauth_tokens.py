@@ -51,7 +51,8 @@ def oauth_core(make_server, fake_llm, tmp_path: Path, issuer: str, min_refresh: 
     core.bind_host = "127.0.0.1"
     policy = SecurityPolicy.from_settings(s, "127.0.0.1", {})
     if min_refresh is not None:
-        policy = dataclasses.replace(policy, oauth=TokenVerifier(s.server.oauth, min_refresh_secs=min_refresh))
+        verifier = TokenVerifier(s.server.oauth, min_refresh_secs=min_refresh)
+        policy = dataclasses.replace(policy, oauth=verifier)
     core.security = policy
     return core
 
@@ -180,7 +181,9 @@ async def test_an_issuer_that_hangs_gives_503_in_bounded_time(make_server, fake_
     assert took < REFRESH_DEADLINE + 2
 
 
-async def test_keys_fetched_before_the_issuer_went_down_stay_in_use(make_server, fake_llm, tmp_path, log_lines):
+async def test_keys_fetched_before_the_issuer_went_down_stay_in_use(
+    make_server, fake_llm, tmp_path, log_lines
+):
     oidc.require()
     own = oidc.Provider(tmp_path)
     try:
