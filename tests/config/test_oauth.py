@@ -59,7 +59,8 @@ def test_the_file_table_and_the_scopes(tmp_path):
         '[server.oauth]\nissuer = "https://idp.example.com"\naudience = "https://rk.example.com/mcp"\n'
         'required_scopes = ["mcp:tools"]\nadmin_scope = "rk:admin"\n'
     )
-    oauth = load_settings(cfg, environ={"REASONKIT_OAUTH_REQUIRED_SCOPES": "mcp:tools, mcp:read"}).server.oauth
+    scopes = {"REASONKIT_OAUTH_REQUIRED_SCOPES": "mcp:tools, mcp:read"}
+    oauth = load_settings(cfg, environ=scopes).server.oauth
     assert oauth.required_scopes == ["mcp:tools", "mcp:read"] and oauth.admin_scope == "rk:admin"
     assert not load_settings(environ={}).server.oauth.enabled
 
