@@ -75,6 +75,7 @@ SETTINGS_ENV_VARS: dict[str, str] = {
     "REASONKIT_MAX_RUNS_PER_PRINCIPAL": "server.max_runs_per_principal",
     "REASONKIT_OAUTH_ISSUER": "server.oauth.issuer",
     "REASONKIT_OAUTH_AUDIENCE": "server.oauth.audience",
+    "REASONKIT_OAUTH_ACCEPTED_AUDIENCES": "server.oauth.accepted_audiences",
     "REASONKIT_OAUTH_REQUIRED_SCOPES": "server.oauth.required_scopes",
     "REASONKIT_OAUTH_ADMIN_SCOPE": "server.oauth.admin_scope",
 }

@@ -64,6 +64,12 @@ class OAuthSettings(Section):
         "token's `aud` must name it, and the Protected Resource Metadata "
         "(`/.well-known/oauth-protected-resource`) gives it as `resource`.",
     )
+    accepted_audiences: CommaList = Field(
+        default_factory=list,
+        description="Further `aud` values accepted beside `audience`, for authorization servers that name "
+        "this server otherwise in its tokens (Entra ID v2 tokens carry the API's application (client) "
+        "ID). Empty: only `audience`.",
+    )
     required_scopes: CommaList = Field(
         default_factory=list,
         description="Scopes every access token must carry (e.g. `mcp:tools`); a token without one of "

@@ -3,7 +3,8 @@
 A token is accepted when its signature verifies with a key of the issuer's JWK set, its algorithm is
 an asymmetric one we allow (never `none`, never an HMAC: a public key is no secret), `iss` is the
 configured issuer, `aud` names this server's resource URL (RFC 8707), `exp` and `nbf` hold within
-`LEEWAY` seconds, and it carries `sub` and every required scope. PyJWT (with cryptography) checks
+`LEEWAY` seconds, and it carries `sub` and every required scope (`accepted_audiences` may add `aud`
+values for issuers that name this server otherwise). PyJWT (with cryptography) checks
 the signature and the claims and parses the JWK set; fetching the issuer's metadata and keys is
 ours, because PyJWT's `PyJWKClient` blocks on urllib and refetches the set for every unknown key id:
 here the fetch is async with a deadline, one at a time, and an unknown `kid` refetches at most once
@@ -177,7 +178,7 @@ class TokenVerifier:
                 token,
                 key.jwk.key,
                 algorithms=[alg],
-                audience=self.audience,
+                audience=[self.audience, *self.settings.accepted_audiences],
                 issuer=self.issuer,
                 leeway=LEEWAY,
                 options={"require": ["exp", "iss", "aud", "sub"]},

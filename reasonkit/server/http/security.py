@@ -256,8 +256,6 @@ class SecurityPolicy:
             "without authentication. "
             f"Either set bearer tokens ({TOKENS_ENV}=token1,token2 "
             'or [security] auth_tokens_file = "/path/to/tokens"), '
-            "or OAuth ([server.oauth] issuer and audience, "
-            "REASONKIT_OAUTH_ISSUER and REASONKIT_OAUTH_AUDIENCE), "
             "or allow unauthenticated remote access explicitly "
             "([security] allow_unauthenticated_remote = true or "
             "REASONKIT_ALLOW_UNAUTHENTICATED=true), e.g. behind a proxy that authenticates; "

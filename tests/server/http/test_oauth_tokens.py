@@ -199,3 +199,18 @@ async def test_keys_fetched_before_the_issuer_went_down_stay_in_use(
     finally:
         own.stop()
     assert any("stay in use" in line for line in log_lines), log_lines
+
+
+async def test_accepted_audiences_add_aud_values(make_server, fake_llm, tmp_path, idp):
+    """Entra ID v2 tokens name the API by its application (client) ID, not its URL."""
+    app_id = "6f1c2b0e-3d4a-4e5f-8a9b-0c1d2e3f4a5b"
+    token = idp.sign(aud=app_id)
+    core = oauth_core(make_server, fake_llm, tmp_path, idp.issuer)
+    async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
+        assert (await http.post("/mcp", json=rpc("ping"), headers=auth(token))).status_code == 401
+    core.settings.server.oauth.accepted_audiences = [app_id]
+    core.security = SecurityPolicy.from_settings(core.settings, "127.0.0.1", {})
+    async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
+        assert (await http.post("/mcp", json=rpc("ping"), headers=auth(token))).status_code == 200
+        meta = (await http.get("/.well-known/oauth-protected-resource")).json()
+    assert meta["resource"] == oidc.AUDIENCE  # the resource stays the URL
