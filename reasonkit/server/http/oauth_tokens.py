@@ -32,7 +32,7 @@ import jwt
 from loguru import logger
 
 from reasonkit.config.oauth import OAuthSettings, check_url
-from reasonkit.errors import IssuerUnavailable
+from reasonkit.errors import ConfigError, IssuerUnavailable
 from reasonkit.principal import Principal, oauth_name
 
 ALGORITHMS = frozenset(
@@ -123,7 +123,7 @@ class TokenVerifier:
         clock: Callable[[], float] = time.monotonic,
     ):
         if settings.issuer is None or settings.audience is None:
-            raise ValueError("TokenVerifier needs [server.oauth] issuer and audience")
+            raise ConfigError("OAuth needs [server.oauth] issuer and audience")
         self.settings = settings
         self.issuer: str = settings.issuer
         self.audience: str = settings.audience
@@ -223,7 +223,7 @@ class TokenVerifier:
                     self._keys = await self._fetch_keys()
                     self._fetched, self._failed = self._tried, False
                 except IssuerUnavailable as exc:
-                    self._failed = True
+                    self._failed, self._jwks_uri = True, None  # discover again next time
                     kept = f"; the {len(self._keys)} key(s) fetched before stay in use" if self._keys else ""
                     logger.error("OAuth: {}{}", exc, kept)
             if not self._keys and self._failed:

@@ -66,26 +66,32 @@ def new_key(kid: str) -> tuple[rsa.RSAPrivateKey, dict[str, Any]]:
 
 @dataclass
 class Provider:
-    """One running oidc-provider; `issuer` is its URL, `key` its signing key (kid `k1`)."""
+    """One running oidc-provider; `issuer` is its URL, `key` its signing key (`kid`). `port` 0 picks a
+    free one; `retired` are further keys it publishes but no longer signs with (a key rotation)."""
 
     workdir: Path
+    kid: str = "k1"
+    port: int = 0
+    retired: list[dict[str, Any]] = field(default_factory=list)
     key: rsa.RSAPrivateKey = field(init=False)
+    jwk: dict[str, Any] = field(init=False)
     issuer: str = field(init=False)
     proc: subprocess.Popen[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.key, jwk = new_key("k1")
+        self.key, self.jwk = new_key(self.kid)
         config = {
-            "jwks": {"keys": [jwk]},
+            "port": self.port,
+            "jwks": {"keys": [self.jwk, *self.retired]},
             "audience": AUDIENCE,
             "scopes": [SCOPE, ADMIN, "reasonkit:other"],
             "clients": [
                 {"client_id": cid, "client_secret": SECRET, "scope": scope} for cid, scope in CLIENTS.items()
             ],
         }
-        path = self.workdir / "oidc.json"
+        path = self.workdir / f"oidc-{self.kid}.json"
         path.write_text(json.dumps(config))
-        self.log = self.workdir / "oidc.log"
+        self.log = self.workdir / f"oidc-{self.kid}.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [str(NODE), str(LAUNCHER), str(path), str(MODULES)], stdout=subprocess.PIPE, stderr=log
@@ -119,7 +125,7 @@ class Provider:
         hits: int = httpx.get(f"{self.issuer}/test/jwks-hits", timeout=10).json()["hits"]
         return hits
 
-    def sign(self, key: rsa.RSAPrivateKey | None = None, kid: str = "k1", **claims: Any) -> str:
+    def sign(self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **claims: Any) -> str:
         """A token signed with `key` (default: the provider's own), with the claims a minted one has,
         changed by `claims` (a value None drops the claim)."""
         now = int(time.time())
@@ -129,7 +135,8 @@ class Provider:
         pem = (key or self.key).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        return jwt.encode(body, pem, algorithm="RS256", headers={"kid": kid, "typ": "at+jwt"})
+        headers = {"kid": kid or self.kid, "typ": "at+jwt"}
+        return jwt.encode(body, pem, algorithm="RS256", headers=headers)
 
     def public_pem(self) -> bytes:
         return self.key.public_key().public_bytes(

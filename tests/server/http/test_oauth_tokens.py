@@ -214,3 +214,29 @@ async def test_accepted_audiences_add_aud_values(make_server, fake_llm, tmp_path
         assert (await http.post("/mcp", json=rpc("ping"), headers=auth(token))).status_code == 200
         meta = (await http.get("/.well-known/oauth-protected-resource")).json()
     assert meta["resource"] == oidc.AUDIENCE  # the resource stays the URL
+
+
+async def test_a_rotated_key_is_found_by_one_refetch(make_server, fake_llm, tmp_path):
+    """The issuer restarts with a new signing key (the old one still published): a token with the new
+    `kid` makes the server refetch the set once and pass, old tokens keep passing."""
+    oidc.require()
+    before = oidc.Provider(tmp_path, kid="k1")
+    port = int(before.issuer.rsplit(":", 1)[1])
+    old_token = before.mint("alice")
+    core = oauth_core(make_server, fake_llm, tmp_path, before.issuer, min_refresh=0.1)
+    try:
+        async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
+            assert (await http.post("/mcp", json=rpc("ping"), headers=auth(old_token))).status_code == 200
+            before.stop()
+            after = oidc.Provider(tmp_path, kid="k2", port=port, retired=[before.jwk])
+            try:
+                await anyio.sleep(0.2)
+                new_token = after.mint("bob")
+                assert (await http.post("/mcp", json=rpc("ping"), headers=auth(new_token))).status_code == 200
+                assert after.jwks_hits() == 1
+                assert (await http.post("/mcp", json=rpc("ping"), headers=auth(old_token))).status_code == 200
+                assert after.jwks_hits() == 1
+            finally:
+                after.stop()
+    finally:
+        before.stop()
