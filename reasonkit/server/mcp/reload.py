@@ -67,7 +67,7 @@ class Reloader:
         switching authentication off is never what a reload means; and the start's bind rules apply
         (SecurityError: a non-loopback bind without tokens, so the reload fails as a whole)."""
         previous = self.core.security
-        if previous is not None and previous.auth and not policy.auth:
+        if previous is not None and previous.tokens and not policy.tokens:  # OAuth on or not
             logger.error(
                 "the reloaded token sources hold no bearer token; the previous {} token(s) stay in effect "
                 "(authentication is switched off only by a restart)",

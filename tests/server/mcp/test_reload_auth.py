@@ -86,3 +86,23 @@ async def test_oauth_stays_on_across_reloads(make_server, tmp_path):
         assert core.security.oauth is not None and core.security.oauth.issuer == "https://other.example.com"
     finally:
         logger.remove(sink)
+
+
+async def test_an_emptied_token_file_keeps_the_tokens_beside_oauth(make_server, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN}\n")
+    tokens.chmod(0o600)
+    environ = oauth_env(
+        tmp_path,
+        REASONKIT_OAUTH_ISSUER=ISSUER,
+        REASONKIT_OAUTH_AUDIENCE=AUDIENCE,
+        REASONKIT_AUTH_TOKENS_FILE=str(tokens),
+    )
+    settings = load_settings(environ=environ)
+    core = make_server(settings=settings)
+    core.settings_loader = lambda: load_settings(environ=environ)
+    core.bind_host = "0.0.0.0"
+    core.security = SecurityPolicy.from_settings(settings, "0.0.0.0", {})
+    tokens.write_text("# emptied by mistake\n")
+    assert await core.reload() is True
+    assert core.security.token_id(TOKEN) is not None and core.security.oauth is not None
