@@ -150,7 +150,7 @@ class TokenVerifier:
         except jwt.PyJWTError:
             return Refusal(401, "invalid_token", "the token is not a JWT access token")
         alg, kid = header.get("alg"), header.get("kid")
-        if alg not in ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
             return Refusal(401, "invalid_token", "the token's algorithm is not accepted")
         if kid is not None and not isinstance(kid, str):
             return Refusal(401, "invalid_token", "the token's key id is not a string")
@@ -245,12 +245,17 @@ class TokenVerifier:
         entries = document.get("keys")
         keys: dict[str | None, Key] = {}
         for entry in entries if isinstance(entries, list) else []:
-            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            if (
+                not isinstance(entry, dict)
+                or entry.get("use", "sig") != "sig"
+                or "alg" in entry
+                and not isinstance(entry["alg"], str)
+            ):
                 continue
             try:
                 key = jwt.PyJWK(entry)
-            except jwt.PyJWTError:
-                continue  # a key type or curve we do not use
+            except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+                continue  # a key type or curve we do not use, or a malformed entry
             declared = entry.get("alg")
             if key.algorithm_name in ALGORITHMS and (declared is None or declared in ALGORITHMS):
                 kid = entry.get("kid")

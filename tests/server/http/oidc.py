@@ -126,22 +126,26 @@ class Provider:
         return hits
 
     def sign(self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **claims: Any) -> str:
-        """A token signed with `key` (default: the provider's own), with the claims a minted one has,
-        changed by `claims` (a value None drops the claim)."""
-        now = int(time.time())
-        body = {"iss": self.issuer, "aud": AUDIENCE, "sub": "alice", "scope": SCOPE, "iat": now}
-        body.update({"exp": now + 300, **claims})
-        body = {k: v for k, v in body.items() if v is not None}
-        pem = (key or self.key).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        headers = {"kid": kid or self.kid, "typ": "at+jwt"}
-        return jwt.encode(body, pem, algorithm="RS256", headers=headers)
+        """A token signed with `key` (default: the provider's own) as if this provider minted it."""
+        return sign_token(key or self.key, self.issuer, kid or self.kid, **claims)
 
     def public_pem(self) -> bytes:
         return self.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+
+
+def sign_token(key: rsa.RSAPrivateKey, issuer: str, kid: str, **claims: Any) -> str:
+    """A token signed with `key`, with the claims a minted one has, changed by `claims` (a value None
+    drops the claim)."""
+    now = int(time.time())
+    body = {"iss": issuer, "aud": AUDIENCE, "sub": "alice", "scope": SCOPE, "iat": now}
+    body.update({"exp": now + 300, **claims})
+    body = {k: v for k, v in body.items() if v is not None}
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return jwt.encode(body, pem, algorithm="RS256", headers={"kid": kid, "typ": "at+jwt"})
 
 
 def b64(data: bytes) -> str:

@@ -7,10 +7,15 @@ when the issuer goes down; an issuer that is down or hangs gives 503 in bounded 
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -73,6 +78,8 @@ def bad_tokens(idp: oidc.Provider) -> dict[str, str]:
         "no exp": idp.sign(exp=None),
         "no sub": idp.sign(sub=None),
         "alg none": oidc.unsigned({"alg": "none", "typ": "at+jwt", "kid": "k1"}, claims),
+        "alg not a string": oidc.unsigned({"alg": ["RS256"], "kid": "k1"}, claims, b"x"),
+        "kid not a string": oidc.unsigned({"alg": "RS256", "kid": {"k": 1}}, claims, b"x"),
         "HS256 signed with the public key": oidc.unsigned(
             {"alg": "HS256", "typ": "at+jwt", "kid": "k1"}, claims, idp.public_pem()
         ),
@@ -240,3 +247,78 @@ async def test_a_rotated_key_is_found_by_one_refetch(make_server, fake_llm, tmp_
                 after.stop()
     finally:
         before.stop()
+
+
+@contextmanager
+def issuer_serving(documents: Callable[[str], dict[str, Any]]) -> Iterator[str]:
+    """A plain issuer on a loopback port answering GET path with `documents(issuer)[path]` (JSON),
+    404 otherwise: for key sets no real provider would publish."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = documents(issuer).get(self.path)
+            data = json.dumps(body).encode()
+            self.send_response(200 if body is not None else 404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    issuer = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield issuer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+GARBAGE_KEYS: list[Any] = [
+    "not an object",
+    {"kty": "RSA", "n": "!!!", "e": "AQAB", "kid": "bad-n"},
+    {"kty": "RSA", "kid": "no-n"},
+    {"kty": 5, "kid": "odd-kty"},
+    {"kty": "RSA", "n": "AQAB", "e": "AQAB", "alg": ["RS256"], "kid": "list-alg"},
+    {"kty": "oct", "k": "c2VjcmV0", "alg": "HS256", "kid": "k1"},
+    {"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "kid": "bad-ec"},
+]
+
+
+async def test_malformed_key_sets_and_metadata_never_give_a_500(make_server, fake_llm, tmp_path):
+    key, private = oidc.new_key("k1")
+    public = {k: v for k, v in private.items() if k in ("kty", "n", "e", "kid", "use", "alg")}
+    sets = {"keys": [*GARBAGE_KEYS, public]}
+
+    def documents(issuer: str) -> dict[str, Any]:
+        meta = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks"}
+        return {"/.well-known/openid-configuration": meta, "/jwks": sets}
+
+    with issuer_serving(documents) as issuer:
+        token = oidc.sign_token(key, issuer, "k1")
+        core = oauth_core(make_server, fake_llm, tmp_path, issuer, min_refresh=0.0)
+        async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
+            assert (await http.post("/mcp", json=rpc("ping"), headers=auth(token))).status_code == 200
+            sets["keys"] = GARBAGE_KEYS  # no usable key left: the kept keys still verify
+            assert (await http.post("/mcp", json=rpc("ping"), headers=auth(token))).status_code == 200
+    bad_meta: list[Callable[[str], Any]] = [
+        lambda issuer: {"issuer": "https://elsewhere.example.com", "jwks_uri": f"{issuer}/jwks"},
+        lambda issuer: {"issuer": issuer, "jwks_uri": "http://keys.example.com/jwks"},
+        lambda issuer: {"issuer": issuer},
+        lambda issuer: ["not", "an", "object"],
+    ]
+    for meta in bad_meta:
+
+        def served(issuer: str, meta: Callable[[str], Any] = meta) -> dict[str, Any]:
+            return {"/.well-known/openid-configuration": meta(issuer)}
+
+        with issuer_serving(served) as issuer:
+            core = oauth_core(make_server, fake_llm, tmp_path, issuer)
+            token = oidc.sign_token(key, issuer, "k1")
+            async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
+                r = await http.post("/mcp", json=rpc("ping"), headers=auth(token))
+            assert r.status_code == 503, r.text
