@@ -15,8 +15,12 @@ import hashlib
 import hmac
 import json
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +163,32 @@ def unsigned(header: dict[str, Any], claims: dict[str, Any], secret: bytes | Non
     if secret is None:
         return head + "."
     return head + "." + b64(hmac.new(secret, head.encode(), hashlib.sha256).digest())
+
+
+@contextmanager
+def issuer_serving(documents: Callable[[str], dict[str, Any]]) -> Iterator[str]:
+    """A plain issuer on a loopback port answering GET path with `documents(issuer)[path]` (JSON),
+    404 otherwise: for key sets no real provider would publish."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = documents(issuer).get(self.path)
+            data = json.dumps(body).encode()
+            self.send_response(200 if body is not None else 404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    issuer = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield issuer
+    finally:
+        server.shutdown()
+        server.server_close()

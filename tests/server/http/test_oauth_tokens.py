@@ -7,13 +7,9 @@ when the issuer goes down; an issuer that is down or hangs gives 503 in bounded 
 from __future__ import annotations
 
 import dataclasses
-import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -249,35 +245,6 @@ async def test_a_rotated_key_is_found_by_one_refetch(make_server, fake_llm, tmp_
         before.stop()
 
 
-@contextmanager
-def issuer_serving(documents: Callable[[str], dict[str, Any]]) -> Iterator[str]:
-    """A plain issuer on a loopback port answering GET path with `documents(issuer)[path]` (JSON),
-    404 otherwise: for key sets no real provider would publish."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = documents(issuer).get(self.path)
-            data = json.dumps(body).encode()
-            self.send_response(200 if body is not None else 404)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    issuer = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield issuer
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 GARBAGE_KEYS: list[Any] = [
     "not an object",
     {"kty": "RSA", "n": "!!!", "e": "AQAB", "kid": "bad-n"},
@@ -298,7 +265,7 @@ async def test_malformed_key_sets_and_metadata_never_give_a_500(make_server, fak
         meta = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks"}
         return {"/.well-known/openid-configuration": meta, "/jwks": sets}
 
-    with issuer_serving(documents) as issuer:
+    with oidc.issuer_serving(documents) as issuer:
         token = oidc.sign_token(key, issuer, "k1")
         core = oauth_core(make_server, fake_llm, tmp_path, issuer, min_refresh=0.0)
         async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
@@ -316,7 +283,7 @@ async def test_malformed_key_sets_and_metadata_never_give_a_500(make_server, fak
         def served(issuer: str, meta: Callable[[str], Any] = meta) -> dict[str, Any]:
             return {"/.well-known/openid-configuration": meta(issuer)}
 
-        with issuer_serving(served) as issuer:
+        with oidc.issuer_serving(served) as issuer:
             core = oauth_core(make_server, fake_llm, tmp_path, issuer)
             token = oidc.sign_token(key, issuer, "k1")
             async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
