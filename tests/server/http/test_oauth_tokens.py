@@ -153,10 +153,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_an_issuer_that_is_down_gives_503_not_500(make_server, fake_llm, tmp_path, idp, log_lines):
+async def test_an_issuer_that_is_down_gives_503_not_500(make_server, fake_llm, tmp_path, log_lines):
     issuer = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     core = oauth_core(make_server, fake_llm, tmp_path, issuer)
-    token = idp.sign(iss=issuer)
+    token = oidc.sign_token(oidc.new_key("k1")[0], issuer, "k1")
     async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
         for _ in range(3):
             started = time.monotonic()
@@ -170,7 +170,7 @@ async def test_an_issuer_that_is_down_gives_503_not_500(make_server, fake_llm, t
     assert len(errors) == 1 and issuer in errors[0] and "ConnectError" in errors[0], log_lines
 
 
-async def test_an_issuer_that_hangs_gives_503_in_bounded_time(make_server, fake_llm, tmp_path, idp):
+async def test_an_issuer_that_hangs_gives_503_in_bounded_time(make_server, fake_llm, tmp_path):
     with socket.socket() as silent:  # accepts connections (the backlog), never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
@@ -178,7 +178,8 @@ async def test_an_issuer_that_hangs_gives_503_in_bounded_time(make_server, fake_
         core = oauth_core(make_server, fake_llm, tmp_path, issuer)
         async with asgi_client(build_http_app(core, "127.0.0.1")) as http:
             started = time.monotonic()
-            r = await http.post("/mcp", json=rpc("ping"), headers=auth(idp.sign(iss=issuer)))
+            token = oidc.sign_token(oidc.new_key("k1")[0], issuer, "k1")
+            r = await http.post("/mcp", json=rpc("ping"), headers=auth(token))
             took = time.monotonic() - started
     assert r.status_code == 503, r.text
     assert took < REFRESH_DEADLINE + 2
