@@ -124,7 +124,8 @@ RUN_RESULT_INPUT_SCHEMA: dict[str, Any] = {
             "minLength": 1,
             "maxLength": 64,
             "description": "The run_id returned by a ThinkTool call.",
-        }
+        },
+        "cancel": {"type": "boolean", "default": False, "description": "true: stop the run if it runs."},
     },
     "required": ["run_id"],
     "additionalProperties": False,
@@ -146,8 +147,10 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 # Only what differs from the spec's defaults (idempotentHint false, openWorldHint true; destructiveHint
 # only matters when readOnlyHint is false); the title is the tool's own.
 THINKTOOL_ANNOTATIONS = types.ToolAnnotations(read_only_hint=True)
+# run_result reads a run, and with `cancel: true` stops one: not read-only, but nothing is lost
+# (the run is kept, cancelled) and asking twice is asking once.
 RUN_RESULT_ANNOTATIONS = types.ToolAnnotations(
-    read_only_hint=True, idempotent_hint=True, open_world_hint=False
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 
 
