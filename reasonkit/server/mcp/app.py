@@ -47,8 +47,8 @@ INSTRUCTIONS = (
     "ReasonKit provides structured-reasoning ThinkTools. Each tool runs several model calls and returns an "
     "answer with a confidence score and the signals behind it. Call them only for questions that merit the "
     "cost (decisions, analyses, claims to check), not for simple lookups. Results marked `complete: false` "
-    "were cut short by the deadline: say so when you use them. For long work pass `background: true` and "
-    "poll `run_result`."
+    "were cut short by the deadline: say so when you use them. Long calls come back as an MCP task to "
+    "clients with the tasks extension; otherwise pass `background: true` and poll `run_result`."
 )
 
 

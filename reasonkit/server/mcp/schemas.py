@@ -198,7 +198,8 @@ def think_description(
 def run_result_description() -> str:
     return (
         "Fetch a ReasonKit run by its run_id (a background run, or any earlier call). While it runs: "
-        "status `running` and progress; call again later. Does not call a model.\n\n" + CONTROL_NOTE
+        "status `running` and progress; call again later; cancel: true stops it. Does not call a model. "
+        "(Clients with the MCP tasks extension get a task handle for long calls instead.)\n\n" + CONTROL_NOTE
     )
 
 
