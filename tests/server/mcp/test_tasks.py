@@ -26,7 +26,7 @@ A, B = "a" * 40, "b" * 40
 
 def request(method: str, params: dict[str, Any], *, tasks: bool = True, id: int = 1) -> dict[str, Any]:
     """A 2026-07-28 request: the envelope in `_meta`, the tasks extension in its capabilities."""
-    capabilities = {"extensions": {EXTENSION: {}}} if tasks else {}
+    capabilities: dict[str, Any] = {"extensions": {EXTENSION: {}}} if tasks else {}
     meta = {
         "io.modelcontextprotocol/protocolVersion": MODERN,
         "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
@@ -206,7 +206,11 @@ async def test_another_principal_gets_unknown_task(make_server, fake_llm, tmp_pa
         alice, bob = Modern(http, A), Modern(http, B)
         task_id = (await alice.call("tiny", {"query": "q", "background": True}))["taskId"]
         unknown = "u" * len(task_id)
-        calls = (("tasks/get", {}), ("tasks/cancel", {}), ("tasks/update", {"inputResponses": {}}))
+        calls: list[tuple[str, dict[str, Any]]] = [
+            ("tasks/get", {}),
+            ("tasks/cancel", {}),
+            ("tasks/update", {"inputResponses": {}}),
+        ]
         for method, extra in calls:
             theirs = await bob.send(method, {"taskId": task_id, **extra})
             none = await bob.send(method, {"taskId": unknown, **extra})
