@@ -5,7 +5,8 @@ instead of blocking, and the client polls `tasks/get` until the inlined `CallToo
 When a call becomes a task (`wants_task`): only when the request's own client capabilities declare
 the extension (never otherwise: those clients keep `background` + `run_result`), the server keeps
 runs (a task is read from the run store), and either the call asks for `background: true` or its
-slow estimate (server/mcp/estimates.py) is over `TASK_AFTER_S` or over the call's deadline.
+slow estimate (server/mcp/estimates.py) is over `TASK_AFTER_S` or over the call's deadline. A task
+without `deadline_s` runs as long as its estimate asks (`task_deadline`).
 `TASK_AFTER_S` is what a client with a ~60 s timeout can wait for (`MIN_DEADLINE_S`): a call
 expected to take longer would otherwise end in the client's timeout, not in an answer.
 
@@ -37,7 +38,14 @@ from reasonkit.errors import StoreError
 from reasonkit.principal import Principal
 from reasonkit.server.capacity.run_slots import principal_of
 from reasonkit.server.mcp import rendering
-from reasonkit.server.mcp.estimates import MIN_DEADLINE_S, pace_for, profile_estimate, protocol_estimate
+from reasonkit.server.mcp.estimates import (
+    DEADLINE_MARGIN,
+    MIN_DEADLINE_S,
+    pace_for,
+    profile_estimate,
+    protocol_estimate,
+)
+from reasonkit.server.mcp.schemas import MAX_DEADLINE_S
 
 if TYPE_CHECKING:
     from reasonkit.live_runs import LiveRun
@@ -95,6 +103,13 @@ def wants_task(background: bool, expected: float, deadline: float | None) -> boo
     deadline or `TASK_AFTER_S`."""
     limit = min(deadline, TASK_AFTER_S) if deadline else TASK_AFTER_S
     return background or expected > limit
+
+
+def task_deadline(expected: float, default: float) -> float:
+    """A task's deadline when the call names none: nobody waits on a task, so it gets the time its
+    slow estimate asks for (plus a tenth, as `deadline_for`), at least the tool's default deadline
+    and at most `MAX_DEADLINE_S`: an embedded-model profile is not cut at the 600 s default cap."""
+    return min(MAX_DEADLINE_S, max(default, float(round(expected * DEADLINE_MARGIN))))
 
 
 def _iso(seconds: float) -> str:

@@ -87,11 +87,15 @@ class ToolCall(RunHooks):
         target = self._target(request, args)
         self.key = key
         self.log = self.log.bind(profile=target)
-        if not background:  # a foreground run ends by the tool deadline; a background one has its own
-            deadline = deadline or self.core.deadlines.get(target, self.core.deadline)
+        default = self.core.deadlines.get(target, self.core.deadline)
         if self.handlers.tasks.available() and tasks.declared(self.ctx):
-            self.task = tasks.wants_task(background, tasks.expected_secs(self.core, target), deadline)
-        background = background or self.task  # a task is a background run with a handle
+            expected = tasks.expected_secs(self.core, target)
+            self.task = tasks.wants_task(background, expected, deadline or default)
+            if self.task:  # a background run with a handle, given the time its estimate asks for
+                deadline = deadline or tasks.task_deadline(expected, default)
+                return replace(request, name=target, inputs=args, deadline=deadline, background=True)
+        if not background:  # a foreground run ends by the tool deadline; a background one has its own
+            deadline = deadline or default
         return replace(request, name=target, inputs=args, deadline=deadline, background=background)
 
     def _target(self, request: RunRequest, args: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.security import SecurityPolicy
-from reasonkit.server.mcp.tasks import CANCEL_REASON, EXTENSION
+from reasonkit.server.mcp.tasks import CANCEL_REASON, EXTENSION, task_deadline, wants_task
 from tests.server.conftest import make_settings, routed
 from tests.server.helpers import asgi_client
 
@@ -122,6 +122,16 @@ async def test_a_background_call_is_a_task_polled_to_its_tool_result(make_server
     assert result["content"][0]["text"].replace(run_id, "<id>")[:40] == plain["content"][0]["text"][:40]
 
 
+async def test_the_rule_and_a_tasks_time():
+    assert wants_task(True, 1.0, 600.0)  # background: true
+    assert not wants_task(False, 50.0, 600.0)  # what a client with a ~60 s timeout can wait for
+    assert wants_task(False, 51.0, 600.0)
+    assert wants_task(False, 30.0, 10.0)  # over its deadline
+    # a task without deadline_s: its estimate plus a tenth, within [the default deadline, 3600 s]
+    assert task_deadline(1800.0, 600.0) == 1980.0
+    assert task_deadline(10.0, 50.0) == 50.0 and task_deadline(5000.0, 600.0) == 3600.0
+
+
 async def test_a_call_expected_to_outlast_its_deadline_is_a_task(make_server, fake_llm):
     """tiny is expected to take at most 30 s on a hosted model: under 50 s, a plain call; with
     deadline_s 10 it would be cut short, so it becomes a task (and keeps its deadline). The `pair`
@@ -132,9 +142,14 @@ async def test_a_call_expected_to_outlast_its_deadline_is_a_task(make_server, fa
         plain = await client.call("tiny", {"query": "q"})
         short = await client.call("tiny", {"query": "q", "deadline_s": 10})
         long = await client.call("think", {"query": "q", "profile": "pair"})
+        budgets = []
         for task in (short, long):
             assert task["resultType"] == "task", task
             assert (await client.until_done(task["taskId"]))["status"] == "completed"
+            run_id = task["statusMessage"].rsplit(" ", 1)[-1]
+            budgets.append(core.service.store.get(run_id)["budget"]["seconds"])
+    # deadline_s is kept; without it the task gets its estimate (75 s) plus a tenth
+    assert budgets == [10.0, 82.0]
     assert plain.get("resultType") == "complete" and plain["structuredContent"]["status"] == "complete", plain
 
 
