@@ -9,6 +9,7 @@ release (4.1.8) pins fastmcp 4.1.8: the dev extra installs that pair (beside mcp
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -69,3 +70,52 @@ def _replicas(tmp_path: Path, proto_dir: Path, fake_llm: Any) -> tuple[HttpServe
     except BaseException:
         a.stop()
         raise
+
+
+@pytest.mark.realmodel
+@pytest.mark.timeout(900)
+async def test_fastmcp_gets_a_complete_answer_on_the_embedded_model_through_a_task(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Issue 24 point 3 through a task: with nothing configured (the embedded model), a
+    tasks-capable client's call of the quickest ThinkTool with default arguments (its estimate is
+    minutes, one call at a time) becomes a task that runs to its estimate and comes back complete."""
+    if "realmodel" not in (request.config.option.markexpr or ""):
+        pytest.skip("real-model tier: select it with -m realmodel")
+    pytest.importorskip(
+        "llama_cpp", reason="llama-cpp-python is not installed: pip install 'reasonkit[local]'"
+    )
+    try:
+        import fastmcp
+        from fastmcp.client.transports import StdioTransport
+        from fastmcp_tasks import call_tool_task
+    except ImportError:
+        skip_or_fail("NOT TESTED: fastmcp-tasks is not installed (the dev extra installs it)")
+    from reasonkit.protocol.loader import load_registry
+    from reasonkit.server.mcp.estimates import protocol_estimate
+    from tests.server.procs import rk_command
+
+    builtin = load_registry([], include_builtin=True).protocols
+    quickest = min(builtin.values(), key=lambda p: (protocol_estimate(p).calls_max, p.id))
+    argument = "A 4-day work week is good for a bakery because rested bakers make better bread."
+    args = {name: argument for name, spec in quickest.inputs.items() if spec.required}
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "REASONKIT_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONUNBUFFERED": "1",
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
+    }
+    command = rk_command()
+    transport = StdioTransport(
+        command[0], [*command[1:], "serve-mcp"], env=env, log_file=tmp_path / "err.log"
+    )
+    async with fastmcp.Client(transport, timeout=60) as client:
+        task = await call_tool_task(client, quickest.id, args)
+        result = await task.result()
+    content = result.structured_content
+    assert content is not None, (tmp_path / "err.log").read_text()[-3000:]
+    assert content["provider"] == "local" and content["status"] == "complete", content
