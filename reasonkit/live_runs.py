@@ -33,6 +33,21 @@ class LiveRun:
     total: int = 0
     last: str = ""
     finished: bool = False
+    #: The cancel scope around the engine while it executes (set by `RunService.execute`).
+    scope: Any = None
+    #: Why `stop` ended the run (None: it was not stopped).
+    stopped: str | None = None
+
+    def stop(self, reason: str) -> bool:
+        """End the run as `cancelled` with `reason`, from outside its caller (tasks/cancel, a cancel
+        request from another replica): a run not executing yet stops as soon as it starts. False
+        when it has already finished."""
+        if self.finished:
+            return False
+        self.stopped = reason
+        if self.scope is not None:
+            self.scope.cancel()
+        return True
 
     def track(self, event: Event) -> None:
         """Update the progress summary from an engine event."""

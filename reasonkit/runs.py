@@ -62,6 +62,17 @@ def _cancelled_because(run: PreparedRun) -> None:
         result.stop_reason = run.cancel_reason
 
 
+def _stopped(run: PreparedRun) -> None:
+    """A run stopped by `LiveRun.stop`: cancelled, for the reason the stop gave."""
+    result = run.result
+    if result.status == "running":  # stopped before the engine's own handler was reached
+        result.status, result.complete = "cancelled", False
+        result.stop_reason = result.stop_reason or "cancelled by the caller"
+        result.finished_at = time.time()
+    run.cancel_reason = run.live.stopped
+    _cancelled_because(run)
+
+
 class RunService(RunEntry):
     """Settings + registry (+ store + metrics) -> prepared, executed, recorded and counted runs;
     `run(request, hooks)` (reasonkit/run_request.py) is the whole path for a shell."""
@@ -275,11 +286,18 @@ class RunService(RunEntry):
         crashed: BaseException | None = None
         self.inflight += 1
         try:
-            with self.metrics.track_inflight():
+            # `LiveRun.stop` (tasks/cancel, run_result's cancel, from any replica) cancels this scope
+            with self.metrics.track_inflight(), anyio.CancelScope() as scope:
+                run.live.scope = scope
+                if run.live.stopped is not None:
+                    scope.cancel()
                 await self._run_engine(run, budget, on_event, recorder)
-            from reasonkit.engine.calibration import apply_saved_calibrator
+            if scope.cancelled_caught:
+                _stopped(run)
+            else:
+                from reasonkit.engine.calibration import apply_saved_calibrator
 
-            apply_saved_calibrator(result, self.settings.data_dir())  # `rk eval fit` (confidence.md)
+                apply_saved_calibrator(result, self.settings.data_dir())  # `rk eval fit` (confidence.md)
         except anyio.get_cancelled_exc_class():
             if result.status == "running":  # cancelled before the engine's own handler was reached
                 result.status, result.complete = "cancelled", False

@@ -118,6 +118,33 @@ async def test_a_cancelled_run_is_recorded_as_cancelled(tmp_path):
     service.close()
 
 
+@pytest.mark.parametrize("when", ["running", "before it starts"])
+async def test_a_run_stopped_from_outside_ends_cancelled_with_the_reason(tmp_path, when):
+    """`LiveRun.stop` (a task's or run_result's cancel, from any replica): the run ends as
+    `cancelled` for the reason given, and `execute` returns it instead of raising (its caller was
+    not cancelled)."""
+    service = make_service(tmp_path)
+    clean = service.check("protocol", "laserlogic", {"argument": "x"}, method=CLI_METHOD)
+    run = service.prepare("protocol", "laserlogic", clean, FakeProvider(latency=30), method=CLI_METHOD)
+    if when == "before it starts":
+        assert run.live.stop("asked to stop")
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            if when == "running":
+                tg.start_soon(lambda: _stop_soon(run.live))
+            result = await service.execute(run, Budget())
+    assert result.status == "cancelled" and result.stop_reason == "asked to stop"
+    stored = service.store.get(result.run_id) if service.store is not None else None
+    assert stored is not None and stored["status"] == "cancelled" and stored["stop_reason"] == "asked to stop"
+    assert not run.live.stop("again")  # finished: nothing to stop
+    service.close()
+
+
+async def _stop_soon(live: Any) -> None:
+    await anyio.sleep(0.3)
+    assert live.stop("asked to stop")
+
+
 async def test_runs_are_counted_in_the_metrics(tmp_path):
     service = make_service(tmp_path, save_runs=False)
     assert service.store is None

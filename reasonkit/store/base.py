@@ -33,6 +33,7 @@ from reasonkit.observability.redaction import redact_value
 from reasonkit.store import idempotency, schema
 from reasonkit.store.liveness import current_owner
 from reasonkit.store.table import Dialect
+from reasonkit.store.tasks import TaskRecords
 
 if TYPE_CHECKING:
     from reasonkit.engine.result import RunResult
@@ -59,6 +60,7 @@ class StoreBackend(ABC):
     maintenance: Maintenance | None = None
     #: Final saves that failed, kept in memory for a retry (store/hygiene.py). None: none are kept.
     _finals: FinalSaves | None = None
+    _tasks: TaskRecords | None = None
 
     def __init__(self, path: Path | str):
         self.path = path
@@ -102,6 +104,12 @@ class StoreBackend(ABC):
     @abstractmethod
     def idempotency_keys(self) -> IdempotencyKeys:
         """The idempotency keys of MCP tool calls, kept in this store's database."""
+
+    def task_records(self) -> TaskRecords:
+        """MCP tasks and cancel requests, in this store's database (reasonkit/store/tasks.py)."""
+        if self._tasks is None:
+            self._tasks = TaskRecords(self._run, self._begin, self.dialect)
+        return self._tasks
 
     # ----------------------------------------------------------------- writes
     def start(self, result: RunResult) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as types
 from loguru import logger
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
@@ -34,7 +35,7 @@ from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.protocol.loader import Registry, load_registry
 from reasonkit.runs import RunService
 from reasonkit.server.capacity.run_slots import RunSlots
-from reasonkit.server.mcp import schemas
+from reasonkit.server.mcp import schemas, tasks
 from reasonkit.server.mcp.estimates import MIN_DEADLINE_S
 from reasonkit.server.mcp.reload import Reloader
 from reasonkit.server.mcp.resources import ResourceHandlers
@@ -46,8 +47,8 @@ INSTRUCTIONS = (
     "ReasonKit provides structured-reasoning ThinkTools. Each tool runs several model calls and returns an "
     "answer with a confidence score and the signals behind it. Call them only for questions that merit the "
     "cost (decisions, analyses, claims to check), not for simple lookups. Results marked `complete: false` "
-    "were cut short by the deadline: say so when you use them. For long work pass `background: true` and "
-    "poll `run_result`."
+    "were cut short by the deadline: say so when you use them. Long calls come back as an MCP task to "
+    "clients with the tasks extension; otherwise pass `background: true` and poll `run_result`."
 )
 
 
@@ -184,7 +185,6 @@ class ReasonKitServer:
             lifespan=self._lifespan,
             get_tool_input_schema=self._input_schema,
             on_list_tools=tools.list_tools,
-            on_call_tool=tools.call_tool,
             on_list_resources=resources.list_resources,
             on_list_resource_templates=resources.list_resource_templates,
             on_read_resource=resources.read_resource,
@@ -193,6 +193,13 @@ class ReasonKitServer:
             on_subscriptions_listen=self.listen,
         )
         server.middleware.append(self._metrics_middleware)
+        # tools/call may answer a CreateTaskResult, which `on_call_tool`'s type does not name
+        server.add_request_handler("tools/call", types.CallToolRequestParams, tools.call_tool)
+        # the tasks extension (SEP-2663): advertised in server/discover, its three methods served
+        server.extensions[tasks.EXTENSION] = {}
+        server.add_request_handler("tasks/get", tasks.TaskParams, tools.tasks.get)
+        server.add_request_handler("tasks/cancel", tasks.TaskParams, tools.tasks.cancel)
+        server.add_request_handler("tasks/update", tasks.UpdateTaskParams, tools.tasks.update)
         return server
 
     def _input_schema(self, name: str) -> dict[str, Any] | None:
@@ -203,6 +210,7 @@ class ReasonKitServer:
         async with anyio.create_task_group() as tg:
             runtime = Runtime(lambda: self.settings, self.provider_factory, tg, self.metrics)
             self.runtime = runtime
+            tg.start_soon(tasks.CancelWatch(self.service).run)  # cancels asked for on other replicas
             try:
                 yield runtime
             finally:

@@ -124,7 +124,8 @@ RUN_RESULT_INPUT_SCHEMA: dict[str, Any] = {
             "minLength": 1,
             "maxLength": 64,
             "description": "The run_id returned by a ThinkTool call.",
-        }
+        },
+        "cancel": {"type": "boolean", "default": False, "description": "true: stop the run if it runs."},
     },
     "required": ["run_id"],
     "additionalProperties": False,
@@ -146,8 +147,10 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 # Only what differs from the spec's defaults (idempotentHint false, openWorldHint true; destructiveHint
 # only matters when readOnlyHint is false); the title is the tool's own.
 THINKTOOL_ANNOTATIONS = types.ToolAnnotations(read_only_hint=True)
+# run_result reads a run, and with `cancel: true` stops one: not read-only, but nothing is lost
+# (the run is kept, cancelled) and asking twice is asking once.
 RUN_RESULT_ANNOTATIONS = types.ToolAnnotations(
-    read_only_hint=True, idempotent_hint=True, open_world_hint=False
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 
 
@@ -195,7 +198,8 @@ def think_description(
 def run_result_description() -> str:
     return (
         "Fetch a ReasonKit run by its run_id (a background run, or any earlier call). While it runs: "
-        "status `running` and progress; call again later. Does not call a model.\n\n" + CONTROL_NOTE
+        "status `running` and progress; call again later; cancel: true stops it. Does not call a model. "
+        "(Clients with the MCP tasks extension get a task handle for long calls instead.)\n\n" + CONTROL_NOTE
     )
 
 

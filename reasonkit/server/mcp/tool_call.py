@@ -16,7 +16,7 @@ from reasonkit.live_runs import LiveRun
 from reasonkit.protocol.inputs import background_flag
 from reasonkit.run_request import ProgressSink, RunHooks, RunRequest, Slot, Spawn
 from reasonkit.server.capacity.run_slots import claim_ticket, client_key, principal_of
-from reasonkit.server.mcp import schemas
+from reasonkit.server.mcp import schemas, tasks
 from reasonkit.server.mcp.idempotency import fingerprint, pop_key
 from reasonkit.server.mcp.runtime import Runtime
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the engine loads at the first tools/call, not at start-up
     from reasonkit.providers.base import Provider
     from reasonkit.server.mcp.core import ServerCore
     from reasonkit.server.mcp.idempotency import IdempotentCalls
+    from reasonkit.server.mcp.tasks import TaskHandlers
 
 
 class Handlers(Protocol):
@@ -37,6 +38,7 @@ class Handlers(Protocol):
 
     core: ServerCore
     idempotency: IdempotentCalls
+    tasks: TaskHandlers
 
     async def run_result(self, args: dict[str, Any], viewer: Principal) -> types.CallToolResult: ...
 
@@ -75,6 +77,7 @@ class ToolCall(RunHooks):
         self.principal = principal_of(ctx)  # the run's owner
         self.key: str | None = None  # idempotency_key
         self.budget: Budget | None = None
+        self.task = False  # answered with a task handle (server/mcp/tasks.py)
         self.log = logger.bind(request_id=str(ctx.request_id), tool=tool, profile=tool)
 
     def controls(self, request: RunRequest) -> RunRequest:
@@ -84,8 +87,15 @@ class ToolCall(RunHooks):
         target = self._target(request, args)
         self.key = key
         self.log = self.log.bind(profile=target)
+        default = self.core.deadlines.get(target, self.core.deadline)
+        if self.handlers.tasks.available() and tasks.declared(self.ctx):
+            expected = tasks.expected_secs(self.core, target)
+            self.task = tasks.wants_task(background, expected, deadline or default)
+            if self.task:  # a background run with a handle, given the time its estimate asks for
+                deadline = deadline or tasks.task_deadline(expected, default)
+                return replace(request, name=target, inputs=args, deadline=deadline, background=True)
         if not background:  # a foreground run ends by the tool deadline; a background one has its own
-            deadline = deadline or self.core.deadlines.get(target, self.core.deadline)
+            deadline = deadline or default
         return replace(request, name=target, inputs=args, deadline=deadline, background=background)
 
     def _target(self, request: RunRequest, args: dict[str, Any]) -> str:

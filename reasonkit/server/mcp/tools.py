@@ -11,9 +11,10 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from reasonkit.errors import StoreError
+from reasonkit.errors import InputError, StoreError
 from reasonkit.observability.metrics import Stopwatch
 from reasonkit.principal import Principal
+from reasonkit.protocol.inputs import parse_flag
 from reasonkit.run_request import RunKind, RunRequest, count_request
 from reasonkit.server.capacity.run_slots import principal_of
 from reasonkit.server.mcp import rendering, schemas
@@ -21,6 +22,7 @@ from reasonkit.server.mcp.core import ServerCore
 from reasonkit.server.mcp.estimates import Pace, deadline_for, pace_for, profile_estimate, protocol_estimate
 from reasonkit.server.mcp.idempotency import IdempotentCalls
 from reasonkit.server.mcp.runtime import Runtime
+from reasonkit.server.mcp.tasks import TaskHandlers
 from reasonkit.server.mcp.tool_call import ToolCall
 
 
@@ -86,6 +88,7 @@ class ToolHandlers:
     def __init__(self, core: ServerCore):
         self.core = core
         self.idempotency = IdempotentCalls(core.service)  # `idempotency_key` (server/mcp/idempotency.py)
+        self.tasks = TaskHandlers(core)  # the tasks extension (server/mcp/tasks.py)
 
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
@@ -94,7 +97,7 @@ class ToolHandlers:
 
     async def call_tool(
         self, ctx: ServerRequestContext[Runtime], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | dict[str, Any]:
         core = self.core
         name = params.name
         args = dict(params.arguments or {})
@@ -116,8 +119,9 @@ class ToolHandlers:
 
     async def run_tool(
         self, ctx: ServerRequestContext[Runtime], name: str, kind: RunKind, args: dict[str, Any]
-    ) -> types.CallToolResult:
-        """A ThinkTool call: one `RunService.run` with this server's hooks, its outcome rendered."""
+    ) -> types.CallToolResult | dict[str, Any]:
+        """A ThinkTool call: one `RunService.run` with this server's hooks, its outcome rendered (a
+        `CreateTaskResult` when the call became a task: server/mcp/tasks.py)."""
         core = self.core
         call = ToolCall(self, ctx, name)
         outcome = await core.service.run(RunRequest(kind, name, args, method=name), call)
@@ -128,6 +132,9 @@ class ToolHandlers:
             return outcome.replay
         run, budget = outcome.run, outcome.budget
         assert run is not None and budget is not None
+        if outcome.background and call.task:
+            call.log.info("started as a task (deadline {:g}s)", budget.seconds or 0)
+            return await self.tasks.create(call.principal, run.live, budget.seconds or 0)
         if outcome.background:
             call.log.info("started in the background (deadline {:g}s)", budget.seconds or 0)
             return rendering.background_started(run.live, name, budget.seconds or 0)
@@ -144,20 +151,29 @@ class ToolHandlers:
     async def run_result(self, args: dict[str, Any], viewer: Principal) -> types.CallToolResult:
         """The result or progress of a run `viewer` may see; another principal's run is answered
         as an unknown one."""
-        unknown = sorted(set(args) - {"run_id"})
+        unknown = sorted(set(args) - {"run_id", "cancel"})
         if unknown:
             names = ", ".join(repr(u) for u in unknown)
-            return rendering.error_result(f"run_result has no input {names} (inputs: run_id)")
+            return rendering.error_result(f"run_result has no input {names} (inputs: run_id, cancel)")
         run_id = args.get("run_id")
         if not isinstance(run_id, str) or not run_id.strip():
             return rendering.error_result("input 'run_id' is required: the run_id a ThinkTool call returned")
+        try:
+            cancel = parse_flag(args.get("cancel") or False, "cancel")
+        except InputError as exc:
+            return rendering.error_result(str(exc))
         run_id = run_id.strip()
         service = self.core.service
         live = service.live_run(run_id, viewer)
-        if live is not None:
-            return rendering.running_result(live)
         try:
+            if live is not None:
+                if cancel:
+                    await self.tasks.cancel_run(run_id)
+                    return rendering.running_result(live, "Cancel requested; call run_result again.")
+                return rendering.running_result(live)
             trace = await service.stored_trace(run_id, viewer)
+            if cancel and trace is not None and trace.get("status") == "running":
+                await self.tasks.cancel_run(run_id)  # the replica running it stops it within seconds
         except StoreError as exc:
             return rendering.error_result(str(exc))
         if trace is None:
@@ -173,5 +189,9 @@ class ToolHandlers:
             message = (
                 f"Run `{run_id}` is still running in another server process; call `run_result` again later."
             )
+            if cancel:
+                summary["message"] = "Cancel requested; the process running it stops it within seconds."
+                message = f"Cancel requested for run `{run_id}`; call `run_result` again to see it stopped."
+
             return rendering.text_result(message, summary)
         return rendering.text_result(text, summary)

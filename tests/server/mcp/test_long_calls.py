@@ -48,7 +48,8 @@ async def test_tools_say_how_to_run_long(make_server):
         assert "run_id" in tool.input_schema["properties"]["deadline_s"]["description"]
         text = tool.description or ""
         assert "background" in text and "run_result" in text, text
-        assert "task handle" not in text  # none is served today
+        assert "task handle" not in text  # said once, in run_result's description
+    assert "task handle" in (tools["run_result"].description or "")
 
 
 def _stored(data_dir: Path, run_id: str) -> dict:

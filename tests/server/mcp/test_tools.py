@@ -77,7 +77,8 @@ async def test_lists_every_builtin_protocol_think_and_run_result(make_server, mo
     assert rr.input_schema["required"] == ["run_id"]
     assert rr.annotations is not None
     assert (
-        rr.annotations.read_only_hint is True
+        rr.annotations.read_only_hint is False  # cancel: true stops a run
+        and rr.annotations.destructive_hint is False
         and rr.annotations.idempotent_hint is True
         and rr.annotations.open_world_hint is False
     )
