@@ -12,7 +12,8 @@ import pytest
 
 from reasonkit.engine.budget import Budget, RunState
 from reasonkit.engine.result import EntryResult, StepTrace
-from reasonkit.engine.steps import Sample, StepRunner
+from reasonkit.engine.sampling import Sample
+from reasonkit.engine.steps import StepRunner
 from reasonkit.errors import ProviderError
 from tests.engine._scripted import by_prompt, step
 from tests.fakes.fake_llm import Reply
@@ -226,6 +227,17 @@ async def test_wrong_types_go_through_repair_then_degraded_never_raise(scripted)
     assert each.status == "failed" and "no items" in each.error
     assert join.status == "skipped"
     assert r.status == "incomplete" and 0.0 <= r.confidence <= 1.0
+
+
+async def test_one_bad_list_item_is_dropped_not_the_whole_list(scripted):
+    # the same reply twice (main, repair): one item of four is a number where strings are expected
+    engine, _ = scripted({"LIST": {"items": ["one", 7, "three", "four"], "confidence": 0.8}})
+    r = await engine.run_protocol("fanout", {"query": "q"})
+    listed = step(r, "list")
+    assert listed.status == "degraded" and listed.output["items"] == ["one", "three", "four"]
+    assert any("1 invalid item of 4 removed from 'items'" in n for n in listed.notes), listed.notes
+    assert not any("dropped fields" in n for n in listed.notes)
+    assert step(r, "each").status == "ok" and len(step(r, "each").items) == 3
 
 
 async def test_empty_list_counts_as_too_few_items(scripted):
