@@ -51,14 +51,28 @@ def items_field(step: Step) -> str | None:
     return next((k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "array"), None)
 
 
+# Length bounds size a reply (engine/sizing.py) and bound the embedded model's grammar; a reply that
+# runs a little past one is complete and useful, so it is never repaired or dropped for that.
+_LENGTH_BOUNDS = ("maxLength", "maxItems")
+
+
+def _without_length_bounds(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_length_bounds(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: _without_length_bounds(v) for k, v in node.items() if k not in _LENGTH_BOUNDS}
+
+
 def relaxed_schema(step: Step) -> dict[str, Any]:
-    """The step's schema without minItems/maxItems on its items field: item counts are the engine's
+    """The schema a reply is checked against: the step's, without maxLength / maxItems anywhere
+    (see _LENGTH_BOUNDS) and without minItems on its items field: item counts are the engine's
     job (trim to max_items, penalise fewer than min_items), so a list with 13 perspectives instead of
     12 must not be thrown away as invalid."""
-    schema = step.output
+    schema: dict[str, Any] = _without_length_bounds(step.output)
     name = items_field(step)
     if name and isinstance(schema.get("properties", {}).get(name), dict):
-        prop = {k: v for k, v in schema["properties"][name].items() if k not in ("minItems", "maxItems")}
+        prop = {k: v for k, v in schema["properties"][name].items() if k != "minItems"}
         schema = {**schema, "properties": {**schema["properties"], name: prop}}
     return schema
 

@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 import pytest
@@ -114,6 +115,17 @@ def test_items_field_and_relaxed_schema_are_public():
         and "maxItems" not in relaxed["properties"]["points"]
     )
     assert make_step().output["properties"]["points"]["minItems"] == 3  # the step is untouched
+
+
+def test_relaxed_schema_has_no_length_bounds_anywhere():
+    step = make_step()
+    step.output["properties"]["other"]["maxItems"] = 2
+    step.output["properties"]["other"]["items"]["maxLength"] = 10
+    step.output["properties"]["title"]["maxLength"] = 5
+    relaxed = relaxed_schema(step)
+    assert "maxLength" not in json.dumps(relaxed) and "maxItems" not in json.dumps(relaxed)
+    assert schema_errors({"title": "a longer title", "other": ["x" * 40] * 3}, relaxed) == []
+    assert step.output["properties"]["title"]["maxLength"] == 5  # the step is untouched
 
 
 # ------------------------------------------------------------------ weak-model replies

@@ -161,6 +161,25 @@ async def test_item_count_outside_schema_bounds_is_trimmed_not_dropped(make_engi
     assert [c.purpose for c in listed.calls] == ["main"]
 
 
+async def test_text_longer_than_its_max_length_is_kept_without_a_repair_call(
+    make_engine, fake_llm, proto_dir
+):
+    # maxLength sizes the reply and bounds the grammar; a big model that writes a little more is not
+    # asked again (the reply was not cut: max_tokens has room above the bounds)
+    text = (
+        (proto_dir / "linear.toml")
+        .read_text()
+        .replace('answer = { type = "string" }', 'answer = { type = "string", maxLength = 40 }')
+    )
+    (proto_dir / "linear.toml").write_text(text)
+    long = "a well-reasoned answer that runs a little past its bound"
+    fake_llm.default = by_prompt({"JOIN": {"answer": long, "confidence": 0.8}})
+    r = await make_engine().run_protocol("linear", {"query": "q"})
+    join = step(r, "join")
+    assert join.status == "ok" and join.output["answer"] == long
+    assert [c.purpose for c in join.calls] == ["main"]
+
+
 # ------------------------------------------------------------------ weak-model tolerance (typed samples)
 
 
