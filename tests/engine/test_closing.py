@@ -1,0 +1,105 @@
+"""A profile's closing step (reasonkit/engine/closing.py): the run's answer states the answer to the
+question from the chain's best checked answer, never a checking tool's sentence about its own report,
+and the text output names the step and the tool it came after."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasonkit.engine import Budget
+from reasonkit.engine.answers import CLOSING_ENTRY
+from reasonkit.engine.closing import CLOSING
+from reasonkit.protocol.loader import load_registry
+from reasonkit.render import render_text
+from tests.engine._scripted import by_prompt, step
+from tests.engine.test_answers import CHECK
+
+pytestmark = pytest.mark.anyio
+
+CLOSED = """
+[profiles.closed]
+description = "an answer, a check of it, then the closing step"
+min_confidence = 0.5
+closing_step = true
+[[profiles.closed.chain]]
+protocol = "linear"
+[[profiles.closed.chain]]
+protocol = "check"
+[profiles.closed.chain.inputs]
+argument = "{{ results.linear.answer }}"
+"""
+
+META = "This is a verification report in markdown. It includes the bottom of this list."
+QUESTION = "Should a 5-person startup adopt microservices?"
+
+
+@pytest.fixture
+def closed_dir(proto_dir):
+    (proto_dir / "check.toml").write_text(CHECK)
+    profiles = proto_dir / "profiles.toml"
+    profiles.write_text(profiles.read_text() + CLOSED)
+    return proto_dir
+
+
+def replies(closing: object) -> dict[str, object]:
+    return {
+        "JOIN": {"answer": "**Answer:** No: one deployable keeps a team of five fast.", "confidence": 0.8},
+        "VERDICT": {"bottom_line": META, "answer": f"**Bottom line:** {META}", "confidence": 0.7},
+        "The question:": closing,
+    }
+
+
+async def test_the_answer_is_the_closing_step_not_a_verifiers_meta_sentence(closed_dir, scripted):
+    stated = "No. A five-person team ships faster with one well-structured service; split it later."
+    engine, provider = scripted(replies({"answer": stated, "confidence": 0.9}))
+    r = await engine.run_profile("closed", {"query": QUESTION})
+    assert r.status == "complete" and r.answer == stated and META not in r.answer
+    assert (r.answer_entry, r.answer_tool) == (CLOSING_ENTRY, "closing step, after Check")
+    assert render_text(r).startswith(f"Answer (from closing step, after Check):\n{stated}")
+    # the closing prompt holds the question, the best checked answer and each tool's conclusion
+    prompt = provider.requests[-1].messages[0]["content"]
+    assert prompt.startswith("The question:") and QUESTION in prompt
+    assert META in prompt and "one deployable keeps a team of five fast" in prompt
+    assert [e.entry for e in r.entries] == ["linear", "check", CLOSING_ENTRY]
+    # it restates, it checks nothing: the profile's confidence is the chain's
+    assert all(f.detail.find(CLOSING_ENTRY) == -1 for f in r.confidence_breakdown)
+    engine2, _ = scripted(replies({"answer": stated, "confidence": 0.05}))
+    r2 = await engine2.run_profile("closed", {"query": QUESTION})
+    assert r2.confidence == pytest.approx(r.confidence)
+
+
+async def test_a_failed_closing_step_leaves_the_chains_answer(closed_dir, scripted):
+    engine, _ = scripted(replies(["no json", "still none"]))
+    r = await engine.run_profile("closed", {"query": QUESTION})
+    assert step(r, "state").status == "failed"
+    assert r.answer_entry == "check" and r.answer_tool == "Check" and META in r.answer
+
+
+async def test_no_closing_step_once_the_budget_is_spent(closed_dir, scripted):
+    engine, provider = scripted(replies({"answer": "unused", "confidence": 0.9}))
+    r = await engine.run_profile("closed", {"query": QUESTION}, budget=Budget(tokens=1))
+    closing = r.entries[-1]
+    assert closing.entry == CLOSING_ENTRY and closing.status == "skipped" and closing.skip_reason
+    assert not any(q.messages[0]["content"].startswith("The question:") for q in provider.requests)
+    assert r.answer_entry != CLOSING_ENTRY
+
+
+def test_built_in_profiles_close_with_the_answer():
+    registry = load_registry([])
+    assert registry.profiles and all(p.closing_step for p in registry.profiles.values())
+    assert CLOSING.id not in registry.protocols  # not a tool of its own
+
+
+async def test_balanced_over_the_fake_llm_server_answers_from_the_closing_step(make_engine, fake_llm):
+    """The built-in balanced profile through the real SDK against the fake LLM server: the last call
+    is the closing step, with the question in it, and its answer is the run's answer."""
+    fake_llm.default = by_prompt({})  # every reply filled from the request's schema
+    engine = make_engine(include_builtin=True)
+    r = await engine.run_profile("balanced", {"query": QUESTION})
+    assert r.status == "complete" and r.answer_entry == CLOSING_ENTRY
+    assert r.answer_tool == "closing step, after ProofGuard"
+    closing = r.entries[-1]
+    assert r.answer == closing.answer and step(r, "state").status in ("ok", "degraded")
+    last = fake_llm.requests[-1]
+    text = str(last.body["messages"])
+    assert "The question:" in text and "microservices" in text
