@@ -17,6 +17,9 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import anyio
+from loguru import logger
+
 from reasonkit.errors import ProviderError
 from reasonkit.providers.base import LLMRequest, LLMResponse, StopReason, Usage
 from reasonkit.providers.errors_http import classify
@@ -28,9 +31,17 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 
+# `owned_by` of the models a llama-cpp-python server lists (one request at a time, see `_serial`)
+SERIAL_OWNER = "me"
+SERIAL_PROBE_TIMEOUT = 5.0  # seconds: a local server lists its models at once
+
+
 class OpenAIProvider(_SDKProvider):
     _client: AsyncOpenAI
     modes = OPENAI_MODES
+    _probed = False  # whether the server was asked if it is serial (`_serial`)
+    _probe_lock: anyio.Lock | None = None
+    _slot: anyio.Lock | None = None  # held for each call to a serial server
 
     @functools.cached_property
     def streams(self) -> bool:
@@ -44,6 +55,42 @@ class OpenAIProvider(_SDKProvider):
         from openai import AsyncOpenAI
 
         return AsyncOpenAI
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """A call, one at a time when the server answers one request at a time (`_serial`)."""
+        slot = await self._serial()
+        if slot is None:
+            return await super().complete(request)
+        async with slot:
+            return await super().complete(request)
+
+    async def _serial(self) -> anyio.Lock | None:
+        """A lock for a server that answers one request at a time, else None; asked once, on the
+        first call (a configured model still builds without a request). llama-cpp-python's server
+        (`python -m llama_cpp.server`) runs one model object behind one lock: a run's parallel calls
+        queued there and, each with its own timeout, timed out waiting (a `quick` run's 12 GigaThink
+        perspectives). It lists its models as owned by "me". Hosted APIs are never asked."""
+        if self._probed or not on_local_network(self.base_url):
+            return self._slot
+        self._probe_lock = self._probe_lock or anyio.Lock()
+        async with self._probe_lock:
+            if not self._probed:
+                import openai
+
+                try:
+                    page = await self._client.with_options(timeout=SERIAL_PROBE_TIMEOUT).models.list()
+                    owners = {getattr(m, "owned_by", None) for m in page.data}
+                except (openai.APIError, ValueError):  # a server that does not list: not known serial
+                    owners = set()
+                if SERIAL_OWNER in owners:
+                    self._slot = anyio.Lock()
+                    logger.info(
+                        "the server at {} is llama-cpp-python's, which answers one request at a "
+                        "time: ReasonKit sends it one call at a time",
+                        self.base_url,
+                    )
+                self._probed = True
+        return self._slot
 
     async def list_models(self, request_timeout: float = 3.0) -> list[str]:
         import openai
