@@ -13,7 +13,7 @@ from reasonkit.engine.reply import call_model, parse_reply
 from reasonkit.engine.result import StepTrace
 from reasonkit.errors import ProviderError
 from reasonkit.protocol.models import ChainEntry, Step
-from reasonkit.providers.base import LLMRequest, Provider
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
 
 REPAIR_PROMPT = (
     "Your previous reply could not be used: {problems}\n"
@@ -39,6 +39,29 @@ class Sample:
     notes: list[str] = field(default_factory=list)
     raw: str = ""  # the first reply's text
     error: str | None = None  # why there is no output (ok is False)
+
+
+async def _call_or_error(
+    provider: Provider, state: RunState, request: LLMRequest, purpose: str, trace: StepTrace
+) -> LLMResponse | ProviderError:
+    try:
+        return await call_model(provider, state, request, purpose, trace)
+    except ProviderError as exc:
+        return exc
+
+
+MIN_FITTED_TOKENS = 128  # a reply with less room than this is not worth a second call
+WINDOW_MARGIN = 16  # tokens kept free: servers count the chat template slightly differently
+
+
+def fitting_max_tokens(exc: ProviderError, max_tokens: int) -> int | None:
+    """For a context overflow whose prompt fits the window but whose prompt + max_tokens does not
+    (the server said both sizes): the max_tokens that fit, else None. A 4096-token llama.cpp server
+    refused GigaThink's synthesis (4199 + 5000 tokens) although the prompt left room for a reply."""
+    if exc.kind != "context_overflow" or exc.window is None or exc.prompt_tokens is None:
+        return None
+    room = exc.window - exc.prompt_tokens - WINDOW_MARGIN
+    return room if MIN_FITTED_TOKENS <= room < max_tokens else None
 
 
 def provider_error_text(step: Step, exc: ProviderError) -> str:
@@ -80,14 +103,25 @@ async def take_sample(
             on_text=state.text_sink(trace),
         )
 
+    purpose = "main" if n == 1 else f"sample {n}"
     try:
-        resp = await call_model(
-            provider, state, request(messages), "main" if n == 1 else f"sample {n}", trace
-        )
+        resp = await call_model(provider, state, request(messages), purpose, trace)
+        fit_note = None
     except ProviderError as exc:
-        return Sample(ok=False, error=provider_error_text(step, exc))
+        fitted = fitting_max_tokens(exc, max_tokens)
+        if fitted is None:
+            return Sample(ok=False, error=provider_error_text(step, exc))
+        fit_note = f"max_tokens {max_tokens} -> {fitted} to fit the model's {exc.window}-token context window"
+        max_tokens = fitted  # also for the repair call below
+        first = await _call_or_error(
+            provider, state, request(messages), f"{purpose}, fitted to the context window", trace
+        )
+        if isinstance(first, ProviderError):
+            return Sample(ok=False, error=provider_error_text(step, first), notes=[fit_note])
+        resp = first
     parsed = parse_reply(step, resp)
     obj, problems, notes = parsed.obj, parsed.problems, parsed.notes
+    notes[:0] = [fit_note] if fit_note else []
     truncated = resp.stop_reason in CUT
     repaired = degraded = False
     if truncated and parsed.salvaged and obj is not None:

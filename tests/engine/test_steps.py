@@ -344,6 +344,22 @@ async def test_context_overflow_fails_the_step_with_sizes_and_the_rest_continues
     assert r.status == "incomplete"
 
 
+async def test_a_max_tokens_beyond_the_context_window_is_lowered_to_fit_and_retried(make_engine, fake_llm):
+    # llama-cpp-python's server with a 4096-token window refused GigaThink's synthesis outright
+    # (4199 prompt + 5000 max_tokens): the prompt fits, so the call is made again with what is left
+    fake_llm.personality = "llama_cpp_python"
+    fake_llm.openai_models = ["smollm2"]
+    fake_llm.context_window = 400
+    fake_llm.default = by_prompt({})
+    r = await make_engine().run_protocol("linear", {"query": "q"})
+    a = step(r, "a")
+    assert a.status == "ok", (a.error, a.notes)
+    assert [c.purpose for c in a.calls] == ["main", "main, fitted to the context window"]
+    sent = [q.body["max_tokens"] for q in fake_llm.requests if "A:" in str(q.body["messages"])]
+    assert sent[0] > sent[-1] and any("400-token context window" in n for n in a.notes), a.notes
+    assert r.status == "complete"
+
+
 async def test_provider_error_in_one_of_several_samples_does_not_escape(scripted, proto_dir):
     text = (proto_dir / "linear.toml").read_text().replace('id = "b"\n', 'id = "b"\nsamples = 3\n')
     (proto_dir / "linear.toml").write_text(text)
