@@ -16,7 +16,7 @@ is spent or no entry left an answer; when it fails, the chain's own answer stand
 
 from __future__ import annotations
 
-from reasonkit.engine.answers import CLOSING_ENTRY, chain_choice, profile_answer
+from reasonkit.engine.answers import CLOSING_ENTRY, best_answers, chain_choice, profile_answer
 from reasonkit.engine.budget import Event, RunState
 from reasonkit.engine.chain import RunEntry
 from reasonkit.engine.result import EntryResult
@@ -96,20 +96,29 @@ def closing_inputs(
         if entry_result.status == "complete" and said and not entry_result.partial:
             name = names.get(entry_result.protocol, entry_result.protocol)
             checks.append(f"- {name}: {' '.join(said.split())[:_CHECK_CHARS]}")
-    best = chosen.bottom_line or chosen.answer
     tool = names.get(chosen.protocol, chosen.protocol)
-    inputs = {"question": query, "answer": best[:6000], "tool": tool, "checks": "\n".join(checks)}
+    inputs = {"question": query, "answer": best_of(chosen, entries)[:6000], "tool": tool}
+    inputs["checks"] = "\n".join(checks)
     if context:
         inputs["context"] = context
     return inputs
+
+
+def best_of(chosen: EntryResult, entries: list[EntryResult]) -> str:
+    """What the closing step states the answer from: the chosen entry's bottom line, else its
+    answer; for an entry cut before its final step, the best answer before it (never its findings'
+    status line; "" when there is none)."""
+    if chosen.partial:
+        return best_answers(entries).get(chosen.entry, "")
+    return chosen.bottom_line or chosen.answer
 
 
 async def close_run(state: RunState, prof: Profile, names: dict[str, str], run_entry: RunEntry) -> None:
     """Run the closing step after a profile's chain (see the module docstring) and set the answer."""
     result = state.result
     chosen = chain_choice(prof, result.entries)
-    if not prof.closing_step or chosen is None:
-        return
+    if not prof.closing_step or chosen is None or not best_of(chosen, result.entries):
+        return  # nothing checked to state the answer from
     closing = EntryResult(entry=CLOSING_ENTRY, protocol=CLOSING.id, min_confidence=0.0)
     result.entries.append(closing)
     if state.check_budget():

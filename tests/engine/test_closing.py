@@ -77,8 +77,10 @@ async def test_a_failed_closing_step_leaves_the_chains_answer(closed_dir, script
 
 async def test_no_closing_step_once_the_budget_is_spent(closed_dir, scripted):
     engine, provider = scripted(replies({"answer": "unused", "confidence": 0.9}))
-    r = await engine.run_profile("closed", {"query": QUESTION}, budget=Budget(tokens=1))
+    r = await engine.run_profile("closed", {"query": QUESTION}, budget=Budget(tokens=60))
+    # four calls of 15 tokens finish the chain and spend the budget
     closing = r.entries[-1]
+    assert [e.status for e in r.entries[:2]] == ["complete", "complete"]
     assert closing.entry == CLOSING_ENTRY and closing.status == "skipped" and closing.skip_reason
     assert not any(q.messages[0]["content"].startswith("The question:") for q in provider.requests)
     assert r.answer_entry != CLOSING_ENTRY
@@ -103,3 +105,20 @@ async def test_balanced_over_the_fake_llm_server_answers_from_the_closing_step(m
     last = fake_llm.requests[-1]
     text = str(last.body["messages"])
     assert "The question:" in text and "microservices" in text
+
+
+async def test_an_entry_cut_short_hands_the_closing_step_the_answer_before_it(closed_dir, scripted):
+    # the check never reaches its verdict: the closing step states the answer from the first
+    # entry's, never from the check's "did not reach its final step" findings
+    table = replies({"answer": "No, not yet.", "confidence": 0.8})
+    table["VERDICT"] = ["no json", "still none"]
+    engine, provider = scripted(table)
+    r = await engine.run_profile("closed", {"query": QUESTION})
+    assert r.entries[1].partial or r.entries[1].status == "failed"
+    prompt = next(
+        q.messages[0]["content"]
+        for q in provider.requests
+        if q.messages[0]["content"].startswith("The question:")
+    )
+    assert "did not reach" not in prompt and "one deployable keeps a team of five fast" in prompt
+    assert r.status == "incomplete" and r.answer.endswith("No, not yet.")
