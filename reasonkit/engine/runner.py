@@ -143,7 +143,7 @@ class Engine:
         async def body(state: RunState) -> None:
             await run_chain(state, self.registry, prof, clean, self._run_entry)
             names = {e.protocol: self.registry.protocol(e.protocol).name for e in prof.chain}
-            await close_run(state, prof, names, self._run_entry)
+            await close_run(state, prof, names, self._steps())
 
         return await self._execute(res, budget or Budget(), on_event, body)
 
