@@ -45,3 +45,28 @@ async def test_other_servers_keep_their_parallel_calls(fake_llm):
     fake_llm.personality = "llama_server"
     await six_calls_at_once(fake_llm)
     assert fake_llm.max_concurrent > 1
+
+
+async def test_a_server_on_this_machine_gets_the_schema_without_string_lengths(fake_llm):
+    """llama-cpp-python turns the schema into a grammar that nests one rule per character a string
+    may hold: a 4,200-character `maxLength` (GigaThink's answer) gave "failed to parse grammar" and
+    the server died. Lengths only size the call (engine/sizing.py), so they stay off the wire there."""
+    fake_llm.personality = "llama_cpp_python"
+    fake_llm.default = lambda req: Reply(json={"answer": "ok"})
+    schema = {
+        "type": "object",
+        "required": ["answer", "items"],
+        "properties": {
+            "answer": {"type": "string", "maxLength": 4200},
+            "items": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 200}},
+        },
+    }
+    environ = {"OPENAI_BASE_URL": fake_llm.openai_base_url, "LLM_DEFAULT_MODEL": "smollm2"}
+    provider = build_one(load_settings(environ=environ), "openai", None, fallback=False, metrics=Metrics())
+    try:
+        await provider.complete(LLMRequest(messages=[{"role": "user", "content": "hi"}], schema=schema))
+    finally:
+        await provider.aclose()
+    sent = fake_llm.requests[-1].body["response_format"]["schema"]
+    assert "maxLength" not in str(sent) and sent["properties"]["items"]["maxItems"] == 4
+    assert schema["properties"]["answer"]["maxLength"] == 4200  # the request's own is untouched
