@@ -139,6 +139,10 @@ class ProviderError(ReasonKitError):
         self.status = status
         self.retry_after = retry_after
         self.attempts = 1  # set by with_retries when it gives up
+        # context_overflow only, when the server said them: its window and the prompt's tokens
+        # (the call may then be made again with the max_tokens that fit, engine/sampling.py)
+        self.window: int | None = None
+        self.prompt_tokens: int | None = None
         # set by the resilience layer: providers skipped or given up on before this error
         self.fallbacks: list[dict[str, str]] = []
 

@@ -367,8 +367,13 @@ class RunService(RunEntry):
             status=result.status,
             provider=result.provider or None,
             model=result.model or None,
-            # the protocols that ran (the deployment guide's `tools_executed`)
-            tools_executed=[e.protocol for e in result.entries if e.status not in ("pending", "skipped")],
+            # the protocols that ran (the deployment guide's `tools_executed`; a profile's closing
+            # step is no protocol)
+            tools_executed=[
+                e.protocol
+                for e in result.entries
+                if e.status not in ("pending", "skipped") and e.protocol in self.registry.protocols
+            ],
         )
         if crashed is not None:
             bound.opt(exception=crashed).error("run crashed")

@@ -5,6 +5,9 @@
   finished but left the field empty, the run is still complete: the step is marked `degraded` with a
   note and the answer is taken from the step's `bottom_line` field, else from what the steps found.
   Only an entry cut before its final step reports "did not reach its final step" (`partial`).
+- A profile with a closing step (engine/closing.py) answers with that step's answer, which states
+  the answer to the question from the chosen entry's; the result names both ("closing step, after
+  ProofGuard"). When the step did not run or failed, the rule below stands.
 - A profile's answer is the answer of the entry named by `answer_from`, else of the last entry
   that completed. It leads with that entry's bottom line ("**Answer:** ..."), which each checking
   tool writes as the answer to the user's question as far as its check supports it, followed by
@@ -22,6 +25,8 @@ from reasonkit.protocol.models import Profile, Protocol
 from reasonkit.protocol.template import to_text
 
 FINISHED_STEP = ("ok", "degraded")
+# The entry id of a profile's closing step (engine/closing.py), after the chain's own entries
+CLOSING_ENTRY = "closing"
 _LABEL = re.compile(r"^\W*(?:bottom\s+line|answer)\W*[:：]\s*", re.IGNORECASE)
 
 
@@ -113,21 +118,36 @@ def lead_with(bottom_line: str, report: str) -> str:
     return f"**Answer:** {bottom_line}" + (f"\n\n{report.strip()}" if report.strip() else "")
 
 
-def profile_answer(prof: Profile, result: RunResult, names: dict[str, str]) -> None:
-    """Set the profile's answer and where it came from (`names`: protocol id -> tool name)."""
+def chain_choice(prof: Profile, entries: list[EntryResult]) -> EntryResult | None:
+    """The chain entry whose answer is the best checked one: `answer_from`, else the last entry
+    that completed with an answer, else the last with any answer (the closing step is no candidate)."""
+    chain = [e for e in entries if e.entry != CLOSING_ENTRY]
     chosen = None
     if prof.answer_from:
         chosen = next(
-            (e for e in result.entries if e.entry == prof.answer_from and e.answer and e.status != "skipped"),
+            (e for e in chain if e.entry == prof.answer_from and e.answer and e.status != "skipped"),
             None,
         )
     if chosen is None:
-        chosen = next((e for e in reversed(result.entries) if e.answer and e.status == "complete"), None)
+        chosen = next((e for e in reversed(chain) if e.answer and e.status == "complete"), None)
     if chosen is None:
-        chosen = next((e for e in reversed(result.entries) if e.answer), None)
+        chosen = next((e for e in reversed(chain) if e.answer), None)
+    return chosen
+
+
+def profile_answer(prof: Profile, result: RunResult, names: dict[str, str]) -> None:
+    """Set the profile's answer and where it came from (`names`: protocol id -> tool name): the
+    closing step's answer when it completed, else the chosen entry's, led by its bottom line."""
+    chosen = chain_choice(prof, result.entries)
     if chosen is None:
         result.answer, result.answer_entry, result.answer_tool = "", "", ""
         return
+    tool = names.get(chosen.protocol, chosen.protocol)
+    closing = next((e for e in result.entries if e.entry == CLOSING_ENTRY), None)
+    if closing is not None and closing.status == "complete" and closing.answer:
+        result.answer = closing.answer
+        result.answer_entry, result.answer_tool = CLOSING_ENTRY, f"closing step, after {tool}"
+        return
     answer = lead_with(chosen.bottom_line, chosen.answer) if chosen.bottom_line else chosen.answer
     result.answer = answer
-    result.answer_entry, result.answer_tool = chosen.entry, names.get(chosen.protocol, chosen.protocol)
+    result.answer_entry, result.answer_tool = chosen.entry, tool

@@ -23,6 +23,7 @@ __all__ = [
     "dedupe_items",
     "dedupe_lists",
     "drop_invalid_fields",
+    "drop_invalid_items",
     "extract_object",
     "items_field",
     "normalize_confidence",
@@ -50,14 +51,28 @@ def items_field(step: Step) -> str | None:
     return next((k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "array"), None)
 
 
+# Length bounds size a reply (engine/sizing.py) and bound the embedded model's grammar; a reply that
+# runs a little past one is complete and useful, so it is never repaired or dropped for that.
+_LENGTH_BOUNDS = ("maxLength", "maxItems")
+
+
+def _without_length_bounds(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_length_bounds(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: _without_length_bounds(v) for k, v in node.items() if k not in _LENGTH_BOUNDS}
+
+
 def relaxed_schema(step: Step) -> dict[str, Any]:
-    """The step's schema without minItems/maxItems on its items field: item counts are the engine's
+    """The schema a reply is checked against: the step's, without maxLength / maxItems anywhere
+    (see _LENGTH_BOUNDS) and without minItems on its items field: item counts are the engine's
     job (trim to max_items, penalise fewer than min_items), so a list with 13 perspectives instead of
     12 must not be thrown away as invalid."""
-    schema = step.output
+    schema: dict[str, Any] = _without_length_bounds(step.output)
     name = items_field(step)
     if name and isinstance(schema.get("properties", {}).get(name), dict):
-        prop = {k: v for k, v in schema["properties"][name].items() if k not in ("minItems", "maxItems")}
+        prop = {k: v for k, v in schema["properties"][name].items() if k != "minItems"}
         schema = {**schema, "properties": {**schema["properties"], name: prop}}
     return schema
 
@@ -222,6 +237,34 @@ def schema_errors(obj: Any, schema: dict[str, Any], limit: int = 8) -> list[str]
         if len(out) >= limit:
             break
     return out
+
+
+def drop_invalid_items(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """For a degraded result, before drop_invalid_fields: a top-level list with a few invalid items
+    keeps its valid ones (one malformed perspective must not cost the other eleven), provided what
+    is left is valid for the field. Returns one note per list that lost items."""
+    from jsonschema import Draft202012Validator
+
+    notes = []
+    for name, spec in (schema.get("properties") or {}).items():
+        value = obj.get(name)
+        if (
+            not isinstance(value, list)
+            or not isinstance(spec, dict)
+            or not isinstance(spec.get("items"), dict)
+        ):
+            continue
+        field_check = Draft202012Validator(spec)
+        if field_check.is_valid(value):
+            continue
+        item_check = Draft202012Validator(spec["items"])
+        kept = [item for item in value if item_check.is_valid(item)]
+        if kept and field_check.is_valid(kept):
+            obj[name] = kept
+            removed = len(value) - len(kept)
+            noun = "item" if removed == 1 else "items"
+            notes.append(f"{removed} invalid {noun} of {len(value)} removed from '{name}'")
+    return notes
 
 
 def drop_invalid_fields(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:

@@ -32,6 +32,7 @@ from reasonkit.engine.budget import (
 )
 from reasonkit.engine.caps import StepCaps, cap_lines
 from reasonkit.engine.chain import run_chain
+from reasonkit.engine.closing import close_run
 from reasonkit.engine.graph import run_entry
 from reasonkit.engine.result import EntryResult, RunResult
 from reasonkit.engine.scoring import fallback_answer, score_entry, score_profile
@@ -141,6 +142,8 @@ class Engine:
 
         async def body(state: RunState) -> None:
             await run_chain(state, self.registry, prof, clean, self._run_entry)
+            names = {e.protocol: self.registry.protocol(e.protocol).name for e in prof.chain}
+            await close_run(state, prof, names, self._steps())
 
         return await self._execute(res, budget or Budget(), on_event, body)
 

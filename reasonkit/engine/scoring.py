@@ -10,7 +10,7 @@ analysis must not look confident); they never enter the mean as 0 and never prod
 from __future__ import annotations
 
 from reasonkit.engine import confidence as conf
-from reasonkit.engine.answers import FINISHED_STEP, entry_answer, profile_answer
+from reasonkit.engine.answers import CLOSING_ENTRY, FINISHED_STEP, entry_answer, profile_answer
 from reasonkit.engine.result import EntryResult, Factor, RunResult, StepTrace
 from reasonkit.protocol.models import Profile, Protocol
 
@@ -91,7 +91,8 @@ def _entry_finished(entry_result: EntryResult) -> bool:
 def profile_confidence(prof: Profile, entries: list[EntryResult]) -> tuple[float, list[Factor]]:
     """The weighted aggregate over the entries that finished something; skipped entries are left
     out, entries that ran but finished no step scale it down (not_finished)."""
-    considered = [e for e in entries if e.status not in ("skipped", "pending")]
+    # the closing step restates the chain's answer; it checks nothing, so it does not count
+    considered = [e for e in entries if e.status not in ("skipped", "pending") and e.entry != CLOSING_ENTRY]
     finished = [e for e in considered if _entry_finished(e)]
     parts = [(e.entry, entry_weight(prof, e.entry), e.confidence or 0.0) for e in finished]
     missing = [

@@ -155,6 +155,9 @@ class Profile(_Strict):
     contradiction_penalty: float = Field(default=0.5, ge=0.0, le=2.0)
     # Which entry's answer is the profile's answer: the last one that ran when unset.
     answer_from: str | None = None
+    # After the chain, one short step states the answer to the question from that entry's answer
+    # (engine/closing.py); the built-in profiles set it.
+    closing_step: bool = False
     source: str = ""
 
 

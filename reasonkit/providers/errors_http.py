@@ -50,6 +50,9 @@ def _status_kind(status: int) -> str:
     return "bad_request"
 
 
+# OpenAI and llama-cpp-python's server split what was requested: "(4199 in the messages, 5000 in
+# the completion)"; the prompt's share tells how much of the window is left for the reply.
+_PROMPT_TOKENS = re.compile(r"\((\d+) in the messages", re.I)
 # (pattern, group of the requested tokens, group of the window), most specific first.
 _CONTEXT_SIZES: list[tuple[re.Pattern[str], int, int]] = [
     # llama-cpp-python (raw): "Requested tokens (5000) exceed context window of 4096"
@@ -182,13 +185,17 @@ def classify_http(
         match = pattern.search(hay)
         if match:
             requested, window = int(match.group(req_group)), int(match.group(win_group))
-            return ProviderError(
+            overflow = ProviderError(
                 provider,
                 "context_overflow",
                 f"the prompt does not fit the model's context window ({requested} tokens requested, "
                 f"the window is {window}): shorten the input or lower max_tokens (HTTP {status}: {detail})",
                 status,
             )
+            overflow.window = window
+            prompt = _PROMPT_TOKENS.search(hay)
+            overflow.prompt_tokens = int(prompt.group(1)) if prompt else None
+            return overflow
     if any(word in low for word in _CONTEXT_WORDS):
         return ProviderError(
             provider,

@@ -91,6 +91,7 @@ class FallbackProvider(Provider):
         err = ProviderError(exc.provider, exc.kind, self.scrub(msg), exc.status, exc.retry_after)
         err.attempts = exc.attempts
         err.fallbacks = list(notes)
+        err.window, err.prompt_tokens = exc.window, exc.prompt_tokens
         return err
 
     def _skip(self, notes: list[dict[str, str]], provider: str, reason: str, detail: str) -> None:

@@ -54,6 +54,16 @@ def capped_schema(schema: dict[str, Any], max_items: int | None, max_string: int
     return result if isinstance(result, dict) else {}
 
 
+def without_max_length(node: Any) -> Any:
+    """A copy of a schema with no `maxLength` anywhere (for grammar builders that cannot take long
+    ones, see providers/openai_compat.py)."""
+    if isinstance(node, list):
+        return [without_max_length(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: without_max_length(v) for k, v in node.items() if k != "maxLength"}
+
+
 def _type_words(node: dict[str, Any], max_items: int | None) -> str:
     kind = node.get("type")
     if "enum" in node:

@@ -11,15 +11,20 @@ its base URL. How the schema is asked for is negotiated (negotiation.py):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import anyio
+from loguru import logger
+
 from reasonkit.errors import ProviderError
 from reasonkit.providers.base import LLMRequest, LLMResponse, StopReason, Usage
 from reasonkit.providers.errors_http import classify
+from reasonkit.providers.grammar import without_max_length
 from reasonkit.providers.negotiation import OPENAI_MODES, OutputMode
 from reasonkit.providers.openai_stream import INTERRUPTING, interrupted, read_stream
 from reasonkit.providers.sdk import TOOL_DESCRIPTION, _SDKProvider
@@ -28,9 +33,17 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 
+# `owned_by` of the models a llama-cpp-python server lists (one request at a time, see `_serial`)
+SERIAL_OWNER = "me"
+SERIAL_PROBE_TIMEOUT = 1.0  # seconds: a local server lists its models at once
+
+
 class OpenAIProvider(_SDKProvider):
     _client: AsyncOpenAI
     modes = OPENAI_MODES
+    _probed = False  # whether the server was asked if it is serial (`_serial`)
+    _probe_lock: anyio.Lock | None = None
+    _slot: anyio.Lock | None = None  # held for each call to a serial server
 
     @functools.cached_property
     def streams(self) -> bool:
@@ -45,6 +58,44 @@ class OpenAIProvider(_SDKProvider):
 
         return AsyncOpenAI
 
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """A call, one at a time when the server answers one request at a time (`_serial`)."""
+        slot = await self._serial()
+        if slot is None:
+            return await super().complete(request)
+        async with slot:
+            return await super().complete(request)
+
+    async def _serial(self) -> anyio.Lock | None:
+        """A lock for a server that answers one request at a time, else None; asked once, on the
+        first call (a configured model still builds without a request). llama-cpp-python's server
+        (`python -m llama_cpp.server`) runs one model object behind one lock: a run's parallel calls
+        queued there and, each with its own timeout, timed out waiting (a `quick` run's 12 GigaThink
+        perspectives). It lists its models as owned by "me". Hosted APIs are never asked."""
+        if self._probed or not on_local_network(self.base_url):
+            return self._slot
+        self._probe_lock = self._probe_lock or anyio.Lock()
+        async with self._probe_lock:
+            if not self._probed:
+                # a server that does not list (or lists slowly) is not known to be serial
+                with anyio.move_on_after(SERIAL_PROBE_TIMEOUT), contextlib.suppress(ProviderError):
+                    await self.list_models(request_timeout=SERIAL_PROBE_TIMEOUT)
+                self._probed = True
+        return self._slot
+
+    def _note_owners(self, owners: list[str | None]) -> None:
+        """What a model listing says about the server (see `_serial`), the first time one is seen."""
+        if self._probed or not on_local_network(self.base_url):
+            return
+        self._probed = True
+        if SERIAL_OWNER in owners:
+            self._slot = anyio.Lock()
+            logger.info(
+                "the server at {} is llama-cpp-python's, which answers one request at a time: "
+                "ReasonKit sends it one call at a time",
+                self.base_url,
+            )
+
     async def list_models(self, request_timeout: float = 3.0) -> list[str]:
         import openai
 
@@ -52,22 +103,31 @@ class OpenAIProvider(_SDKProvider):
             page = await self._client.with_options(timeout=request_timeout).models.list()
         except (openai.APIError, ValueError) as exc:
             raise classify(self.name, exc) from None
+        self._note_owners([getattr(m, "owned_by", None) for m in page.data])
         return [m.id for m in page.data]
 
-    @staticmethod
-    def _mode_kwargs(request: LLMRequest, mode: OutputMode | None) -> dict[str, Any]:
+    def _wire_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The schema as sent. A server on this machine or the local network (llama.cpp,
+        llama-cpp-python, Ollama, vLLM) turns it into a grammar, and llama-cpp-python's grammar nests
+        one rule per character a string may hold: GigaThink's 4,200-character answer gave "failed
+        to parse grammar" and the server died. Lengths only size the call (engine/sizing.py), so
+        `maxLength` stays off the wire there; hosted APIs get the schema as it is."""
+        return without_max_length(schema) if on_local_network(self.base_url) else schema
+
+    def _mode_kwargs(self, request: LLMRequest, mode: OutputMode | None) -> dict[str, Any]:
         if request.schema is None or mode in (None, "prompt"):
             return {}
+        schema = self._wire_schema(request.schema)
         if mode == "json_schema":
-            spec = {"name": request.schema_name, "schema": request.schema, "strict": False}
+            spec = {"name": request.schema_name, "schema": schema, "strict": False}
             return {"response_format": {"type": "json_schema", "json_schema": spec}}
         if mode == "json_object":
             # `schema` is the extension of llama-cpp-python and llama.cpp; other servers ignore it.
-            return {"response_format": {"type": "json_object", "schema": request.schema}}
+            return {"response_format": {"type": "json_object", "schema": schema}}
         function = {
             "name": request.schema_name,
             "description": TOOL_DESCRIPTION,
-            "parameters": request.schema,
+            "parameters": schema,
         }
         return {
             "tools": [{"type": "function", "function": function}],

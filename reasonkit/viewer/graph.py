@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from reasonkit.engine.answers import CLOSING_ENTRY
 from reasonkit.protocol.dependencies import chain_dependencies, effective_deps
 
 if TYPE_CHECKING:
@@ -93,7 +94,11 @@ def entry_dag(run: RunView, registry: Registry | None) -> Dag | None:
     nodes = [e.entry for e in run.entries]
     status = {e.entry: e.status for e in run.entries}
     profile = registry.profiles.get(run.name) if registry is not None else None
-    if profile is not None and [c.entry_id for c in profile.chain] == nodes:
+    chain = [c.entry_id for c in profile.chain] if profile is not None else None
+    if profile is not None and chain == nodes:
         return Dag(nodes, chain_dependencies(profile), status)
+    if profile is not None and chain is not None and nodes == [*chain, CLOSING_ENTRY]:
+        # the closing step (engine/closing.py) waits for the whole chain
+        return Dag(nodes, {**chain_dependencies(profile), CLOSING_ENTRY: chain}, status)
     times = {e.entry: span(e.steps) for e in run.entries}
     return Dag(nodes, _inferred(nodes, times), status, inferred=True)

@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ from reasonkit.engine.parsing import (
     dedupe_items,
     dedupe_lists,
     drop_invalid_fields,
+    drop_invalid_items,
     extract_object,
     items_field,
     normalize_confidence,
@@ -69,6 +71,18 @@ def test_drop_invalid_fields_never_invents():
     assert obj == {"confidence": 0.4, "items": ["ok"]}
 
 
+def test_drop_invalid_items_keeps_the_valid_ones():
+    obj = {"answer": "a", "items": ["ok", 3, "fine", None], "confidence": 0.4}
+    assert drop_invalid_items(obj, SCHEMA) == ["2 invalid items of 4 removed from 'items'"]
+    assert obj["items"] == ["ok", "fine"]
+    # nothing valid left, or a list that is still invalid without its bad items: left to drop_invalid_fields
+    none_left = {"items": [1, 2]}
+    assert drop_invalid_items(none_left, SCHEMA) == [] and none_left == {"items": [1, 2]}
+    bounded = {"properties": {"items": {"type": "array", "minItems": 3, "items": {"type": "string"}}}}
+    short = {"items": ["a", "b", 3]}
+    assert drop_invalid_items(short, bounded) == [] and short == {"items": ["a", "b", 3]}
+
+
 @pytest.mark.parametrize("raw, value", [(0.7, 0.7), (85, 0.85), (-1, 0.0), ("x", None), (True, None)])
 def test_read_confidence(raw, value):
     got, _ = read_confidence({"confidence": raw})
@@ -101,6 +115,17 @@ def test_items_field_and_relaxed_schema_are_public():
         and "maxItems" not in relaxed["properties"]["points"]
     )
     assert make_step().output["properties"]["points"]["minItems"] == 3  # the step is untouched
+
+
+def test_relaxed_schema_has_no_length_bounds_anywhere():
+    step = make_step()
+    step.output["properties"]["other"]["maxItems"] = 2
+    step.output["properties"]["other"]["items"]["maxLength"] = 10
+    step.output["properties"]["title"]["maxLength"] = 5
+    relaxed = relaxed_schema(step)
+    assert "maxLength" not in json.dumps(relaxed) and "maxItems" not in json.dumps(relaxed)
+    assert schema_errors({"title": "a longer title", "other": ["x" * 40] * 3}, relaxed) == []
+    assert step.output["properties"]["title"]["maxLength"] == 5  # the step is untouched
 
 
 # ------------------------------------------------------------------ weak-model replies

@@ -90,3 +90,29 @@ type = "number"
     r = await engine.run_protocol("tiny", {"query": "q"})
     assert r.status == "complete"
     assert [req.max_tokens for req in provider.requests] == [MIN_TOKENS]  # not 4000
+
+
+def _unbounded(node: object, path: str) -> list[str]:
+    """Free-text strings without maxLength and arrays without maxItems under `node`."""
+    if not isinstance(node, dict):
+        return []
+    found = []
+    if node.get("type") == "string" and not {"enum", "maxLength"} & set(node):
+        found.append(path)
+    if node.get("type") == "array":
+        found += [] if "maxItems" in node else [path]
+        found += _unbounded(node.get("items"), path + "[]")
+    for name, sub in (node.get("properties") or {}).items():
+        found += _unbounded(sub, f"{path}.{name}")
+    return found
+
+
+def test_built_in_steps_are_bounded_and_sized_below_their_old_fixed_max_tokens():
+    # without bounds every built-in step asked for its full max_tokens (the sizing had no effect)
+    registry = load_registry([])
+    steps = [(proto, step) for proto in registry.protocols.values() for step in proto.steps]
+    assert len(steps) >= 16
+    for proto, step in steps:
+        assert _unbounded(step.output, f"{proto.id}.{step.id}") == []
+        assert step.max_tokens is not None
+        assert sized_max_tokens(step.output, step.max_tokens) < step.max_tokens, f"{proto.id}.{step.id}"

@@ -12,7 +12,8 @@ import pytest
 
 from reasonkit.engine.budget import Budget, RunState
 from reasonkit.engine.result import EntryResult, StepTrace
-from reasonkit.engine.steps import Sample, StepRunner
+from reasonkit.engine.sampling import Sample
+from reasonkit.engine.steps import StepRunner
 from reasonkit.errors import ProviderError
 from tests.engine._scripted import by_prompt, step
 from tests.fakes.fake_llm import Reply
@@ -160,6 +161,25 @@ async def test_item_count_outside_schema_bounds_is_trimmed_not_dropped(make_engi
     assert [c.purpose for c in listed.calls] == ["main"]
 
 
+async def test_text_longer_than_its_max_length_is_kept_without_a_repair_call(
+    make_engine, fake_llm, proto_dir
+):
+    # maxLength sizes the reply and bounds the grammar; a big model that writes a little more is not
+    # asked again (the reply was not cut: max_tokens has room above the bounds)
+    text = (
+        (proto_dir / "linear.toml")
+        .read_text()
+        .replace('answer = { type = "string" }', 'answer = { type = "string", maxLength = 40 }')
+    )
+    (proto_dir / "linear.toml").write_text(text)
+    long = "a well-reasoned answer that runs a little past its bound"
+    fake_llm.default = by_prompt({"JOIN": {"answer": long, "confidence": 0.8}})
+    r = await make_engine().run_protocol("linear", {"query": "q"})
+    join = step(r, "join")
+    assert join.status == "ok" and join.output["answer"] == long
+    assert [c.purpose for c in join.calls] == ["main"]
+
+
 # ------------------------------------------------------------------ weak-model tolerance (typed samples)
 
 
@@ -226,6 +246,17 @@ async def test_wrong_types_go_through_repair_then_degraded_never_raise(scripted)
     assert each.status == "failed" and "no items" in each.error
     assert join.status == "skipped"
     assert r.status == "incomplete" and 0.0 <= r.confidence <= 1.0
+
+
+async def test_one_bad_list_item_is_dropped_not_the_whole_list(scripted):
+    # the same reply twice (main, repair): one item of four is a number where strings are expected
+    engine, _ = scripted({"LIST": {"items": ["one", 7, "three", "four"], "confidence": 0.8}})
+    r = await engine.run_protocol("fanout", {"query": "q"})
+    listed = step(r, "list")
+    assert listed.status == "degraded" and listed.output["items"] == ["one", "three", "four"]
+    assert any("1 invalid item of 4 removed from 'items'" in n for n in listed.notes), listed.notes
+    assert not any("dropped fields" in n for n in listed.notes)
+    assert step(r, "each").status == "ok" and len(step(r, "each").items) == 3
 
 
 async def test_empty_list_counts_as_too_few_items(scripted):
@@ -311,6 +342,22 @@ async def test_context_overflow_fails_the_step_with_sizes_and_the_rest_continues
     assert b.status == "ok" and join.status == "skipped"
     assert any(e.startswith("linear.a:") and "context window" in e for e in r.errors)
     assert r.status == "incomplete"
+
+
+async def test_a_max_tokens_beyond_the_context_window_is_lowered_to_fit_and_retried(make_engine, fake_llm):
+    # llama-cpp-python's server with a 4096-token window refused GigaThink's synthesis outright
+    # (4199 prompt + 5000 max_tokens): the prompt fits, so the call is made again with what is left
+    fake_llm.personality = "llama_cpp_python"
+    fake_llm.openai_models = ["smollm2"]
+    fake_llm.context_window = 400
+    fake_llm.default = by_prompt({})
+    r = await make_engine().run_protocol("linear", {"query": "q"})
+    a = step(r, "a")
+    assert a.status == "ok", (a.error, a.notes)
+    assert [c.purpose for c in a.calls] == ["main", "main, fitted to the context window"]
+    sent = [q.body["max_tokens"] for q in fake_llm.requests if "A:" in str(q.body["messages"])]
+    assert sent[0] > sent[-1] and any("400-token context window" in n for n in a.notes), a.notes
+    assert r.status == "complete"
 
 
 async def test_provider_error_in_one_of_several_samples_does_not_escape(scripted, proto_dir):

@@ -730,10 +730,13 @@ class FakeLLM:
                 "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None,
             }
+        # llama-cpp-python's server lists its models as owned by "me" (measured, 0.3); a serial
+        # server is recognised by it (reasonkit/providers/openai_compat.py)
+        owner = "me" if self.personality == "llama_cpp_python" else "fake-llm"
         return {
             "object": "list",
             "data": [
-                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake-llm"}
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": owner}
                 for m in self.openai_models
             ],
         }

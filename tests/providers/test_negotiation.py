@@ -253,7 +253,9 @@ async def test_unknown_model_lists_the_servers_models(fake_llm, personality):
     assert "does not know model 'llama9'" in str(err.value)
     assert "it serves: gpt-4o-mini, gpt-4o, gpt-4.1-mini" in str(err.value)
     assert [(r.method, r.path) for r in fake_llm.requests] == [("POST", "/v1/chat/completions")]
-    assert [(r.method, r.path) for r in fake_llm.model_listings] == [("GET", "/v1/models")]
+    # the first call asks a server on this machine whether it is serial (openai_compat._serial),
+    # then the not-found error lists the models it serves
+    assert [(r.method, r.path) for r in fake_llm.model_listings] == [("GET", "/v1/models")] * 2
 
 
 async def test_404_for_a_listed_model_points_at_the_base_url(fake_llm):

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -138,3 +139,26 @@ async def test_a_run_finishes_through_the_openai_provider(settings):
         await provider.aclose()
     assert_structure_and_honesty(result)
     assert result.provider == "openai"
+
+
+async def test_the_server_is_recognised_as_serial_and_parallel_calls_do_not_time_out(settings):
+    """llama-cpp-python's server answers one request at a time: four calls at once used to queue on
+    it and time out; now the provider sends them one at a time and all four finish."""
+    from reasonkit.observability.metrics import Metrics
+    from reasonkit.providers.stack import build_one
+
+    provider = build_one(settings, "openai", None, fallback=False, metrics=Metrics())
+    request = LLMRequest(messages=[{"role": "user", "content": "Say hi."}], max_tokens=24)
+    replies = []
+
+    async def one() -> None:
+        replies.append(await provider.complete(request))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(one)
+    finally:
+        await provider.aclose()
+    assert provider._slot is not None  # the server said it is llama-cpp-python's
+    assert len(replies) == 4 and all(r.usage.output > 0 for r in replies)

@@ -157,6 +157,14 @@ def test_the_step_graph_comes_from_the_protocol_or_is_inferred(runs):
     assert "(inferred from timing)" in inferred
 
 
+def test_the_chain_graph_of_a_closed_profile_comes_from_the_profile(runs):
+    # balanced ends with its closing step, which waits for every entry of the chain
+    trace, html = page(runs, "complete")
+    assert [e["entry"] for e in trace["entries"]][-1] == "closing"
+    assert "<figcaption>entries</figcaption>" in html  # not "entries (inferred from timing)"
+    assert "<title>closing: complete</title>" in html
+
+
 def test_the_waterfall_adds_up_to_the_confidence_and_shows_the_threshold(runs):
     trace, html = page(runs, "complete")
     waterfall = html.split('class="waterfall"')[1].split("</svg>")[0]

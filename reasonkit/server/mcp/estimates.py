@@ -3,8 +3,9 @@
 A step makes `samples` calls, times the items of the list it runs `for_each` over (bounded by that
 list's `min_items` / `max_items`); samples and items run side by side. A round is one step on the
 longest chain of dependencies (a profile: the longest chain of entries, each its protocol's rounds).
-A profile entry with `when` may be skipped, so it counts only towards the upper bound. Repair calls
-(one per reply that fails its schema) are not counted.
+A profile entry with `when` may be skipped, so it counts only towards the upper bound; a profile's
+closing step is one more call and round. Repair calls (one per reply that fails its schema) are not
+counted.
 
 The time comes from the configured provider's kind (`call_secs`, `serial` in
 reasonkit/provider_kinds.py, as a `Pace`): rounds x seconds per call for a hosted model, whose
@@ -150,7 +151,8 @@ def profile_estimate(profile: Profile, registry: Registry, pace: Pace = HOSTED) 
         if entry.when is None:
             lo += est.calls_min
         rounds[entry.entry_id] = est.rounds
-    return Estimate(lo, hi, _longest(chain_dependencies(profile), rounds))
+    closing = 1 if profile.closing_step else 0  # one call after the whole chain (engine/closing.py)
+    return Estimate(lo + closing, hi + closing, _longest(chain_dependencies(profile), rounds) + closing)
 
 
 def _longest(deps: dict[str, list[str]], weight: dict[str, int]) -> int:

@@ -78,3 +78,15 @@ def test_a_set_tool_deadline_is_every_tools_deadline(make_server, fake_llm, tmp_
     s.server.tool_deadline_secs = 42.0
     core = make_server(settings=s)
     assert set(core.deadlines.values()) == {42.0}
+
+
+def test_a_profile_with_a_closing_step_counts_its_call_and_round():
+    quick = BUILTIN.profiles["quick"]
+    chain = [protocol_estimate(BUILTIN.protocols[e.protocol]) for e in quick.chain]
+    est = estimates.profile_estimate(quick, BUILTIN)
+    assert quick.closing_step
+    assert est.calls_min == sum(e.calls_min for e in chain) + 1
+    assert est.calls_max == sum(e.calls_max for e in chain) + 1
+    assert est.rounds == sum(e.rounds for e in chain) + 1  # gigathink > laserlogic > closing
+    unclosed = estimates.profile_estimate(quick.model_copy(update={"closing_step": False}), BUILTIN)
+    assert (unclosed.calls_max, unclosed.rounds) == (est.calls_max - 1, est.rounds - 1)
