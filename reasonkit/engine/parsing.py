@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -212,11 +213,33 @@ def coerce_numbers(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     return notes
 
 
-def schema_errors(obj: Any, schema: dict[str, Any], limit: int = 8) -> list[str]:
+#: Validators by the id of their schema (kept alive beside it, so the id cannot be reused): a step's
+#: schema is one long-lived dict, and building a validator (its reference resolver) cost more than
+#: validating a reply with it (issue 26). Bounded: schemas made per call only cycle through it.
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+_VALIDATORS_MAX = 512
+
+
+_VALIDATORS_LOCK = threading.Lock()
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    hit = _VALIDATORS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
     from jsonschema import Draft202012Validator
 
+    validator = Draft202012Validator(schema)
+    with _VALIDATORS_LOCK:
+        if len(_VALIDATORS) >= _VALIDATORS_MAX:
+            _VALIDATORS.pop(next(iter(_VALIDATORS)))
+        _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
+def schema_errors(obj: Any, schema: dict[str, Any], limit: int = 8) -> list[str]:
     out = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(obj), key=lambda e: list(e.path)):
+    for err in sorted(_validator(schema).iter_errors(obj), key=lambda e: list(e.path)):
         where = "/".join(str(p) for p in err.path) or "(top level)"
         out.append(f"{where}: {err.message[:200]}")
         if len(out) >= limit:
@@ -227,11 +250,9 @@ def schema_errors(obj: Any, schema: dict[str, Any], limit: int = 8) -> list[str]
 def drop_invalid_fields(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     """For a degraded result: remove top-level fields whose value is invalid, so later steps and the
     user only see content that passed its own field's schema. Returns the removed names."""
-    from jsonschema import Draft202012Validator
-
     removed = []
     for name, spec in (schema.get("properties") or {}).items():
-        if name in obj and isinstance(spec, dict) and not Draft202012Validator(spec).is_valid(obj[name]):
+        if name in obj and isinstance(spec, dict) and not _validator(spec).is_valid(obj[name]):
             del obj[name]
             removed.append(name)
     return removed
