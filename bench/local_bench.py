@@ -136,6 +136,93 @@ def table(profile: list[dict[str, Any]], negotiation: list[dict[str, Any]]) -> s
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- decode threads (issue 26)
+THREADS_CHILD = r"""
+import json, sys, threading, time
+arm, tokens = sys.argv[1], int(sys.argv[2])
+from reasonkit.providers.local import bundled_model_path
+PROMPT = "List ten facts about bread, one per line."
+
+def raw_llama():
+    from llama_cpp import Llama
+    return Llama(model_path=str(bundled_model_path()), n_ctx=1024, verbose=False)
+
+def timed(llama):
+    t0 = time.perf_counter()
+    out = llama.create_completion(PROMPT, max_tokens=tokens, temperature=0.0, stop=[])
+    n = out["usage"]["completion_tokens"]
+    return (time.perf_counter() - t0) * 1000 / max(1, n)
+
+def in_thread(fn):
+    box = []
+    t = threading.Thread(target=lambda: box.append(fn()))
+    t.start(); t.join()
+    return box[0]
+
+out = {}
+if arm == "raw":
+    llama = raw_llama()
+    timed(llama)  # warm-up: the prompt's first evaluation, page cache
+    out["raw, main thread"] = timed(llama)
+    out["raw, a second thread"] = in_thread(lambda: timed(llama))
+    out["raw, main thread again (two threads have decoded)"] = timed(llama)
+else:
+    import anyio
+    from reasonkit.providers.base import LLMRequest
+    from reasonkit.providers.local import LocalOptions, LocalProvider
+    provider = LocalProvider(bundled_model_path(), LocalOptions(max_tokens=0, n_ctx=1024))
+    req = LLMRequest(messages=[{"role": "user", "content": PROMPT}], max_tokens=tokens, temperature=0.0)
+
+    def call():
+        resp = anyio.run(provider.complete, req)
+        return resp.latency_ms / max(1, resp.usage.output)
+
+    call()  # warm-up: loads the model
+    out["provider, from the event loop"] = call()
+    out["provider, from a second thread's event loop"] = in_thread(call)
+    out["provider, from the event loop again"] = call()
+print(json.dumps(out))
+"""
+
+
+def decode_thread_rows(tokens: int, rounds: int) -> list[dict[str, Any]]:
+    """ms per generated token: raw llama-cpp-python on the main thread, then from a second thread,
+    then on the main thread again; our provider the same way (each arm a fresh process, the arms
+    alternating round by round)."""
+    import json
+    import subprocess
+
+    from bench.common import REPO, load_avg
+
+    rows = []
+    for r in range(rounds):
+        row: dict[str, Any] = {"round": r + 1, "loadavg": load_avg()}
+        for arm in ("raw", "provider") if r % 2 == 0 else ("provider", "raw"):
+            done = subprocess.run(
+                [sys.executable, "-c", THREADS_CHILD, arm, str(tokens)],
+                cwd=REPO, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        rows.append(row)
+    return rows
+
+
+def threads_table(rows: list[dict[str, Any]]) -> str:
+    keys = [k for k in rows[0] if k not in ("round", "loadavg")]
+    base = "raw, main thread"
+    lines = [
+        "| ms per token (min / median / max) | " + " | ".join(f"round {r['round']}" for r in rows) + " |",
+        "|---|" + "---:|" * len(rows),
+        "| loadavg | " + " | ".join(str(r["loadavg"]) for r in rows) + " |",
+    ]
+    for k in keys:
+        vals = sorted(r[k] for r in rows)
+        spread = f"{vals[0]:.2f} / {statistics.median(vals):.2f} / {vals[-1]:.2f}"
+        ratios = " | ".join(f"{r[k]:.2f} ({r[base] / r[k]:.2f}x)" for r in rows)
+        lines.append(f"| {k}: {spread} | {ratios} |")
+    return "\n".join(lines) + "\n\n(x: speed relative to raw on the main thread in the same round)\n"
+
+
 async def main_async(args: argparse.Namespace) -> str:
     profile = [] if args.skip_profiles else await profile_rows(["quick", "balanced"])
     negotiation = await negotiation_rows(args.calls)
@@ -147,8 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the markdown table to this file")
     parser.add_argument("--calls", type=int, default=200, help="calls per negotiation variant (default 200)")
     parser.add_argument("--skip-profiles", action="store_true", help="only the negotiation comparison")
+    parser.add_argument("--threads", action="store_true", help="only the decode-thread comparison (issue 26)")
+    parser.add_argument("--tokens", type=int, default=96, help="tokens per timed generation (--threads)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (--threads)")
     args = parser.parse_args(argv)
-    text = anyio.run(main_async, args)
+    if args.threads:
+        text = threads_table(decode_thread_rows(args.tokens, args.rounds))
+    else:
+        text = anyio.run(main_async, args)
     sys.stdout.write(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:

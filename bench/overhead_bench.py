@@ -13,7 +13,9 @@ calls on one keep-alive connection, divided by `calls`):
 Client arms (the CPU of a process that only makes the provider call, per call):
 - `openai_sdk`: `AsyncOpenAI.chat.completions.create` streaming, as our provider calls a server on
   this machine (`openai_sdk_plain`: the same without streaming);
-- `raw_post`: one POST by bench/rawhttp.py and `json.loads` of the reply.
+- `httpx_post`: one `httpx.AsyncClient.post` and `json.loads` of the reply (what a direct path for
+  OpenAI-compatible servers would cost, on the HTTP client the SDK itself uses);
+- `raw_post`: one POST by bench/rawhttp.py and `json.loads` of the reply (the floor).
 
 Goals: cached / sdk_minimal <= 1.3; (uncached - cached) / openai_sdk <= 2 (our CPU per LLM call
 against the SDK's own). `--before TREE` adds the same rk arms for another checkout (`git worktree`
@@ -38,7 +40,7 @@ import httpx
 
 from bench.common import REPO, load_avg
 from bench.lean_bench import rk_for
-from bench.load_bench import HEADERS, ServerProcess, _sequential
+from bench.load_bench import ServerProcess, _sequential
 from bench.procs import FakeOpenAI, clean_env, cpu_seconds, free_port
 from bench.rawhttp import RawClient
 from bench.stats import median
@@ -62,6 +64,12 @@ async def main():
         async def one():
             r = await client.post("/v1/chat/completions", data, {"content-type": "application/json"})
             json.loads(r.body)
+    elif mode == "httpx_post":
+        import httpx
+        client = httpx.AsyncClient(base_url=base)
+        async def one():
+            r = await client.post("/chat/completions", json=body)
+            json.loads(r.content)
     else:
         from openai import AsyncOpenAI
         client = AsyncOpenAI(base_url=base, api_key="sk-bench", max_retries=0)
@@ -184,7 +192,7 @@ def run(rounds: int, calls: int, trees: dict[str, str], spy: str | None) -> dict
             for name, cmd in trees.items():
                 arms = rk_arms(cmd, root / f"{name}-{r}", fake.base_url, calls, f"{name}{r}", None)
                 row.update({f"{name}.{k}": v for k, v in arms.items()})
-            for mode in ("openai_sdk", "openai_sdk_plain", "raw_post"):
+            for mode in ("openai_sdk", "openai_sdk_plain", "httpx_post", "raw_post"):
                 row[mode] = client_cpu(mode, fake.base_url, calls)
             row["loadavg_end"] = load_avg()
             print(f"[overhead] round {r + 1}: {json.dumps(row)}", file=sys.stderr, flush=True)
@@ -210,6 +218,7 @@ def summarise(per: list[dict[str, Any]], trees: dict[str, str], profile: Any) ->
         for arm in ("cached", "uncached"):
             ratios[f"after / before, {arm}"] = _spread([p[f"after.{arm}"] / p[f"before.{arm}"] for p in per])
     ratios["openai_sdk / raw_post"] = _spread([p["openai_sdk"] / p["raw_post"] for p in per])
+    ratios["openai_sdk / httpx_post"] = _spread([p["openai_sdk"] / p["httpx_post"] for p in per])
     out["ratios"] = ratios
     if profile is not None:
         out["profile"] = profile

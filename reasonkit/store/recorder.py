@@ -59,7 +59,12 @@ class RunRecorder:
     may be called from any thread, also after the context manager has exited or without it."""
 
     def __init__(
-        self, store: StoreBackend, result: RunResult, *, first_save_after: float = 0.0, save_every: float = 0.0
+        self,
+        store: StoreBackend,
+        result: RunResult,
+        *,
+        first_save_after: float = 0.0,
+        save_every: float = 0.0,
     ):
         self.store = store
         self.result = result
