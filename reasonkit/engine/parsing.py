@@ -51,10 +51,35 @@ def items_field(step: Step) -> str | None:
     return next((k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "array"), None)
 
 
+#: Validators by the id of their schema (kept alive beside it, so the id cannot be reused): a step's
+#: schema is one long-lived dict, and building a validator (its reference resolver) cost more than
+#: validating a reply with it (issue 26). Bounded: schemas made per call only cycle through it.
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+_VALIDATORS_MAX = 512
+
+
+_VALIDATORS_LOCK = threading.Lock()
+#: A step's relaxed schema by the id of the step (kept alive beside it, with the output it came from).
+_RELAXED: dict[int, tuple[Step, dict[str, Any], dict[str, Any]]] = {}
+
+
 def relaxed_schema(step: Step) -> dict[str, Any]:
     """The step's schema without minItems/maxItems on its items field: item counts are the engine's
     job (trim to max_items, penalise fewer than min_items), so a list with 13 perspectives instead of
-    12 must not be thrown away as invalid."""
+    12 must not be thrown away as invalid. The same dict for the same step and output, so that its
+    validator is built once (`_validator`)."""
+    hit = _RELAXED.get(id(step))
+    if hit is not None and hit[0] is step and hit[1] is step.output:
+        return hit[2]
+    schema = _relaxed(step)
+    with _VALIDATORS_LOCK:
+        if len(_RELAXED) >= _VALIDATORS_MAX:
+            _RELAXED.pop(next(iter(_RELAXED)))
+        _RELAXED[id(step)] = (step, step.output, schema)
+    return schema
+
+
+def _relaxed(step: Step) -> dict[str, Any]:
     schema = step.output
     name = items_field(step)
     if name and isinstance(schema.get("properties", {}).get(name), dict):
@@ -211,16 +236,6 @@ def coerce_numbers(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
             continue
         notes.append(f"'{name}' came as a string and was read as a {t}")
     return notes
-
-
-#: Validators by the id of their schema (kept alive beside it, so the id cannot be reused): a step's
-#: schema is one long-lived dict, and building a validator (its reference resolver) cost more than
-#: validating a reply with it (issue 26). Bounded: schemas made per call only cycle through it.
-_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
-_VALIDATORS_MAX = 512
-
-
-_VALIDATORS_LOCK = threading.Lock()
 
 
 def _validator(schema: dict[str, Any]) -> Any:
