@@ -2,9 +2,9 @@
 contexts per model file and options, each used by one caller at a time, loaded lazily.
 
 Each context is loaded and decodes on a thread of its own, for as long as it lives (`_Context.run`):
-once two threads of a process have decoded with llama.cpp, its decoding slows 2.3-2.6x (measured
-with llama-cpp-python 0.3 on 2 cores; libgomp keeps a thread team per calling thread), and the
-event loop's worker threads are many and change from call to call (issue 26).
+once two threads of a process had decoded with llama.cpp, decoding was measured 2.3-2.6x slower
+(llama-cpp-python 0.3 on 2 cores; libgomp's thread team per calling thread is the suspect), and
+the event loop's worker threads are many and change from call to call (issue 26).
 
 Every pool is closed at exit (`atexit`), while the interpreter is still whole: left to the garbage
 collector during interpreter teardown, `Llama.__del__` runs after the modules it needs are gone and

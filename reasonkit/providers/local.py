@@ -11,8 +11,8 @@
 - The event loop stays free: each call waits in a worker thread. A llama.cpp context is not
   thread-safe, so a process-wide pool of `contexts` Llama objects hands each to one call at a time,
   and each context is loaded and decodes on one thread of its own for its whole life: decoding from
-  a second thread slows llama.cpp 2.3-2.6x (providers/llama_pool.py). The model is loaded once per
-  process, lazily.
+  a second thread was measured slowing llama.cpp 2.3-2.6x (providers/llama_pool.py). The model is
+  loaded once per process, lazily.
 - Cancellation and deadlines are honoured between tokens: the caller returns at once (the thread is
   abandoned) and the thread stops at its next token, giving its context back to the pool. Evaluating
   a new prompt (one llama.cpp batch per 512 tokens) cannot be interrupted.
