@@ -136,6 +136,101 @@ def table(profile: list[dict[str, Any]], negotiation: list[dict[str, Any]]) -> s
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- decode threads (issue 26)
+THREADS_CHILD = r"""
+import json, sys, threading, time
+arm, tokens = sys.argv[1], int(sys.argv[2])
+from reasonkit.providers.local import bundled_model_path
+PROMPT = "Count from 1 to 500, separated by commas: 1, 2, 3,"
+
+def per_token(generate):
+    # decode only: a short and a long generation of the same prompt (its evaluation is cached after
+    # the first call and cancels out in the difference)
+    ms_short, n_short = generate(8)
+    ms_long, n_long = generate(tokens)
+    return (ms_long - ms_short) / max(1, n_long - n_short)
+
+def in_thread(fn):
+    box = []
+    t = threading.Thread(target=lambda: box.append(fn()))
+    t.start(); t.join()
+    return box[0]
+
+out = {}
+if arm == "raw":
+    from llama_cpp import Llama
+    llama = Llama(model_path=str(bundled_model_path()), n_ctx=1024, verbose=False)
+
+    def generate(n):
+        t0 = time.perf_counter()
+        done = llama.create_completion(PROMPT, max_tokens=n, temperature=0.0, stop=[])
+        return (time.perf_counter() - t0) * 1000, done["usage"]["completion_tokens"]
+
+    generate(8)  # warm-up: the prompt's first evaluation, page cache
+    out["raw, main thread"] = per_token(generate)
+    out["raw, a second thread"] = in_thread(lambda: per_token(generate))
+    out["raw, main thread again (two threads have decoded)"] = per_token(generate)
+else:
+    import anyio
+    from reasonkit.providers.base import LLMRequest
+    from reasonkit.providers.local import LocalOptions, LocalProvider
+    provider = LocalProvider(bundled_model_path(), LocalOptions(max_tokens=0, n_ctx=1024, repeat_penalty=1.0))
+
+    def generate(n):
+        req = LLMRequest(messages=[{"role": "user", "content": PROMPT}], max_tokens=n, temperature=0.0)
+        resp = anyio.run(provider.complete, req)
+        return resp.latency_ms, resp.usage.output
+
+    generate(8)  # warm-up: loads the model
+    out["provider, from the event loop"] = per_token(generate)
+    out["provider, from a second thread's event loop"] = in_thread(lambda: per_token(generate))
+    out["provider, from the event loop again"] = per_token(generate)
+print(json.dumps(out))
+"""
+
+
+def decode_thread_rows(tokens: int, rounds: int, before: str | None = None) -> list[dict[str, Any]]:
+    """ms per generated token: raw llama-cpp-python on the main thread, then from a second thread,
+    then on the main thread again; our provider the same way (each arm a fresh process, the arms
+    alternating round by round); with `before`, the provider of that ReasonKit tree too."""
+    import json
+    import subprocess
+
+    from bench.common import REPO, load_avg
+
+    arms: list[tuple[str, str, str | None]] = [("raw", "", None), ("provider", "", None)]
+    if before:
+        arms.append(("provider", " [before]", before))
+    rows = []
+    for r in range(rounds):
+        row: dict[str, Any] = {"round": r + 1, "loadavg": load_avg()}
+        for arm, tag, tree in arms[r % len(arms) :] + arms[: r % len(arms)]:
+            env = {**os.environ, "PYTHONPATH": tree} if tree else None
+            done = subprocess.run(
+                [sys.executable, "-c", THREADS_CHILD, arm, str(tokens)],
+                cwd=tree or REPO, capture_output=True, text=True, check=True, env=env,
+            )  # fmt: skip
+            row.update({k + tag: v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()})
+        rows.append(row)
+    return rows
+
+
+def threads_table(rows: list[dict[str, Any]]) -> str:
+    keys = [k for k in rows[0] if k not in ("round", "loadavg")]
+    base = "raw, main thread"
+    lines = [
+        "| ms per token (min / median / max) | " + " | ".join(f"round {r['round']}" for r in rows) + " |",
+        "|---|" + "---:|" * len(rows),
+        "| loadavg | " + " | ".join(str(r["loadavg"]) for r in rows) + " |",
+    ]
+    for k in keys:
+        vals = sorted(r[k] for r in rows)
+        spread = f"{vals[0]:.2f} / {statistics.median(vals):.2f} / {vals[-1]:.2f}"
+        ratios = " | ".join(f"{r[k]:.2f} ({r[base] / r[k]:.2f}x)" for r in rows)
+        lines.append(f"| {k}: {spread} | {ratios} |")
+    return "\n".join(lines) + "\n\n(x: speed relative to raw on the main thread in the same round)\n"
+
+
 async def main_async(args: argparse.Namespace) -> str:
     profile = [] if args.skip_profiles else await profile_rows(["quick", "balanced"])
     negotiation = await negotiation_rows(args.calls)
@@ -147,8 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the markdown table to this file")
     parser.add_argument("--calls", type=int, default=200, help="calls per negotiation variant (default 200)")
     parser.add_argument("--skip-profiles", action="store_true", help="only the negotiation comparison")
+    parser.add_argument("--threads", action="store_true", help="only the decode-thread comparison (issue 26)")
+    parser.add_argument("--tokens", type=int, default=96, help="tokens per timed generation (--threads)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (--threads)")
+    parser.add_argument("--before", help="another ReasonKit tree whose provider to measure too (--threads)")
     args = parser.parse_args(argv)
-    text = anyio.run(main_async, args)
+    if args.threads:
+        text = threads_table(decode_thread_rows(args.tokens, args.rounds, args.before))
+    else:
+        text = anyio.run(main_async, args)
     sys.stdout.write(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:

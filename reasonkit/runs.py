@@ -42,6 +42,7 @@ from reasonkit.providers.base import Provider
 from reasonkit.providers.stack import for_run
 from reasonkit.run_request import CLI_METHOD, ProgressSink, RunEntry, RunKind, count_request
 from reasonkit.store import RunRecorder, StoreBackend, open_store
+from reasonkit.store.recorder import FIRST_SAVE_AFTER_S, SAVE_EVERY_S
 
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
     from reasonkit.engine import Budget, Event, RunResult, StepCaps
@@ -268,7 +269,11 @@ class RunService(RunEntry):
         result = run.result
         self.live[result.run_id] = run.live
         saving = self.store is not None and self.settings.storage.save_runs
-        recorder = RunRecorder(self.store, result) if saving and self.store is not None else None
+        recorder = None
+        if saving and self.store is not None:  # saves coalesced per run: store/recorder.py
+            recorder = RunRecorder(
+                self.store, result, first_save_after=FIRST_SAVE_AFTER_S, save_every=SAVE_EVERY_S
+            )
         stopwatch = Stopwatch()
         log = logger.bind(tool=run.method, profile=run.label, run_id=result.run_id)
         spans = start_run_spans(run.method, result)  # the OpenTelemetry spans (no-op when off)

@@ -78,6 +78,39 @@ async def test_progress_never_waits_for_a_store_write(tmp_path):
     service.close()
 
 
+class CountingStore(SqliteRunStore):
+    """A real store that counts the trace writes a run makes."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.written: list[str] = []
+
+    def start_trace(self, trace: dict[str, Any]) -> None:
+        self.written.append("start")
+        super().start_trace(trace)
+
+    def save_trace(self, trace: dict[str, Any]) -> None:
+        self.written.append(trace["status"])
+        super().save_trace(trace)
+
+
+async def test_a_quick_run_is_written_once(tmp_path):
+    """Saves are coalesced per run, not per event (issue 26): a run over within the recorder's first
+    delay (a 3-step laserlogic on the fake provider) is one write, its final state, where each
+    step, entry and the start used to be a write of the whole trace."""
+    (tmp_path / "data").mkdir()
+    store = CountingStore(tmp_path / "data" / "runs.db")
+    service = make_service(tmp_path, store=store)
+    clean = service.check("protocol", "laserlogic", {"argument": "All men are mortal."}, method=CLI_METHOD)
+    run = service.prepare("protocol", "laserlogic", clean, FakeProvider(), method=CLI_METHOD)
+    with anyio.fail_after(20):
+        result = await service.execute(run, Budget())
+    assert result.status == "complete" and len(result.all_steps()) >= 3
+    assert store.written == ["complete"]
+    assert store.get(result.run_id) == result.trace()
+    service.close()
+
+
 async def test_inputs_are_checked_once_and_rejections_record_nothing(tmp_path):
     service = make_service(tmp_path)
     with pytest.raises(InputError, match="no input 'colour'"):

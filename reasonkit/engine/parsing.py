@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -64,11 +65,36 @@ def _without_length_bounds(node: Any) -> Any:
     return {k: _without_length_bounds(v) for k, v in node.items() if k not in _LENGTH_BOUNDS}
 
 
+#: Validators by the id of their schema (kept alive beside it, so the id cannot be reused): a step's
+#: schema is one long-lived dict, and building a validator (its reference resolver) cost more than
+#: validating a reply with it (issue 26). Bounded: schemas made per call only cycle through it.
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+_VALIDATORS_MAX = 512
+
+
+_VALIDATORS_LOCK = threading.Lock()
+#: A step's relaxed schema by the id of the step (kept alive beside it, with the output it came from).
+_RELAXED: dict[int, tuple[Step, dict[str, Any], dict[str, Any]]] = {}
+
+
 def relaxed_schema(step: Step) -> dict[str, Any]:
     """The schema a reply is checked against: the step's, without maxLength / maxItems anywhere
     (see _LENGTH_BOUNDS) and without minItems on its items field: item counts are the engine's
     job (trim to max_items, penalise fewer than min_items), so a list with 13 perspectives instead of
-    12 must not be thrown away as invalid."""
+    12 must not be thrown away as invalid. The same dict for the same step and output, so that its
+    validator is built once (`_validator`)."""
+    hit = _RELAXED.get(id(step))
+    if hit is not None and hit[0] is step and hit[1] is step.output:
+        return hit[2]
+    schema = _relaxed(step)
+    with _VALIDATORS_LOCK:
+        if len(_RELAXED) >= _VALIDATORS_MAX:
+            _RELAXED.pop(next(iter(_RELAXED)))
+        _RELAXED[id(step)] = (step, step.output, schema)
+    return schema
+
+
+def _relaxed(step: Step) -> dict[str, Any]:
     schema: dict[str, Any] = _without_length_bounds(step.output)
     name = items_field(step)
     if name and isinstance(schema.get("properties", {}).get(name), dict):
@@ -227,11 +253,23 @@ def coerce_numbers(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     return notes
 
 
-def schema_errors(obj: Any, schema: dict[str, Any], limit: int = 8) -> list[str]:
+def _validator(schema: dict[str, Any]) -> Any:
+    hit = _VALIDATORS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
     from jsonschema import Draft202012Validator
 
+    validator = Draft202012Validator(schema)
+    with _VALIDATORS_LOCK:
+        if len(_VALIDATORS) >= _VALIDATORS_MAX:
+            _VALIDATORS.pop(next(iter(_VALIDATORS)))
+        _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
+def schema_errors(obj: Any, schema: dict[str, Any], limit: int = 8) -> list[str]:
     out = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(obj), key=lambda e: list(e.path)):
+    for err in sorted(_validator(schema).iter_errors(obj), key=lambda e: list(e.path)):
         where = "/".join(str(p) for p in err.path) or "(top level)"
         out.append(f"{where}: {err.message[:200]}")
         if len(out) >= limit:
@@ -270,11 +308,9 @@ def drop_invalid_items(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]
 def drop_invalid_fields(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     """For a degraded result: remove top-level fields whose value is invalid, so later steps and the
     user only see content that passed its own field's schema. Returns the removed names."""
-    from jsonschema import Draft202012Validator
-
     removed = []
     for name, spec in (schema.get("properties") or {}).items():
-        if name in obj and isinstance(spec, dict) and not Draft202012Validator(spec).is_valid(obj[name]):
+        if name in obj and isinstance(spec, dict) and not _validator(spec).is_valid(obj[name]):
             del obj[name]
             removed.append(name)
     return removed

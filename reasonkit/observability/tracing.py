@@ -98,8 +98,9 @@ def setup_tracing(settings: Settings) -> bool:
     """Install (or replace, when the settings changed) the tracer provider; True when tracing is on.
     Spans are batched and exported in a background thread; the provider flushes at process exit."""
     cfg = settings.tracing
-    disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"  # the SDK's own switch
-    if disabled or not (cfg.enabled or settings.features.tracing):
+    # Called for every run: the settings first, so tracing off reads no environment variable.
+    off = not (cfg.enabled or settings.features.tracing)
+    if off or os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":  # the SDK's own switch
         shutdown_tracing()
         return False
     _state.redact = settings.privacy.redact_pii

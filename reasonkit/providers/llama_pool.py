@@ -1,5 +1,10 @@
 """The loaded llama.cpp models of the `local` provider (providers/local.py): a process-wide pool of
-contexts per model file and options, each used by one thread at a time, loaded lazily.
+contexts per model file and options, each used by one caller at a time, loaded lazily.
+
+Each context is loaded and decodes on a thread of its own, for as long as it lives (`_Context.run`):
+once two threads of a process had decoded with llama.cpp, decoding was measured 2.3-2.6x slower
+(llama-cpp-python 0.3 on 2 cores; libgomp's thread team per calling thread is the suspect), and
+the event loop's worker threads are many and change from call to call (issue 26).
 
 Every pool is closed at exit (`atexit`), while the interpreter is still whole: left to the garbage
 collector during interpreter teardown, `Llama.__del__` runs after the modules it needs are gone and
@@ -13,12 +18,15 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from reasonkit.errors import GenerationStopped, ProviderError
 
 INSTALL_HINT = "pip install 'reasonkit[local]'"
+_T = TypeVar("_T")
 
 
 class PoolOptions(Protocol):
@@ -58,8 +66,43 @@ def _keep_stdio() -> None:
     llama_cpp._internals.suppress_stdout_stderr = _NoSuppress  # type: ignore[attr-defined, misc, assignment]
 
 
+class _DecodeThread:
+    """One thread that runs the work handed to it, in order, for as long as its context lives. A
+    daemon thread of our own rather than a `ThreadPoolExecutor`: the close at exit (atexit) runs
+    after the executors' own exit hook has stopped taking work."""
+
+    def __init__(self, name: str):
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def run(self, work: Callable[[], _T]) -> _T:
+        """`work()` on this thread; blocks until it is done (its exception is raised here)."""
+        if threading.current_thread() is self.thread:
+            return work()
+        future: Future[_T] = Future()
+
+        def job() -> None:
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+                future.set_exception(exc)
+
+        self._jobs.put(job)
+        return future.result()
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+
 class _Context:
-    """One loaded llama.cpp context plus its chat formatter."""
+    """One loaded llama.cpp context plus its chat formatter and the thread it decodes on."""
+
+    decoder: _DecodeThread  # set by the pool, which loaded the context on this thread
 
     def __init__(self, llama: Any):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -75,6 +118,10 @@ class _Context:
         self.formatter = Jinja2ChatFormatter(
             template=template, eos_token=self.eos, bos_token=text_of(llama.token_bos())
         )
+
+    def run(self, work: Callable[[], _T]) -> _T:
+        """`work()` on this context's own thread (see the module docstring); blocks until it is done."""
+        return self.decoder.run(work)
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         formatted = self.formatter(messages=messages)  # type: ignore[arg-type]
@@ -134,7 +181,7 @@ class _ContextPool:
                 pass
             with self._load_lock:
                 if self._loaded < self.size:
-                    context = self._load()
+                    context = self._load_on_own_thread()
                     self._loaded += 1
                     return context
             try:
@@ -142,6 +189,17 @@ class _ContextPool:
             except queue.Empty:
                 if cancel.is_set():
                     raise GenerationStopped from None
+
+    def _load_on_own_thread(self) -> _Context:
+        """A new context, loaded on the thread that will run all of its decoding."""
+        decoder = _DecodeThread(f"llama-decode {self.path.name}")
+        try:
+            context = decoder.run(self._load)
+        except BaseException:
+            decoder.stop()
+            raise
+        context.decoder = decoder
+        return context
 
     def release(self, context: _Context) -> None:
         self._free.put(context)
@@ -157,7 +215,8 @@ class _ContextPool:
                 self._loaded -= 1
             close = getattr(context.llama, "close", None)  # llama-cpp-python >= 0.2.58
             if close is not None:
-                close()
+                context.decoder.run(close)
+            context.decoder.stop()
 
 
 _POOLS: dict[tuple[Any, ...], _ContextPool] = {}

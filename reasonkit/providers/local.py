@@ -8,9 +8,11 @@
   `create_chat_completion(response_format=...)`: the chat path builds the same grammar with the same
   converter, but it rebuilds it on every call, cannot be given the capped schema, and drops a
   caller's `stopping_criteria`, which is how cancellation reaches the token loop here.
-- The event loop stays free: each call runs in a worker thread. A llama.cpp context is not
-  thread-safe, so a process-wide pool of `contexts` Llama objects hands each to one thread at a time.
-  The model is loaded once per process, lazily, in a worker thread.
+- The event loop stays free: each call waits in a worker thread. A llama.cpp context is not
+  thread-safe, so a process-wide pool of `contexts` Llama objects hands each to one call at a time,
+  and each context is loaded and decodes on one thread of its own for its whole life: decoding from
+  a second thread was measured slowing llama.cpp 2.3-2.6x (providers/llama_pool.py). The model is
+  loaded once per process, lazily.
 - Cancellation and deadlines are honoured between tokens: the caller returns at once (the thread is
   abandoned) and the thread stops at its next token, giving its context back to the pool. Evaluating
   a new prompt (one llama.cpp batch per 512 tokens) cannot be interrupted.
@@ -224,50 +226,61 @@ class LocalProvider(Provider):
         return messages + [{"role": m["role"], "content": m["content"]} for m in request.messages]
 
     def _generate(self, request: LLMRequest, cancel: threading.Event, deadline: float | None) -> LLMResponse:
-        from llama_cpp import StoppingCriteriaList
-
         context = self._pool.acquire(cancel)
         try:
             if cancel.is_set():
                 raise GenerationStopped
-            tokens = context.prompt_tokens(self._messages(request))
-            n_ctx = int(context.llama.n_ctx())
-            if len(tokens) + MIN_REPLY_TOKENS > n_ctx:
-                raise ProviderError(
-                    self.name,
-                    "context_overflow",
-                    f"prompt of {len(tokens)} tokens does not fit the context window of {n_ctx} (n_ctx) with "
-                    f"room for a reply of at least {MIN_REPLY_TOKENS} tokens: shorten the input or raise "
-                    "[llm.local] n_ctx",
-                )
-            cap = self.options.max_tokens or request.max_tokens  # 0: no cap
-            max_tokens = max(1, min(request.max_tokens, cap, n_ctx - len(tokens)))
-            stopped: list[str] = []
-            watch = _ReplyWatch(context, len(tokens), request.on_text)
-
-            def should_stop(input_ids: Any, logits: Any) -> bool:
-                if cancel.is_set():
-                    stopped.append("cancelled")
-                elif deadline is not None and time.monotonic() >= deadline:
-                    stopped.append("deadline")
-                elif watch.looping(input_ids):
-                    stopped.append("repetition")
-                return bool(stopped)
-
-            try:
-                out = context.llama.create_completion(
-                    prompt=tokens,
-                    max_tokens=max_tokens,
-                    temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
-                    repeat_penalty=self.options.repeat_penalty,
-                    grammar=self._grammar(request.schema) if request.schema else None,
-                    stop=[context.eos] if context.eos else [],
-                    stopping_criteria=StoppingCriteriaList([should_stop]),
-                )
-            except (RuntimeError, ValueError) as exc:  # llama.cpp refused (decode failed, bad grammar)
-                raise ProviderError(self.name, "other", f"llama.cpp failed: {str(exc)[:300]}") from None
+            # on the context's own thread: every decode of a model on one thread (llama_pool.py)
+            out, stopped = context.run(partial(self._decode, context, request, cancel, deadline))
         finally:
             self._pool.release(context)
+        return self._response(request, out, stopped)
+
+    def _decode(
+        self, context: _Context, request: LLMRequest, cancel: threading.Event, deadline: float | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """llama.cpp's completion of `request` and why the token loop stopped early (if it did)."""
+        from llama_cpp import StoppingCriteriaList
+
+        tokens = context.prompt_tokens(self._messages(request))
+        n_ctx = int(context.llama.n_ctx())
+        if len(tokens) + MIN_REPLY_TOKENS > n_ctx:
+            raise ProviderError(
+                self.name,
+                "context_overflow",
+                f"prompt of {len(tokens)} tokens does not fit the context window of {n_ctx} (n_ctx) with "
+                f"room for a reply of at least {MIN_REPLY_TOKENS} tokens: shorten the input or raise "
+                "[llm.local] n_ctx",
+            )
+        cap = self.options.max_tokens or request.max_tokens  # 0: no cap
+        max_tokens = max(1, min(request.max_tokens, cap, n_ctx - len(tokens)))
+        stopped: list[str] = []
+        watch = _ReplyWatch(context, len(tokens), request.on_text)
+
+        def should_stop(input_ids: Any, logits: Any) -> bool:
+            if cancel.is_set():
+                stopped.append("cancelled")
+            elif deadline is not None and time.monotonic() >= deadline:
+                stopped.append("deadline")
+            elif watch.looping(input_ids):
+                stopped.append("repetition")
+            return bool(stopped)
+
+        try:
+            out = context.llama.create_completion(
+                prompt=tokens,
+                max_tokens=max_tokens,
+                temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
+                repeat_penalty=self.options.repeat_penalty,
+                grammar=self._grammar(request.schema) if request.schema else None,
+                stop=[context.eos] if context.eos else [],
+                stopping_criteria=StoppingCriteriaList([should_stop]),
+            )
+        except (RuntimeError, ValueError) as exc:  # llama.cpp refused (decode failed, bad grammar)
+            raise ProviderError(self.name, "other", f"llama.cpp failed: {str(exc)[:300]}") from None
+        return out, stopped
+
+    def _response(self, request: LLMRequest, out: dict[str, Any], stopped: list[str]) -> LLMResponse:
         if "cancelled" in stopped:
             raise GenerationStopped
         usage_block = out.get("usage") or {}

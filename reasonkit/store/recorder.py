@@ -10,6 +10,16 @@
 the writer. The writer serialises the trace in the event-loop thread (a consistent snapshot: the
 engine mutates the result only there) and writes it in a worker thread. Saves are ordered and
 coalesced: when several steps finish while a write is in flight, the next write carries all of them.
+
+Coalesced per run (`first_save_after`, `save_every`, as the run service sets them): the first write
+waits until the run has gone on that long, later ones come at most that often, and on leaving the
+block a save still waiting is dropped, because `finish()` writes the final state anyway. A run that
+ends sooner (a cached call: milliseconds) is written once, by `finish()`; a long one about once a
+`save_every`, however many steps finish, instead of once per event: each write JSON-encodes the
+whole trace, so per-event writes cost a run O(steps x trace) (issue 26). The price is that a process
+killed within `first_save_after` of a run's start leaves no row for it (the run service records a
+background run's start itself, at once: `record_start`). With both at 0 (the default) every due
+save is written as soon as the writer is free, and leaving the block writes what is due.
 A store failure is counted and logged (rate-limited by the SQLite store) and never breaks the run; a
 failed final save is kept and retried by the store (`StoreBackend.save_final`). `finish()` writes the final
 state last, whether or not the writer ever ran (the CLI may use a recorder without entering it).
@@ -34,6 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reasonkit.store")
 
+#: How the run service coalesces a run's saves (see the module docstring): the first write once the
+#: run has gone on this long, later ones at most this often.
+FIRST_SAVE_AFTER_S = 0.25
+SAVE_EVERY_S = 1.0
 #: Engine events after which the run is saved (besides `run_started`, which records its start).
 SAVE_EVENTS = frozenset({"step_finished", "entry_finished", "entry_skipped", "run_finished"})
 
@@ -44,9 +58,19 @@ class RunRecorder:
     `observe()` and the context manager belong to the event loop that runs the engine; `finish()`
     may be called from any thread, also after the context manager has exited or without it."""
 
-    def __init__(self, store: StoreBackend, result: RunResult):
+    def __init__(
+        self,
+        store: StoreBackend,
+        result: RunResult,
+        *,
+        first_save_after: float = 0.0,
+        save_every: float = 0.0,
+    ):
         self.store = store
         self.result = result
+        self.first_save_after, self.save_every = first_save_after, save_every
+        self._next_write = 0.0  # anyio.current_time() before which the writer holds a due save
+        self._closed: anyio.Event | None = None  # set on leaving the block: a held save is dropped
         self.saves = 0  # writes actually made (for tests and metrics)
         self.errors = 0  # writes that failed (each one logged)
         self.run_started = False  # the engine announced the run (its inputs were valid)
@@ -67,6 +91,8 @@ class RunRecorder:
         if self._task_group is not None:
             raise StoreError("this RunRecorder is already in use (async with it once at a time)")
         self._wake = anyio.Event()
+        self._closed = anyio.Event()
+        self._next_write = anyio.current_time() + self.first_save_after
         self._closing = False
         self._writer_scope = scope = anyio.CancelScope()
         task_group = anyio.create_task_group()
@@ -91,6 +117,8 @@ class RunRecorder:
             self._writer_scope.cancel()
         elif self._wake is not None:
             self._wake.set()
+        if self._closed is not None:
+            self._closed.set()
         try:
             await task_group.__aexit__(None, None, None)
         finally:
@@ -115,12 +143,25 @@ class RunRecorder:
         with scope:
             while not self._finished:
                 if self._done < self._due:
+                    if not await self._held():
+                        return  # leaving: the final save (finish) carries what was held
                     await self._write_due()
+                    self._next_write = anyio.current_time() + self.save_every
                     continue
                 if self._closing or self._wake is None:
                     return
                 await self._wake.wait()
                 self._wake = anyio.Event()
+
+    async def _held(self) -> bool:
+        """Wait until the next write is allowed (`first_save_after`, `save_every`); False when the
+        block is left meanwhile while coalescing (the held save is dropped)."""
+        wait = self._next_write - anyio.current_time()
+        if wait <= 0 or self._closed is None:
+            return not (self._closing and self.save_every + self.first_save_after > 0)
+        with anyio.move_on_after(wait):
+            await self._closed.wait()
+        return not self._closing
 
     async def _write_due(self) -> None:
         request, start = self._due, self._start_due

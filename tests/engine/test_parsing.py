@@ -233,3 +233,29 @@ def test_truncated_json_is_salvaged(text, obj):
 def test_complete_json_is_not_marked_salvaged():
     assert not extract_object('{"a": 1}').salvaged
     assert not extract_object('x {"a": 1} y').salvaged
+
+
+def test_a_schema_gets_its_validator_built_once(monkeypatch):
+    """Validating a reply is cheap next to building the validator (its reference resolver): one
+    step's schema is validated against every reply without building another (issue 26)."""
+    import jsonschema
+
+    built: list[int] = []
+    real = jsonschema.Draft202012Validator
+
+    def counting(*args: Any, **kwargs: Any) -> Any:  # a spy on the library, not on our code
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jsonschema, "Draft202012Validator", counting)
+    schema = {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}
+    assert schema_errors({"a": 1}, schema) == []
+    assert schema_errors({"a": "x"}, schema) == ["a: 'x' is not of type 'integer'"]
+    assert schema_errors({}, schema) == ["(top level): 'a' is a required property"]
+    assert len(built) == 1
+    other = {**schema}  # another schema (equal or not) gets its own
+    assert schema_errors({"a": 1}, other) == [] and len(built) == 2
+    step = make_step()  # a step with an items field: its relaxed schema is one dict, built once
+    for _ in range(3):
+        assert schema_errors({"points": ["a"] * 9}, relaxed_schema(step)) == []
+    assert len(built) == 3

@@ -245,6 +245,33 @@ async def test_two_calls_on_one_context_are_serialised_and_the_loop_keeps_tickin
     assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f}s"
 
 
+def test_every_decode_of_a_model_runs_on_one_thread(provider):
+    """Once two threads of a process have decoded with llama.cpp, decoding slows 2.3-2.6x (issue
+    26): every call, from any event loop or thread and several at once, decodes on the context's
+    own thread. `on_text` is called from inside the token loop, so it names the decoding thread."""
+    decoders: list[int] = []
+
+    def on_text(text: str) -> None:
+        decoders.append(threading.get_ident())
+
+    def request(question: str) -> LLMRequest:
+        return LLMRequest(messages=[{"role": "user", "content": question}], max_tokens=6, on_text=on_text)
+
+    async def two_at_once() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(provider.complete, request("Name a colour."))
+            tg.start_soon(provider.complete, request("Name a fruit."))
+
+    for question in ("Say hello.", "Say goodbye."):  # each anyio.run: a new loop, new worker threads
+        anyio.run(provider.complete, request(question))
+    anyio.run(two_at_once)
+    outside = threading.Thread(target=anyio.run, args=(provider.complete, request("Name a tree.")))
+    outside.start()
+    outside.join(60)
+    assert len(decoders) >= 5
+    assert len(set(decoders)) == 1 and decoders[0] != threading.get_ident()
+
+
 def test_nothing_reaches_stdout(tmp_path):
     script = (
         "import anyio\n"

@@ -129,6 +129,48 @@ async def test_saves_follow_the_events(store: LoggingStore) -> None:
     assert {"step_finished", "entry_finished", "entry_skipped", "run_finished"} == SAVE_EVENTS
 
 
+@pytest.mark.anyio
+async def test_coalesced_saves_leave_a_quick_run_to_finish(store: LoggingStore) -> None:
+    """With `first_save_after`, a run that is over sooner is not written by the writer at all:
+    leaving the block drops the held save and `finish()` writes the final state, once."""
+    res = _result()
+    rec = RunRecorder(store, res, first_save_after=5.0, save_every=5.0)
+    with anyio.fail_after(2):  # leaving never waits out the delay
+        async with rec:
+            rec.observe(Event("run_started", res.run_id))
+            for i in range(10):
+                res.notes.append(f"step {i}")
+                rec.observe(Event("step_finished", res.run_id))
+            res.status, res.complete = "complete", True
+            rec.observe(Event("run_finished", res.run_id, status="complete"))
+    assert store.writes == [] and rec.saves == 0
+    rec.finish(res)
+    assert store.writes == [("save", "complete", 10)] and rec.saves == 1
+    assert must(store.get(res.run_id)) == res.trace()
+
+
+@pytest.mark.anyio
+async def test_coalesced_saves_come_at_most_every_interval(store: LoggingStore) -> None:
+    """A long run is written once it has gone on `first_save_after`, then at most once per
+    `save_every`, however many steps finish: here 40 steps over ~0.4 s make 2-3 writes, not 41."""
+    res = _result()
+    rec = RunRecorder(store, res, first_save_after=0.1, save_every=0.25)
+    async with rec:
+        rec.observe(Event("run_started", res.run_id))
+        await anyio.sleep(0.03)
+        assert store.writes == []  # held: the run is younger than first_save_after
+        await _until(lambda: rec.saves == 1)
+        assert store.writes[0][0] == "start"
+        for i in range(40):
+            res.notes.append(f"step {i}")
+            rec.observe(Event("step_finished", res.run_id))
+            await anyio.sleep(0.01)
+        await _until(lambda: store.writes[-1][2] == 40)
+    assert 2 <= rec.saves <= 4, store.writes
+    notes = [w[2] for w in store.writes]
+    assert notes == sorted(notes)
+
+
 # ------------------------------------------------------------------ the writer never delays progress
 def _engine(fake: FakeLLM) -> tuple[Engine, AnthropicProvider]:
     prov = AnthropicProvider(

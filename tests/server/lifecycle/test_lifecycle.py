@@ -344,3 +344,19 @@ async def test_sigkill_mid_run_leaves_a_readable_store(server_env, fake_llm):
                 ] == ["ok", "ok"]
     finally:
         assert again.stop() == 0
+
+
+def test_serving_freezes_the_start_up_heap() -> None:
+    """`rk serve-mcp` over HTTP moves what start-up built out of the collector's sight before it
+    serves (issue 26: full collections re-walking the start-up heap were the largest single item of
+    a cached call's CPU)."""
+    import gc
+
+    from reasonkit.server.lifecycle import serve
+
+    before = gc.get_freeze_count()
+    try:
+        serve.settle_heap()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
