@@ -5,6 +5,7 @@ app with a `receive` that records whether the body was asked for and never deliv
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -89,6 +90,36 @@ async def test_a_refusal_is_sent_before_the_body_is_read_while_the_admitted_call
         body, _ = core.metrics.render()
         assert metric(body.decode(), 'reasonkit_admission_total{outcome="rejected",reason="capacity"}') == 1
         tg.cancel_scope.cancel()
+
+
+async def test_in_a_burst_the_refusal_goes_out_before_the_admitted_call_takes_its_slot(full_app):
+    """Two calls arrive together at one free slot: the second is refused before the first has even
+    read its body and taken the slot, so the refusal never waits for the admitted call's work on
+    the event loop (the gate, the SDK, the run's start)."""
+    core, app = full_app
+    running_at_refusal: list[int] = []
+    sent: list[dict[str, Any]] = []
+    body = json.dumps(call("tiny", {"query": "q"})).encode()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send_second(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            running_at_refusal.append(core.admission.running)
+        sent.append(message)
+
+    async def nothing(message: dict[str, Any]) -> None:
+        return None
+
+    routed = {"mcp-method": "tools/call", "mcp-name": "tiny"}
+    async with asgi_client(app), anyio.create_task_group() as tg:
+        tg.start_soon(app, _scope(routed), receive, nothing)
+        tg.start_soon(app, _scope(routed), receive, send_second)
+        await poll(lambda: core.admission.running == 1 and sent)
+        tg.cancel_scope.cancel()
+    assert sent[0]["status"] == 503
+    assert running_at_refusal == [0]  # the admitted call had not taken its slot yet
 
 
 async def test_over_capacity_what_is_not_a_run_still_reaches_the_gate(full_app):
