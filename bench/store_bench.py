@@ -61,7 +61,7 @@ def measure(store: Any, runs: int, steps: int, threads: int) -> dict[str, float]
     def worker(w: int) -> None:
         mine_runs: list[float] = []
         mine_steps: list[float] = []
-        for i in range(runs // threads):
+        for i in range(max(1, runs // threads)):  # at least one run per thread
             mine_runs.append(record_run(store, f"{prefix}{w}-{i}", steps, mine_steps))
         with lock:
             per_run.extend(mine_runs)

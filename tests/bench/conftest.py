@@ -36,7 +36,7 @@ def admission_result(rk_path) -> dict[str, Any]:
 def store_result() -> dict[str, Any]:
     from bench.store_bench import bench_store
 
-    return bench_store(runs=2, steps=2)
+    return bench_store(runs=4, steps=2)
 
 
 @pytest.fixture(scope="session")

@@ -75,11 +75,18 @@ def test_store_structure(store_result):
 
 
 @pytest.mark.realmodel
-def test_decode_structure(decode_result):
+@pytest.mark.timeout(600)  # four processes, each loading the model
+def test_decode_structure_and_its_section(decode_result):
+    from bench.report.local import local_section
+
     assert "error" not in decode_result, decode_result.get("error")
     assert set(decode_result["tok_s"]) == {"raw_main", "raw_thread", "raw_two", "raw_main_after", "provider"}
     assert all(_positive(v) for v in decode_result["tok_s"].values())
     assert all(_positive(v) for v in decode_result["ratios"].values())
+    md = "\n".join(local_section(decode_result, None))
+    assert md.startswith("## 6. ") and "ReasonKit's local provider" in md
+    rows = {r["goal"]: r for r in goal_rows({"decode": decode_result})}
+    assert all(isinstance(r["met"], bool) for g, r in rows.items() if g.startswith("6."))
 
 
 def test_goals_table_judges_every_goal(floors_result, admission_result):
