@@ -14,7 +14,19 @@ from pathlib import Path
 
 from bench.common import REPO, say
 
-SECTION_NAMES = ("provider", "mcp", "overhead", "critical-path", "memory", "load", "startup")
+SECTION_NAMES = (
+    "provider",
+    "mcp",
+    "overhead",
+    "critical-path",
+    "memory",
+    "load",
+    "startup",
+    "local",
+    "store",
+    "admission",
+    "floors",
+)
 _ALIASES = {
     "critical_path": "critical-path",
     "critical": "critical-path",
@@ -26,6 +38,13 @@ _ALIASES = {
     "server": "load",
     "http": "load",
     "engine": "overhead",
+    "decode": "local",
+    "llama": "local",
+    "postgres": "store",
+    "workers": "admission",
+    "refusals": "admission",
+    "lean": "floors",
+    "cpu": "floors",
 }
 
 

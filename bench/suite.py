@@ -1,7 +1,10 @@
 """The benchmark suite: settings (full / quick) and one function that runs the selected sections.
 
 Sections, as in issue 6: provider (1, vs LiteLLM), mcp (2, vs the sequential-thinking server),
-overhead / critical-path / memory (3, the engine), load (4, the HTTP server), startup (5)."""
+overhead / critical-path / memory (3, the engine), load (4, the HTTP server), startup (5); and, as
+in issue 26: local (6, the embedded model against llama.cpp itself), store (7, SQLite vs
+PostgreSQL), admission (8, refusals under a burst, worker processes), floors (9, server CPU per
+call against the floors of its stack)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,19 @@ from typing import Any
 
 from bench.common import Progress, load_avg, say
 
-SECTIONS = ("provider", "mcp", "overhead", "critical-path", "memory", "load", "startup")
+SECTIONS = (
+    "provider",
+    "mcp",
+    "overhead",
+    "critical-path",
+    "memory",
+    "load",
+    "startup",
+    "local",
+    "store",
+    "admission",
+    "floors",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,21 @@ class Settings:
     serve_import_rounds: int = 10
     stdio_start_rounds: int = 5  # only when section 2 is not run
     server_profiles: bool = True
+    # 6. the embedded model
+    decode_tokens: int = 96
+    decode_rounds: int = 3
+    local_profiles: tuple[str, ...] = ("quick", "balanced")
+    negotiation_calls: int = 200
+    # 7. run store
+    store_runs: int = 40
+    store_steps: int = 12
+    # 8. admission and workers
+    admission_cap: int = 32
+    admission_in_flight: int = 200
+    admission_rounds: int = 3
+    # 9. floors
+    floors_calls: int = 200
+    floors_rounds: int = 3
 
     @classmethod
     def full(cls) -> Settings:
@@ -107,6 +137,17 @@ class Settings:
             serve_import_rounds=2,
             stdio_start_rounds=1,
             server_profiles=False,
+            decode_tokens=8,
+            decode_rounds=1,
+            local_profiles=(),
+            negotiation_calls=10,
+            store_runs=4,
+            store_steps=3,
+            admission_cap=4,
+            admission_in_flight=20,
+            admission_rounds=1,
+            floors_calls=10,
+            floors_rounds=1,
         )
 
 
@@ -272,6 +313,63 @@ def run_suite(
             res["stdio_start"] = bench_mcp(
                 rk, None, rounds=settings.stdio_start_rounds, warm=5, raw_rounds=1, profile=False
             )
+    _issue26_sections(res, settings, sections, rk, progress)
+    res["all_sections"] = len(SECTIONS)
     res["load_avg_at_end"] = load_avg()
     res["elapsed_s"] = time.perf_counter() - t0
     return res
+
+
+def _issue26_sections(
+    res: dict[str, Any], settings: Settings, sections: tuple[str, ...], rk: str | None, progress: Progress
+) -> None:
+    """Sections 6-9 (issue 26): the embedded model, the run store, admission and workers, floors."""
+    if "local" in sections:
+        from bench.decode_bench import bench_decode
+
+        progress("local: decode speed, our provider vs llama.cpp called directly")
+        res["decode"] = bench_decode(settings.decode_tokens, settings.decode_rounds, progress=progress)
+        res["local"] = _local_runs(settings, progress)
+    if "store" in sections:
+        from bench.store_bench import bench_store
+
+        progress("store: SQLite vs PostgreSQL")
+        res["store"] = bench_store(settings.store_runs, settings.store_steps)
+    if rk is None:
+        res.update(
+            {s: {"error": "no `rk` executable found"} for s in ("admission", "floors") if s in sections}
+        )
+        return
+    if "admission" in sections:
+        from bench.admission_bench import run as bench_admission
+
+        res["admission"] = bench_admission(
+            rk,
+            cap=settings.admission_cap,
+            in_flight=settings.admission_in_flight,
+            rounds=settings.admission_rounds,
+            progress=progress,
+        )
+    if "floors" in sections:
+        from bench.floors_bench import bench_floors
+
+        progress("floors: server CPU per call, ours against bare starlette and a minimal SDK server")
+        res["floors"] = bench_floors(
+            rk, calls=settings.floors_calls, rounds=settings.floors_rounds, progress=progress
+        )
+
+
+def _local_runs(settings: Settings, progress: Progress) -> dict[str, Any]:
+    """The profile runs on the embedded model (none in the quick setting) and the negotiation rows."""
+    import anyio
+
+    from bench.local_bench import negotiation_rows, profile_rows
+    from reasonkit.providers.local import local_available
+
+    profiles: list[dict[str, Any]] = []
+    if settings.local_profiles:
+        if not local_available():
+            return {"error": "llama-cpp-python or the bundled model is not installed"}
+        progress(f"local: profiles {', '.join(settings.local_profiles)} on the embedded model")
+        profiles = anyio.run(profile_rows, list(settings.local_profiles))
+    return {"profiles": profiles, "negotiation": anyio.run(negotiation_rows, settings.negotiation_calls)}

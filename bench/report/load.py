@@ -14,14 +14,15 @@ GATE_MODULES = ("gate", "rule", "checks", "body", "reservation")
 def _arm_row(
     label: str, d: dict[str, Any], answered: str, *, digits: int, cpu: str = "", errors: str | None = None
 ) -> list[str]:
-    """One row of the load table, 12 columns: label, calls, answered, errors, overhead p50 / p90 /
-    p99 / max, server CPU, then empty RSS / provider requests / injected 500s (the caller may
-    replace the last three)."""
+    """One row of the load table, 13 columns: label, calls, answered, refused, errors, overhead p50 /
+    p90 / p99 / max (of the answered calls), server CPU, then empty RSS / provider requests /
+    injected 500s (the caller may replace the last three)."""
     overhead = [fmt(d[f"overhead_{q}_ms"], digits) for q in ("p50", "p90", "p99", "max")]
     return [
         label,
         str(d["n"]),
         answered,
+        str(d["refused"]) if "refused" in d else "",
         str(d["errors"]) if errors is None else errors,
         *overhead,
         cpu,
@@ -72,7 +73,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
     ):
         d = load[arm]
         row = _arm_row(label, d, str(d["answered"]), digits=0, cpu=fmt(d["cpu_ms_per_call"], 2))
-        row[6] = f"**{row[6]}**"
+        row[7] = f"**{row[7]}**"
         row[-3:] = [fmt(d["rss_peak_mb"], 0), str(d["provider_requests"]), str(d["injected_500s"])]
         rows.append(row)
     store_off = load.get("store_off")
@@ -94,6 +95,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
             "Arm",
             "Calls",
             "Answered",
+            "Refused (503 / busy)",
             "Errors",
             "Overhead p50 ms",
             "p90",
@@ -105,7 +107,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
             "Injected 500s",
         ],
         rows,
-        "lrrrrrrrrrrr",
+        "lrrrrrrrrrrrr",
     )
     goals_met = load["met"]
     out += [
@@ -129,6 +131,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
                     arm,
                     fmt(r["overhead_p50_ms"], 0),
                     fmt(r["overhead_p99_ms"], 0),
+                    str(r.get("refused", 0)),
                     str(r["errors"]),
                     fmt(r["burst_s"], 2),
                     str(r["provider_requests"]),
@@ -142,6 +145,7 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
             "Arm",
             "Overhead p50 ms",
             "p99 ms",
+            "Refused",
             "Errors",
             "Burst s",
             "Provider requests",
@@ -151,7 +155,12 @@ def load_section(load: dict[str, Any], provider: dict[str, Any] | None = None) -
     ) + [""]
     f = load["faults"]
     out += [
-        f"With faults, {f['answered']} of {f['n']} calls answered and {f['errors']} failed: the provider's "
+        "Refusals are admission control at work, not errors: beyond `[server] max_concurrent_runs` "
+        "(unset: 16 per CPU) a call is answered at once with 503 and `Retry-After` (section 8 measures how "
+        "fast); the overhead columns are over the answered calls.",
+        "",
+        f"With faults, {f['answered']} of {f['n']} calls answered, {f.get('refused', 0)} refused and "
+        f"{f['errors']} failed: the provider's "
         "retry loop "
         f"(max_retries 3, backoff from 0.5 s with jitter) absorbed the {f['injected_500s']} injected 500s "
         f"({f['provider_requests']} provider requests for {f['n']} calls); the retried calls are the slow "

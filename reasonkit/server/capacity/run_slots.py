@@ -107,6 +107,14 @@ class RunSlots:
             self.running >= max_runs(self.settings()) and len(self.waiters) >= s.admission_queue
         )
 
+    def room(self) -> int:
+        """How many more runs this process would take on now, at once or in its queue (0: full)."""
+        if self.draining:
+            return 0
+        settings = self.settings()
+        free = max(0, max_runs(settings) - self.running)
+        return free + max(0, settings.server.admission_queue - len(self.waiters))
+
     def _refuse(self, reason: str, message: str, *, count: bool = True) -> Busy:
         """The `Busy` refusal (counted in the admission metric unless `count` is False: a check
         whose refusal may never be raised)."""

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from reasonkit import __version__
 from reasonkit.server.capacity.rate_limits import RateLimiter
 from reasonkit.server.capacity.shared_limits import shared_limiter
+from reasonkit.server.http.front import AdmissionFront
 from reasonkit.server.http.gate import Gate
 from reasonkit.server.http.health import HealthChecker
 from reasonkit.server.http.oauth import metadata_routes
@@ -157,7 +158,9 @@ def build_http_app(core: ReasonKitServer, host: str) -> Starlette:
         body_timeout=lambda: core.settings.server.body_timeout_secs,
         limiter=shared_limiter(s, RateLimiter()),  # Redis-shared when [database.redis] url is set
     )
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
+    # outermost: over capacity, a ThinkTool call is refused before the gate reads its body (front.py)
+    front = Middleware(AdmissionFront, run_slots=core.admission, metrics=core.metrics)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[front, guard])
 
 
 def build_side_app(core: ReasonKitServer) -> Starlette:

@@ -19,6 +19,8 @@ from reasonkit.server.http.rule import Answer, Rule, rejection
 if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
 
+    from reasonkit.observability.metrics import Metrics
+
 
 class RunSlotReservation(Rule):
     """Reserve a ThinkTool call's run slot, or answer 503 (see the module docstring)."""
@@ -72,14 +74,20 @@ class RunSlotReservation(Rule):
         return self._busy(slots) if slots.full() else None
 
     def _busy(self, slots: RunSlots) -> Answer:
-        secs = slots.retry_after()
-        if slots.draining:
-            reason, text = "draining", "the server is shutting down; retry on another instance"
-        else:
-            reason, text = "busy", "all run slots are taken ([server] max_concurrent_runs)"
-            if self.config.metrics is not None:
-                self.config.metrics.admission.labels(outcome="rejected", reason="capacity").inc()
-        return rejection(503, reason, f"busy, retry in {secs} s: {text}", {"retry-after": str(secs)})
+        return busy_answer(slots, self.config.metrics)
+
+
+def busy_answer(slots: RunSlots, metrics: Metrics | None) -> Answer:
+    """The 503 of a full (or draining) server, with `Retry-After`; a capacity refusal is counted in
+    the admission metric (here and in the admission front, front.py)."""
+    secs = slots.retry_after()
+    if slots.draining:
+        reason, text = "draining", "the server is shutting down; retry on another instance"
+    else:
+        reason, text = "busy", "all run slots are taken ([server] max_concurrent_runs)"
+        if metrics is not None:
+            metrics.admission.labels(outcome="rejected", reason="capacity").inc()
+    return rejection(503, reason, f"busy, retry in {secs} s: {text}", {"retry-after": str(secs)})
 
 
 def _tool_call(message: Message) -> dict[str, Any] | None:

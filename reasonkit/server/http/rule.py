@@ -93,17 +93,23 @@ class Rule:
         return None
 
     async def refuse(self, scope: Scope, send: Send, answer: Answer) -> None:
-        status, body, headers = answer
-        reason = json.loads(body)["error"]["data"]["reason"]
-        if self.config.metrics is not None:
-            self.config.metrics.http_rejected.labels(reason=reason).inc()
-        logger.bind(status=status).info(
-            "HTTP {} {} from {}: {} ({})",
-            scope.get("method"),
-            short(str(scope.get("path"))),
-            short(client_ip(scope), 64),
-            status,
-            reason,
-        )
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_refusal(scope, send, answer, self.config.metrics)
+
+
+async def send_refusal(scope: Scope, send: Send, answer: Answer, metrics: Metrics | None) -> None:
+    """Send a refusal, counted and logged the same way wherever it is made (the gate's rules, the
+    admission front)."""
+    status, body, headers = answer
+    reason = json.loads(body)["error"]["data"]["reason"]
+    if metrics is not None:
+        metrics.http_rejected.labels(reason=reason).inc()
+    logger.bind(status=status).info(
+        "HTTP {} {} from {}: {} ({})",
+        scope.get("method"),
+        short(str(scope.get("path"))),
+        short(client_ip(scope), 64),
+        status,
+        reason,
+    )
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
