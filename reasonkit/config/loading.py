@@ -73,6 +73,8 @@ SETTINGS_ENV_VARS: dict[str, str] = {
     "REASONKIT_ALLOWED_ORIGINS": "security.allowed_origins",
     "REASONKIT_ADMIN_PRINCIPALS": "server.admin_principals",
     "REASONKIT_MAX_RUNS_PER_PRINCIPAL": "server.max_runs_per_principal",
+    "REASONKIT_CONFIRM_ABOVE_USD": "server.confirm_above_usd",
+    "REASONKIT_CONFIRM_UNSUPPORTED": "server.confirm_unsupported",
 }
 
 

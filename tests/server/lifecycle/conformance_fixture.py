@@ -61,6 +61,9 @@ TOOLS: dict[str, dict[str, Any]] = {
     "test_elicitation": _schema(message={"type": "string"}),
     "test_elicitation_sep1034_defaults": EMPTY,
     "test_elicitation_sep1330_enums": EMPTY,
+    # the suite's list-changed triggers: ReasonKit's own reload notification path
+    "test_trigger_tool_change": EMPTY,
+    "test_trigger_prompt_change": EMPTY,
     "test_custom_header": _schema(region={"type": "string", "x-mcp-header": "Region"}),
     "json_schema_2020_12_tool": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -244,6 +247,9 @@ class Fixtures:
             return _text(
                 f"Elicitation completed: action={answer.action}, content={json.dumps(answer.content or {})}"
             )
+        if name in ("test_trigger_tool_change", "test_trigger_prompt_change"):
+            await self.core.reloader.notify_changed()
+            return _text("Mutation triggered")
         if name == "test_custom_header":
             return _text(f"region={args.get('region')}")
         if name == "json_schema_2020_12_tool":
