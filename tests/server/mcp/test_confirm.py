@@ -115,7 +115,8 @@ def test_the_estimate_grows_with_the_work(make_server, fake_llm, tmp_path):
 
 async def test_over_http_with_the_environment_variable_and_rk_runs(server_env, fake_llm, tmp_path):
     """`rk serve-mcp` over streamable HTTP (stateless), `REASONKIT_CONFIRM_ABOVE_USD` set: a 2026-07-28
-    client is asked through an input request; the declined run is listed by `rk runs list`."""
+    client is asked through an input request; the declined run is listed by `rk runs list`; a
+    handshake-era client there cannot be asked and runs as without the setting."""
     fake_llm.default = routed({})
     env = {**server_env, "REASONKIT_CONFIRM_ABOVE_USD": "0.00001"}
     srv = HttpServer(env)
@@ -125,11 +126,16 @@ async def test_over_http_with_the_environment_variable_and_rk_runs(server_env, f
             ok = await client.call_tool("tiny", {"query": "q"})
         async with Client(f"{srv.url}/mcp", elicitation_callback=answering(asked, "decline")) as client:
             no = await client.call_tool("tiny", {"query": "q"})
+        # a handshake-era client on stateless HTTP cannot be asked (no way back): it runs as before
+        legacy = answering(asked, "decline")
+        async with Client(f"{srv.url}/mcp", mode="legacy", elicitation_callback=legacy) as client:
+            unasked = await client.call_tool("tiny", {"query": "q"})
     finally:
         assert srv.stop() == 0
     assert not ok.is_error and ok.structured_content["status"] == "complete" and len(asked) == 2
-    assert no.is_error and "declined" in block_text(no.content[0]) and len(fake_llm.requests) == 2
+    assert no.is_error and "declined" in block_text(no.content[0])
+    assert not unasked.is_error and len(asked) == 2 and len(fake_llm.requests) == 4
     listed = await run([*rk_command(), "runs", "list", "--format", "json"], env)
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
-    assert sorted(r["status"] for r in runs) == ["cancelled", "complete"], runs
+    assert sorted(r["status"] for r in runs) == ["cancelled", "complete", "complete"], runs
