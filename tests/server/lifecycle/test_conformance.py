@@ -90,8 +90,9 @@ def suite_scenarios(home: Path) -> dict[str, set[str]]:
 
 def run_suite(url: str, out: Path, home: Path, *args: str) -> dict[str, list[str]]:
     """Run the suite (or one scenario) against `url`; each scenario -> its failed checks."""
+    # a scenario's own limit doubled (30 s by default): the machine under test may be busy
     subprocess.run(
-        [str(NODE_BIN / "conformance"), "server", "--url", url, "-o", str(out), *args],
+        [str(NODE_BIN / "conformance"), "server", "--url", url, "-o", str(out), "--timeout", "60000", *args],
         capture_output=True,
         text=True,
         env=node_env(home),
