@@ -27,6 +27,8 @@ The tree (built-in bases kept in parentheses; tests/test_errors.py compares it w
       EvalError (ValueError)
       Busy
       SlotsTaken
+      ConfirmationPending
+      NotConfirmed
       GenerationStopped
 
 A user catches `ReasonKitError` for all of them; `ConfigError`, `InputError`, `ProviderError`,
@@ -42,6 +44,7 @@ __all__ = [
     "Busy",
     "CalibrationError",
     "ConfigError",
+    "ConfirmationPending",
     "ErrorKind",
     "EvalError",
     "GenerationStopped",
@@ -51,6 +54,7 @@ __all__ = [
     "IssuerUnavailable",
     "JsonDepthError",
     "ModelChoiceError",
+    "NotConfirmed",
     "NoProviderConfigured",
     "ProviderError",
     "ProviderSkipped",
@@ -218,6 +222,22 @@ class SlotsTaken(ReasonKitError):
 
 class IdempotencyConflict(InputError):
     """The idempotency key was used, within its lifetime, for a call with other arguments."""
+
+
+class ConfirmationPending(ReasonKitError):
+    """A call over `[server] confirm_above_usd` waits for the user's answer on a 2026-07-28
+    connection: the call ends with an input request (`request`, the wire `elicitation/create` to
+    put in it) and the client retries with the answer (reasonkit/server/mcp/confirm.py). Not a
+    failure: nothing ran and nothing is stored yet."""
+
+    def __init__(self, message: str, request: dict[str, object]):
+        super().__init__(message)
+        self.request = request
+
+
+class NotConfirmed(ReasonKitError):
+    """A call over `[server] confirm_above_usd` was declined or cancelled by the user, or could not be
+    asked about and `confirm_unsupported = "refuse"`: it did not run."""
 
 
 class GenerationStopped(ReasonKitError):

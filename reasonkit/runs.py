@@ -260,6 +260,18 @@ class RunService(RunEntry):
             except (StoreError, OSError) as exc:
                 raise StoreError(f"the run store cannot record the run: {exc}") from None
 
+    async def record_not_run(self, run: PreparedRun, reason: str) -> None:
+        """Store a prepared run that will not execute (its user declined it) as `cancelled` with
+        `reason`, so `rk runs` and `run_result` show it. Raises `StoreError` like `record_start`."""
+        result = run.result
+        result.status, result.complete, result.stop_reason = "cancelled", False, reason
+        result.finished_at = time.time()
+        if self.store is not None and self.settings.storage.save_runs:
+            try:
+                await anyio.to_thread.run_sync(self.store.save, result)
+            except (StoreError, OSError) as exc:
+                raise StoreError(f"the run store cannot record the run: {exc}") from None
+
     async def execute(
         self, run: PreparedRun, budget: Budget, progress: ProgressSink | None = None
     ) -> RunResult:

@@ -78,6 +78,8 @@ SETTINGS_ENV_VARS: dict[str, str] = {
     "REASONKIT_OAUTH_ACCEPTED_AUDIENCES": "server.oauth.accepted_audiences",
     "REASONKIT_OAUTH_REQUIRED_SCOPES": "server.oauth.required_scopes",
     "REASONKIT_OAUTH_ADMIN_SCOPE": "server.oauth.admin_scope",
+    "REASONKIT_CONFIRM_ABOVE_USD": "server.confirm_above_usd",
+    "REASONKIT_CONFIRM_UNSUPPORTED": "server.confirm_unsupported",
 }
 
 

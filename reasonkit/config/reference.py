@@ -120,6 +120,7 @@ def _env_text(setting: Setting, quote: str) -> str:
 # is valid TOML and a valid setting once uncommented (a test uncomments them all and loads the file).
 EXAMPLES: dict[str, str] = {  # TOML values
     "tool_deadline_secs": "50",
+    "confirm_above_usd": "0.50",
     "metrics_port": "9101",
     "file": '"/var/log/reasonkit/reasonkit.log"',
     "logging.level": '"warning"',

@@ -74,6 +74,21 @@ class ServerSettings(Section):
         description="How long a tool call's `idempotency_key` is remembered (`IDEMPOTENCY_TTL`): a repeat "
         "within it gets the first run's result.",
     )
+    confirm_above_usd: float | None = Field(
+        None,
+        gt=0,
+        description="Ask the client's user to confirm a ThinkTool call whose estimated cost is above this "
+        "many US dollars, before it runs (MCP elicitation: `elicitation/create` on handshake-era "
+        "connections, an input request on 2026-07-28 ones). Declined or cancelled calls do not run and are "
+        "stored as `cancelled` runs that say so. Unset: never ask (docs/mcp-clients.md, 'Confirming "
+        "expensive calls').",
+    )
+    confirm_unsupported: Literal["run", "refuse"] = Field(
+        "run",
+        description="A call over `confirm_above_usd` from a client that cannot be asked (it declared no "
+        "elicitation, or a stateless handshake-era HTTP connection has no way back): `run` it as if the "
+        "setting were unset, or `refuse` it with a tool error.",
+    )
     # ---- admission control and connection limits (reasonkit/server/capacity/run_slots.py, serve.py)
     max_concurrent_runs: int | None = Field(
         None,

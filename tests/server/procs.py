@@ -51,19 +51,16 @@ class LineReader:
 
 
 class HttpServer:
-    def __init__(self, env: dict[str, str], *args: str):
+    def __init__(self, env: dict[str, str], *args: str, command: list[str] | None = None):
+        """`rk serve-mcp` on a free port (with a side port), or `command --port N *args` (a test
+        server such as the conformance fixture)."""
         self.port, self.metrics_port = free_port(), free_port()
         self.stderr = open(Path(env["REASONKIT_DATA_DIR"]).parent / f"http-{self.port}.log", "w+")
+        ports = ["--port", str(self.port)]
+        if command is None:
+            command, ports = [*rk_command(), "serve-mcp"], [*ports, "--metrics-port", str(self.metrics_port)]
         self.proc = subprocess.Popen(
-            [
-                *rk_command(),
-                "serve-mcp",
-                "--port",
-                str(self.port),
-                "--metrics-port",
-                str(self.metrics_port),
-                *args,
-            ],
+            [*command, *ports, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,

@@ -17,6 +17,7 @@ from reasonkit.protocol.inputs import background_flag
 from reasonkit.run_request import ProgressSink, RunHooks, RunRequest, Slot, Spawn
 from reasonkit.server.capacity.run_slots import claim_ticket, client_key, principal_of
 from reasonkit.server.mcp import schemas, tasks
+from reasonkit.server.mcp.confirm import confirm_run
 from reasonkit.server.mcp.idempotency import fingerprint, pop_key
 from reasonkit.server.mcp.runtime import Runtime
 
@@ -137,6 +138,7 @@ class ToolCall(RunHooks):
         if not run.live.background:  # only the client ends a plain call early (a deadline is no cancel)
             run.cancel_reason = "the client cancelled the call or disconnected"
         self.log = self.log.bind(run_id=run.result.run_id)
+        await confirm_run(self.ctx, self.core, run)  # [server] confirm_above_usd (server/mcp/confirm.py)
 
     async def repeat_of(self, request: RunRequest, inputs: dict[str, Any], run: PreparedRun) -> object:
         """A repeat of an `idempotency_key` gets the first run's result (waiting while it runs)."""

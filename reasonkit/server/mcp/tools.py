@@ -11,13 +11,13 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from reasonkit.errors import InputError, StoreError
+from reasonkit.errors import ConfirmationPending, InputError, StoreError
 from reasonkit.observability.metrics import Stopwatch
 from reasonkit.principal import Principal
 from reasonkit.protocol.inputs import parse_flag
 from reasonkit.run_request import RunKind, RunRequest, count_request
 from reasonkit.server.capacity.run_slots import principal_of
-from reasonkit.server.mcp import rendering, schemas
+from reasonkit.server.mcp import confirm, rendering, schemas
 from reasonkit.server.mcp.core import ServerCore
 from reasonkit.server.mcp.estimates import Pace, deadline_for, pace_for, profile_estimate, protocol_estimate
 from reasonkit.server.mcp.idempotency import IdempotentCalls
@@ -97,7 +97,7 @@ class ToolHandlers:
 
     async def call_tool(
         self, ctx: ServerRequestContext[Runtime], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | dict[str, Any]:
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
         core = self.core
         name = params.name
         args = dict(params.arguments or {})
@@ -119,12 +119,15 @@ class ToolHandlers:
 
     async def run_tool(
         self, ctx: ServerRequestContext[Runtime], name: str, kind: RunKind, args: dict[str, Any]
-    ) -> types.CallToolResult | dict[str, Any]:
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
         """A ThinkTool call: one `RunService.run` with this server's hooks, its outcome rendered (a
-        `CreateTaskResult` when the call became a task: server/mcp/tasks.py)."""
+        `CreateTaskResult` when the call became a task: server/mcp/tasks.py; an input request when
+        the user must confirm the cost first: server/mcp/confirm.py)."""
         core = self.core
         call = ToolCall(self, ctx, name)
         outcome = await core.service.run(RunRequest(kind, name, args, method=name), call)
+        if isinstance(outcome.refusal, ConfirmationPending):  # 2026-07-28: ask the user first
+            return confirm.input_required(outcome.refusal)
         if outcome.refusal is not None:
             call.log_refusal(outcome.refusal)
             return rendering.error_result(str(outcome.refusal))
