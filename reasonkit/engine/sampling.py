@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasonkit.engine.budget import RunState
-from reasonkit.engine.parsing import drop_invalid_fields, drop_invalid_items, items_field, relaxed_schema
+from reasonkit.engine.parsing import items_field, relaxed_schema
 from reasonkit.engine.reply import call_model, parse_reply
 from reasonkit.engine.result import StepTrace
+from reasonkit.engine.salvage import drop_invalid_fields, drop_invalid_items
 from reasonkit.errors import ProviderError
 from reasonkit.protocol.models import ChainEntry, Step
 from reasonkit.providers.base import LLMRequest, LLMResponse, Provider

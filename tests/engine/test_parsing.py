@@ -7,8 +7,6 @@ from reasonkit.engine.parsing import (
     coerce_numbers,
     dedupe_items,
     dedupe_lists,
-    drop_invalid_fields,
-    drop_invalid_items,
     extract_object,
     items_field,
     normalize_confidence,
@@ -63,24 +61,6 @@ def test_coercion_and_schema_errors():
     errs = schema_errors({"answer": 3}, SCHEMA)
     assert any("'confidence' is a required property" in e for e in errs)
     assert any(e.startswith("answer:") for e in errs)
-
-
-def test_drop_invalid_fields_never_invents():
-    obj = {"answer": 3, "confidence": 0.4, "items": ["ok"]}
-    assert drop_invalid_fields(obj, SCHEMA) == ["answer"]
-    assert obj == {"confidence": 0.4, "items": ["ok"]}
-
-
-def test_drop_invalid_items_keeps_the_valid_ones():
-    obj = {"answer": "a", "items": ["ok", 3, "fine", None], "confidence": 0.4}
-    assert drop_invalid_items(obj, SCHEMA) == ["2 invalid items of 4 removed from 'items'"]
-    assert obj["items"] == ["ok", "fine"]
-    # nothing valid left, or a list that is still invalid without its bad items: left to drop_invalid_fields
-    none_left = {"items": [1, 2]}
-    assert drop_invalid_items(none_left, SCHEMA) == [] and none_left == {"items": [1, 2]}
-    bounded = {"properties": {"items": {"type": "array", "minItems": 3, "items": {"type": "string"}}}}
-    short = {"items": ["a", "b", 3]}
-    assert drop_invalid_items(short, bounded) == [] and short == {"items": ["a", "b", 3]}
 
 
 @pytest.mark.parametrize("raw, value", [(0.7, 0.7), (85, 0.85), (-1, 0.0), ("x", None), (True, None)])
