@@ -5,6 +5,8 @@ models with `owned_by: "me"` as the real one does."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -53,7 +55,7 @@ async def test_a_server_on_this_machine_gets_the_schema_without_string_lengths(f
     the server died. Lengths only size the call (engine/sizing.py), so they stay off the wire there."""
     fake_llm.personality = "llama_cpp_python"
     fake_llm.default = lambda req: Reply(json={"answer": "ok"})
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "required": ["answer", "items"],
         "properties": {
