@@ -23,15 +23,13 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from loguru import logger
 
-from reasonkit import provider_kinds
 from reasonkit.config import Settings
-from reasonkit.errors import InputError, NoProviderConfigured, StoreError, UnknownProtocolError
+from reasonkit.errors import InputError, StoreError, UnknownProtocolError
 from reasonkit.live_runs import LiveRun, PreparedRun
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.observability.tracing import end_run_spans, start_run_spans
@@ -40,17 +38,16 @@ from reasonkit.protocol.loader import Registry
 from reasonkit.protocol.models import PROFILE_INPUTS
 from reasonkit.providers.base import Provider
 from reasonkit.providers.stack import for_run
+from reasonkit.run_notices import local_caps
 from reasonkit.run_request import CLI_METHOD, ProgressSink, RunEntry, RunKind, count_request
 from reasonkit.store import RunRecorder, StoreBackend, open_store
 from reasonkit.store.recorder import FIRST_SAVE_AFTER_S, SAVE_EVERY_S
 
 if TYPE_CHECKING:  # the engine is imported by the first run, not at server start (docs/benchmarks.md 9)
-    from reasonkit.engine import Budget, Event, RunResult, StepCaps
+    from reasonkit.engine import Budget, Event, RunResult
     from reasonkit.principal import Principal
 
-__all__ = ["LOCAL_PROVIDER", "RunService"]
-
-LOCAL_PROVIDER = "local"
+__all__ = ["RunService"]
 
 
 def _cancelled_because(run: PreparedRun) -> None:
@@ -163,50 +160,6 @@ class RunService(RunEntry):
             seconds = deadline if seconds is None else min(seconds, deadline)
         return Budget(seconds=seconds, tokens=given.tokens, usd=given.usd)
 
-    @staticmethod
-    def budget_notice(provider: Provider, budget: Budget) -> str | None:
-        """Said before a run starts: a cost budget that cannot be enforced (unknown prices)."""
-        from reasonkit.engine.budget import unenforced_budget
-
-        return unenforced_budget(budget.usd, provider.unpriced_models())
-
-    # ------------------------------------------------------------------ small models
-    def caps_for(self, provider: Provider) -> StepCaps | None:
-        """Small-model caps for runs on the embedded local model (`[llm.local]` max_items, max_tokens,
-        samples; 0 turns one off). Other providers run protocols as written."""
-        if provider.name != LOCAL_PROVIDER:
-            return None
-        from reasonkit.engine import StepCaps
-
-        local = self.settings.llm.local
-        caps = StepCaps(
-            max_items=local.max_items or None,
-            max_tokens=local.max_tokens or None,
-            samples=local.samples or None,
-        )
-        return caps if (caps.max_items or caps.max_tokens or caps.samples) else None
-
-    def provider_notice(self, provider: Provider) -> str | None:
-        """The one-time notice when a run falls back to the embedded local model (not when the user
-        chose it)."""
-        if self.settings.llm.default_provider == provider.name:
-            return None
-        return provider_kinds.notice(provider.name, provider.model)  # the kind registry's notice
-
-    def startup_notice(self) -> str | None:
-        """The same notice, known before any provider is built (the server says it at start-up)."""
-        from reasonkit.providers import choose_provider_name
-
-        if self.settings.llm.default_provider == LOCAL_PROVIDER:
-            return None  # chosen, so no surprise to announce
-        try:
-            chosen = choose_provider_name(self.settings)
-        except NoProviderConfigured:
-            return None
-        path, default = self.settings.llm.local.model_path, provider_kinds.KINDS[LOCAL_PROVIDER].default_model
-        model = Path(path).stem if path else default
-        return None if chosen != LOCAL_PROVIDER else provider_kinds.notice(LOCAL_PROVIDER, model or "")
-
     # ------------------------------------------------------------------ runs
     def target_inputs(self, kind: RunKind, name: str) -> dict[str, Any]:
         """The input specs of a protocol or profile; `UnknownProtocolError` when it is not loaded."""
@@ -246,7 +199,7 @@ class RunService(RunEntry):
             max_concurrency=engine_settings.max_concurrency,
             temperature=llm.temperature,
             max_tokens=llm.max_tokens,
-            caps=self.caps_for(provider),
+            caps=local_caps(self.settings, provider),
         )
         result = engine.new_result(kind, name, inputs)
         return PreparedRun(engine, LiveRun(result, background), method)

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "reasonkit.presentation": 6,  # one view of a run and one formatting module, for every surface
     "reasonkit.render": 6,
     "reasonkit.runs": 6,
+    "reasonkit.run_notices": 6,  # notices and small-model caps a run's provider brings (apart from runs)
     "reasonkit.run_request": 6,  # RunService.run(request, hooks): the one path of a run, for every shell
     "reasonkit.live_runs": 6,  # a run in progress (apart from runs: no engine import at server start)
     "reasonkit.viewer": 6,  # run reports: terminal text and HTML (reasonkit/viewer)

@@ -17,6 +17,7 @@ from reasonkit.observability.metrics import Metrics
 from reasonkit.protocol.loader import load_registry
 from reasonkit.providers.base import LLMRequest, LLMResponse
 from reasonkit.providers.fake import FakeProvider
+from reasonkit.run_notices import provider_notice
 from reasonkit.run_request import CLI_METHOD
 from reasonkit.runs import RunService
 from reasonkit.store import SqliteRunStore
@@ -220,8 +221,8 @@ async def test_runs_on_the_local_model_get_small_model_caps_and_say_so(tmp_path)
 async def test_the_local_notice_is_for_the_fallback_only(tmp_path):
     service = make_service(tmp_path, save_runs=False)
     local = FakeProvider(name="local", model="SmolLM2-135M-Instruct.Q4_1")
-    notice = service.provider_notice(local)
+    notice = provider_notice(service.settings, local)
     assert notice is not None and "SmolLM2-135M-Instruct.Q4_1" in notice and "OPENAI_BASE_URL" in notice
-    assert service.provider_notice(FakeProvider()) is None
+    assert provider_notice(service.settings, FakeProvider()) is None
     service.settings.llm.default_provider = "local"  # chosen on purpose: nothing to say
-    assert service.provider_notice(local) is None
+    assert provider_notice(service.settings, local) is None

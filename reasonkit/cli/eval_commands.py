@@ -128,6 +128,7 @@ def eval_group(
     from reasonkit.eval.report import render_text
     from reasonkit.eval.results import EvalLog
     from reasonkit.providers.stack import build_provider
+    from reasonkit.run_notices import provider_notice
     from reasonkit.run_request import RunKind
     from reasonkit.runs import RunService
 
@@ -148,7 +149,7 @@ def eval_group(
         fail(str(exc))
     service = RunService(settings, registry)  # no store: eval runs are not saved as runs
     service.metrics.know([EVAL_METHOD])
-    notice = service.provider_notice(llm)
+    notice = provider_notice(service.settings, llm)
     if notice and not quiet:
         warn(notice)
     log = EvalLog(output or _default_output(name, dataset, seed))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reasonkit.cli.common import warn
+from reasonkit.run_notices import budget_notice, provider_notice
 from reasonkit.run_request import ProgressSink, RunHooks, RunRequest
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class ThinkHooks(RunHooks):
         from reasonkit.providers.stack import build_provider
 
         llm = self.llm = build_provider(self.service.settings, *self.choice)
-        notice = self.service.provider_notice(llm)
+        notice = provider_notice(self.service.settings, llm)
         if notice:
             warn(notice)
         return llm
@@ -48,7 +49,7 @@ class ThinkHooks(RunHooks):
         service.open_store()
         if service.store_problem:
             warn(service.store_problem)
-        notice = service.budget_notice(self.llm, budget) if self.llm is not None else None
+        notice = budget_notice(self.llm, budget) if self.llm is not None else None
         if notice:
             warn(notice)
 

@@ -33,6 +33,7 @@ from reasonkit.config import Settings
 from reasonkit.live_runs import LiveRun
 from reasonkit.observability.metrics import Metrics, Stopwatch, default_metrics
 from reasonkit.protocol.loader import Registry, load_registry
+from reasonkit.run_notices import startup_notice
 from reasonkit.runs import RunService
 from reasonkit.server.capacity.run_slots import RunSlots
 from reasonkit.server.mcp import schemas, tasks
@@ -119,7 +120,7 @@ class ReasonKitServer:
         self.service.open_store(required=True)
         if self.service.store is not None:  # retention, WAL checkpoints, failed final saves, while serving
             self.service.store.start_maintenance(lambda: self.settings.storage)  # a reload may change them
-        self.notice = self.service.startup_notice()
+        self.notice = startup_notice(self.settings)
         if self.notice:
             logger.warning(self.notice)
 
