@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import statistics
 import sys
@@ -112,6 +113,8 @@ def bench_store(runs: int = 40, steps: int = 12, durable_progress: bool = False)
         stack.callback(stores["sqlite"].close)
         if find_postgres_bin() is None:
             out["postgres_error"] = "PostgreSQL is not installed (apt-get install postgresql)"
+        elif importlib.util.find_spec("psycopg") is None:
+            out["postgres_error"] = "psycopg is not installed (the `postgres` extra)"
         else:
             from reasonkit.store.postgres import PostgresRunStore
 
