@@ -29,6 +29,7 @@ from reasonkit.errors import ModelChoiceError
 from reasonkit.providers.local import BUNDLED_PACKAGE, LocalOptions, bundled_model_path
 
 __all__ = [
+    "MEASURE_PROMPT",
     "SPEEDS_FILE",
     "LocalModel",
     "SpeedCache",
