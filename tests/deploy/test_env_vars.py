@@ -49,7 +49,6 @@ NOT_OURS = {
     },
     "LEFT_OUT": "a table of tests/presentation/test_surfaces.py named in docs/architecture.md",
     "TOOL_OR_PROFILE": "a placeholder in command synopses (docs/runs.md)",
-    "TYPE_CHECKING": "typing.TYPE_CHECKING, named in docs/benchmarks.md (deferred imports)",
 }
 # Grafana's container reads GF_<SECTION>_<KEY>; allowed in the compose files only.
 GRAFANA = re.compile(r"^GF_[A-Z0-9_]+$")
