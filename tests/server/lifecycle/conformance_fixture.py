@@ -12,7 +12,8 @@ uvicorn setup, drain). So every scenario run against it exercises our transport 
 
 What the fixtures answer follows the suite's reference server (examples/servers/typescript/
 everything-server.ts in modelcontextprotocol/conformance); the 2026-07-28 input-required tools are
-in conformance_mrtr.py.
+in conformance_mrtr.py, the tasks tools (ReasonKit runs through its tasks code) in
+conformance_tasks.py.
 
     python -m tests.server.lifecycle.conformance_fixture --port 8123 [--stateful]
 """
