@@ -197,10 +197,7 @@ class ReasonKitServer:
         # tools/call may answer a CreateTaskResult, which `on_call_tool`'s type does not name
         server.add_request_handler("tools/call", types.CallToolRequestParams, tools.call_tool)
         # the tasks extension (SEP-2663): advertised in server/discover, its three methods served
-        server.extensions[tasks.EXTENSION] = {}
-        server.add_request_handler("tasks/get", tasks.TaskParams, tools.tasks.get)
-        server.add_request_handler("tasks/cancel", tasks.TaskParams, tools.tasks.cancel)
-        server.add_request_handler("tasks/update", tasks.UpdateTaskParams, tools.tasks.update)
+        tasks.serve(server, tools.tasks)
         return server
 
     def _input_schema(self, name: str) -> dict[str, Any] | None:

@@ -17,6 +17,11 @@ replica records a cancel request that the replica executing the run notices with
 `secrets.token_urlsafe(24)` (192 random bits); a task belongs to the principal that made it, and
 another principal's task reads exactly like an unknown id. Nothing is kept in `requestState`: no
 multi-round-trip input is asked for, so there is nothing for a client to echo or forge.
+`tasks/get`, `tasks/cancel` and `tasks/update` from a request that does not declare the extension
+are refused with -32021 (`missing_extension`), as SEP-2663 asks, and one whose `Mcp-Name` header
+names another task with -32020 (`check_routing`). A run the engine crashed on is a
+`failed` task with an `error` (a protocol-level error); a run whose steps failed is a `completed`
+task whose `result` has `isError` (a tool error).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import mcp_types as types
 from loguru import logger
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import decode_header_value
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict, Field
 
@@ -48,6 +54,8 @@ from reasonkit.server.mcp.estimates import (
 from reasonkit.server.mcp.schemas import MAX_DEADLINE_S
 
 if TYPE_CHECKING:
+    from mcp.server import Server
+
     from reasonkit.live_runs import LiveRun
     from reasonkit.runs import RunService
     from reasonkit.server.mcp.core import ServerCore
@@ -116,6 +124,32 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def missing_extension() -> MCPError:
+    """SEP-2575's "Missing Required Client Capability" (-32021) naming the extension: the answer to
+    `tasks/*` from a request that did not declare it (SEP-2663: the task surface is gated on it)."""
+    data: dict[str, Any] = {"requiredCapabilities": {"extensions": {EXTENSION: {}}}}
+    message = f"this request needs the {EXTENSION} extension in its client capabilities"
+    return MCPError(code=types.MISSING_REQUIRED_CLIENT_CAPABILITY, message=message, data=data)
+
+
+def check_routing(ctx: ServerRequestContext[Any], task_id: str) -> None:
+    """SEP-2663's routing header: over HTTP, an `Mcp-Name` that is not the body's `taskId` is
+    -32020 HeaderMismatch (HTTP 400), as the SDK answers for `tools/call`; a request without the
+    header is served (clients that predate the rule do not send it)."""
+    headers = getattr(ctx.request, "headers", None)
+    sent = headers.get("mcp-name") if headers is not None else None
+    if sent is not None and decode_header_value(sent.strip()) != task_id:
+        message = "Mcp-Name header does not match the request body's 'taskId' parameter"
+        raise MCPError(code=types.HEADER_MISMATCH, message=message)
+
+
+def _crashed(trace: dict[str, Any]) -> bool:
+    """A run the engine crashed on (`RunService.execute` records it with an `internal error` entry):
+    a protocol-level error to SEP-2663, not a tool error."""
+    errors = trace.get("errors") or []
+    return trace.get("status") == "failed" and any(str(e).startswith("internal error: ") for e in errors)
+
+
 def _not_found() -> MCPError:
     return MCPError(code=types.INVALID_PARAMS, message="Unknown task (or past its time to live)")
 
@@ -165,7 +199,11 @@ class TaskHandlers:
         }
 
     async def _find(self, ctx: ServerRequestContext[Any], task_id: str) -> TaskRow:
-        """The task, if it exists and is the caller's; else the one "unknown task" error."""
+        """The task, if it exists and is the caller's; else the one "unknown task" error (-32021
+        first for a request that did not declare the extension)."""
+        if not declared(ctx):
+            raise missing_extension()
+        check_routing(ctx, task_id)
         store = self.core.service.store
         if store is None:
             raise _not_found()
@@ -202,8 +240,11 @@ class TaskHandlers:
             return self._task(row, "working", time.time(), statusMessage=message)
         if status == "cancelled":
             return self._task(row, "cancelled", updated, statusMessage=reason or "cancelled")
-        if status == "interrupted":
-            error = {"code": types.INTERNAL_ERROR, "message": reason or f"run {run_id} was interrupted"}
+        if status == "interrupted" or _crashed(trace):
+            message = f"run {run_id} failed with an internal error; see the server log"
+            if status == "interrupted":
+                message = reason or f"run {run_id} was interrupted"
+            error = {"code": types.INTERNAL_ERROR, "message": message}
             return self._task(row, "failed", updated, statusMessage=error["message"], error=error)
         result = self._result(trace)
         return self._task(row, "completed", updated, statusMessage=f"run {run_id}: {status}", result=result)
@@ -243,6 +284,15 @@ class TaskHandlers:
         store = self.core.service.store
         if store is not None:
             await anyio.to_thread.run_sync(store.task_records().request_cancel, run_id)
+
+
+def serve(server: Server[Any], handlers: TaskHandlers) -> None:
+    """Advertise the extension in `server/discover` and serve its three methods on `server` (the
+    product's SDK server, app.py, and the conformance test's fixture server)."""
+    server.extensions[EXTENSION] = {}
+    server.add_request_handler("tasks/get", TaskParams, handlers.get)
+    server.add_request_handler("tasks/cancel", TaskParams, handlers.cancel)
+    server.add_request_handler("tasks/update", UpdateTaskParams, handlers.update)
 
 
 def _progress(live: LiveRun) -> str:

@@ -12,7 +12,8 @@ uvicorn setup, drain). So every scenario run against it exercises our transport 
 
 What the fixtures answer follows the suite's reference server (examples/servers/typescript/
 everything-server.ts in modelcontextprotocol/conformance); the 2026-07-28 input-required tools are
-in conformance_mrtr.py.
+in conformance_mrtr.py, the tasks tools (ReasonKit runs through its tasks code) in
+conformance_tasks.py.
 
     python -m tests.server.lifecycle.conformance_fixture --port 8123 [--stateful]
 """
@@ -30,9 +31,10 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 
 from reasonkit.config import load_settings
-from reasonkit.server.mcp import rendering
+from reasonkit.server.mcp import rendering, tasks
 from reasonkit.server.mcp.app import INSTRUCTIONS, ReasonKitServer, _Server, build_server
 from tests.server.lifecycle.conformance_mrtr import MRTR_PROMPTS, MRTR_TOOLS, mrtr_call, mrtr_prompt
+from tests.server.lifecycle.conformance_tasks import SCHEMAS, FixtureProvider, call_task_tool, task_tools
 
 # A 1x1 PNG and a short WAV header, as the reference server sends.
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -205,10 +207,10 @@ class Fixtures:
             types.Tool(name=n, description=f"conformance fixture {n}", input_schema=s)
             for n, s in TOOLS.items()
         ]
-        return types.ListToolsResult(tools=[*own.tools, *fixtures])
+        return types.ListToolsResult(tools=[*own.tools, *fixtures, *task_tools()])
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
-        return TOOLS.get(name) or self.core._input_schema(name)
+        return TOOLS.get(name) or SCHEMAS.get(name) or self.core._input_schema(name)
 
     async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         name, args = params.name, dict(params.arguments or {})
@@ -216,6 +218,8 @@ class Fixtures:
             return STATIC[name]
         if name in MRTR_TOOLS:
             return mrtr_call(ctx, params)
+        if name in SCHEMAS:
+            return await call_task_tool(self.tools, ctx, params)
         session = ctx.session
         if name == "test_tool_with_logging":
             for text in ("Tool execution started", "Tool processing data", "Tool execution completed"):
@@ -341,7 +345,6 @@ def fixture_server(core: ReasonKitServer) -> _Server:
         lifespan=core._lifespan,
         get_tool_input_schema=fx.input_schema,
         on_list_tools=fx.list_tools,
-        on_call_tool=fx.call_tool,
         on_list_resources=fx.list_resources,
         on_list_resource_templates=fx.list_resource_templates,
         on_read_resource=fx.read_resource,
@@ -353,6 +356,9 @@ def fixture_server(core: ReasonKitServer) -> _Server:
         on_set_logging_level=fx.set_level,
         on_subscriptions_listen=core.listen,
     )
+    # as the product's (app.py): tools/call may answer a CreateTaskResult; the tasks methods are ours
+    server.add_request_handler("tools/call", types.CallToolRequestParams, fx.call_tool)
+    tasks.serve(server, core.tool_handlers.tasks)
     server.middleware.append(
         RequestStateBoundary(RequestStateSecurity.ephemeral(), default_audience="fixture")
     )
@@ -375,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
         "server.stateless_http": not opts.stateful,
     }
     settings = load_settings(overrides=overrides)
-    core = build_server(settings)
+    core = build_server(settings, provider_factory=lambda _settings: FixtureProvider())
     core.server = fixture_server(core)
     core.security = SecurityPolicy.from_settings(settings, settings.server.host)
     serve_http(core, settings.server.host, opts.port)

@@ -13,6 +13,7 @@ import anyio
 import httpx
 import pytest
 
+from reasonkit.providers.base import LLMRequest, LLMResponse, Provider
 from reasonkit.server.http.apps import build_http_app
 from reasonkit.server.http.security import SecurityPolicy
 from reasonkit.server.mcp.tasks import CANCEL_REASON, EXTENSION, task_deadline, wants_task
@@ -251,3 +252,66 @@ async def test_run_result_cancels_a_background_run(make_server, fake_llm):
         )
     stored = core.service.store.get(run_id)
     assert stored["status"] == "cancelled" and stored["stop_reason"] == CANCEL_REASON
+
+
+async def test_the_task_methods_need_the_extension_declared(make_server):
+    """SEP-2663: `tasks/*` from a request without the extension is -32021 naming it, even for a task
+    that exists (the suite's tasks-capability-negotiation)."""
+    core = make_server()
+    async with asgi_client(app_for(core)) as http:
+        client = Modern(http)
+        task_id = (await client.call("tiny", {"query": "q", "background": True}))["taskId"]
+        for method, extra in (
+            ("tasks/get", {}),
+            ("tasks/cancel", {}),
+            ("tasks/update", {"inputResponses": {}}),
+        ):
+            refused = await client.send(method, {"taskId": task_id, **extra}, tasks=False)
+            assert refused["error"]["code"] == -32021, refused
+            assert refused["error"]["data"] == {"requiredCapabilities": {"extensions": {EXTENSION: {}}}}
+        done = await client.until_done(task_id)
+    assert done["status"] == "completed"
+
+
+class Crashing(Provider):
+    """A provider that raises what no engine step expects: the engine crashes."""
+
+    name, model = "crashing", "crashing"
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        raise RuntimeError("boom")
+
+
+async def test_a_run_the_engine_crashed_on_is_a_failed_task(make_server):
+    """A protocol-level error is `failed` with an `error` and no `result` (SEP-2663 error semantics),
+    not `completed` with a tool error (the suite's tasks-lifecycle, protocol_error_job)."""
+    core = make_server()
+    core.provider_factory = lambda _settings: Crashing()
+    async with asgi_client(app_for(core)) as http:
+        client = Modern(http)
+        task_id = (await client.call("tiny", {"query": "q", "background": True}))["taskId"]
+        done = await client.until_done(task_id)
+    assert done["status"] == "failed" and "result" not in done, done
+    assert done["error"]["code"] == -32603 and "internal error" in done["error"]["message"]
+
+
+async def test_a_task_method_whose_mcp_name_header_is_another_task_is_refused(make_server):
+    """SEP-2663 routing headers: `Mcp-Name` of `tasks/*` mirrors `params.taskId`; a mismatch is
+    -32020 HeaderMismatch with HTTP 400 (the SDK checks it for tools/call, resources/read and
+    prompts/get only; the suite's tasks-request-headers)."""
+    core = make_server()
+    async with asgi_client(app_for(core)) as http:
+        client = Modern(http)
+        task_id = (await client.call("tiny", {"query": "q", "background": True}))["taskId"]
+        headers = {
+            "accept": "application/json, text/event-stream",
+            "content-type": "application/json",
+            "mcp-protocol-version": MODERN,
+            "mcp-method": "tasks/get",
+            "mcp-name": "another-task",
+        }
+        resp = await http.post("/mcp", json=request("tasks/get", {"taskId": task_id}), headers=headers)
+        matched = await client.task(task_id)  # Modern sends the matching Mcp-Name
+        await client.until_done(task_id)
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == -32020, resp.text
+    assert matched["taskId"] == task_id
