@@ -110,6 +110,13 @@ def run_suite(url: str, out: Path, home: Path, *args: str) -> dict[str, list[str
     return results
 
 
+def timed_out_only(failed: list[str]) -> bool:
+    """A scenario whose only failure is the suite's own time limit: on a loaded 2-core machine a
+    stateful 2025 scenario (elicitation, sampling) has hit the 60 s limit while passing alone in
+    seconds, so it is run once more by itself; a second time-out, or any other failure, counts."""
+    return bool(failed) and all(f.startswith("scenario-timeout") for f in failed)
+
+
 def expected_failures() -> dict[tuple[str, str], str]:
     found = {}
     for line in EXPECTED.read_text().splitlines():
@@ -147,6 +154,17 @@ def test_conformance_suite(server_env, fake_llm, tmp_path: Path) -> None:
                 out = tmp_path / f"{name}-{wire}"
                 ran = run_suite(url, out, home, "--suite", "all", "--spec-version", wire)
                 for scenario, failed in ran.items():
+                    if timed_out_only(failed):  # once more, alone: see timed_out_only
+                        again = run_suite(
+                            url,
+                            out / f"again-{scenario}",
+                            home,
+                            "--scenario",
+                            scenario,
+                            "--spec-version",
+                            wire,
+                        )
+                        failed = again.get(scenario, failed)
                     if (name == "fixture") == bool(FIXTURE_SCENARIOS.match(scenario)):
                         got[(wire, scenario)] = failed
         for scenario, wires in scenarios.items():
