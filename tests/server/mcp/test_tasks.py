@@ -261,11 +261,12 @@ async def test_the_task_methods_need_the_extension_declared(make_server):
     async with asgi_client(app_for(core)) as http:
         client = Modern(http)
         task_id = (await client.call("tiny", {"query": "q", "background": True}))["taskId"]
-        for method, extra in (
+        extras: list[tuple[str, dict[str, Any]]] = [
             ("tasks/get", {}),
             ("tasks/cancel", {}),
             ("tasks/update", {"inputResponses": {}}),
-        ):
+        ]
+        for method, extra in extras:
             refused = await client.send(method, {"taskId": task_id, **extra}, tasks=False)
             assert refused["error"]["code"] == -32021, refused
             assert refused["error"]["data"] == {"requiredCapabilities": {"extensions": {EXTENSION: {}}}}
