@@ -75,10 +75,12 @@ def engine() -> Engine:
 async def test_quick_profile_end_to_end(engine):
     result = await engine.run_profile("quick", {"query": QUESTION}, budget=Budget(seconds=340))
     assert_structure_and_honesty(result)
-    # quick = gigathink -> laserlogic: both ran end to end, so the other tools are run on their own below
+    # quick = gigathink -> laserlogic -> the closing step: all ran end to end, so the other tools are
+    # run on their own below
     assert [(e.protocol, e.status != "skipped") for e in result.entries] == [
         ("gigathink", True),
         ("laserlogic", True),
+        ("closing", True),
     ]
     assert any("small-model caps" in n for n in result.notes), result.notes
 
